@@ -1,0 +1,385 @@
+"""DRN -- "Distilling with Residual Network for Single Image Super Resolution" (Sun et al., 2019).
+
+No code, weights, parameter count or results table of this paper exist publicly
+(docs/DRN.md), so this is a *reconstruction* from the paper's text. Every unknown is a constructor
+argument of :class:`DRN`, and every choice made for the registered configurations is listed in the
+model cards' ``assumptions``.
+
+Structure (names as in the paper):
+
+* mean shift (as EDSR: x255, minus the DIV2K RGB mean) -> LFE: one 3x3 convolution to ``n_feats``;
+* ``n_groups`` residual distilling groups (RDG), chained; an RDG is ``n_blocks`` blocks, a 1x1
+  local feature fusion (LFF) over the concatenated block outputs, and a long skip from the group
+  input: ``rdg(x) = x + LFF(cat(b_1, ..., b_n))``;
+* global feature fusion (GFF): 1x1 over the concatenated RDG outputs, then a 3x3 convolution;
+  global residual from the LFE output;
+* reconstruction (IR): sub-pixel (pixel-shuffle) upsampler as in EDSR, then 3x3 to RGB, plus mean.
+
+Residual distilling block (RDB), a dual-path block in the Dual Path Networks sense:
+
+* residual branch: ``r = x + conv3x3(act(conv3x3(x)))`` (re-uses features);
+* distilling branch: keeps the first ``keep_channels`` channels of ``x`` and concatenates
+  ``distill_channels`` new ones, ``act(conv3x3(x))`` (a dense path: adds new features);
+* ``rdb(x) = conv1x1(cat(r, x[:, :keep], new))`` back to ``n_feats`` channels.
+
+``use_distill=False`` removes the distilling branch (the paper's "without RDB" ablation): the block
+is the residual branch followed by its 1x1 fusion (``rdb(x) = conv1x1(r)``).
+``block="plain"`` replaces the RDB by an EDSR-style residual block ``x + conv(act(conv(x)))`` with
+no distilling branch and no 1x1 fusion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from architectures.edsr import DIV2K_RGB_MEAN, MeanShift, Upsampler
+from srbench.registry import ModelCard, register_model
+
+ACTIVATIONS = ("elu", "relu", "leakyrelu")
+UPSAMPLERS = ("pixelshuffle",)
+BLOCKS = ("rdb", "plain")
+
+
+def make_activation(name: str, negative_slope: float = 0.2) -> Callable[[], nn.Module]:
+    if name == "elu":
+        return lambda: nn.ELU(inplace=True)
+    if name == "relu":
+        return lambda: nn.ReLU(inplace=True)
+    if name == "leakyrelu":
+        return lambda: nn.LeakyReLU(negative_slope, inplace=True)
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {name!r}")
+
+
+class RDB(nn.Module):
+    """Residual distilling block (see the module docstring)."""
+
+    def __init__(
+        self,
+        n_feats: int,
+        distill_channels: int,
+        keep_channels: int,
+        act: Callable[[], nn.Module],
+        use_distill: bool = True,
+    ) -> None:
+        super().__init__()
+        self.use_distill = use_distill
+        self.keep_channels = keep_channels
+        self.res1 = nn.Conv2d(n_feats, n_feats, 3, padding=1)
+        self.act = act()
+        self.res2 = nn.Conv2d(n_feats, n_feats, 3, padding=1)
+        fuse_in = n_feats
+        if use_distill:
+            self.distill = nn.Conv2d(n_feats, distill_channels, 3, padding=1)
+            self.distill_act = act()
+            fuse_in += keep_channels + distill_channels
+        self.fuse = nn.Conv2d(fuse_in, n_feats, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        r = x + self.res2(self.act(self.res1(x)))
+        if not self.use_distill:
+            return self.fuse(r)
+        new = self.distill_act(self.distill(x))
+        return self.fuse(torch.cat([r, x[:, : self.keep_channels], new], dim=1))
+
+
+class PlainResBlock(nn.Module):
+    """``x + conv3x3(act(conv3x3(x)))``."""
+
+    def __init__(self, n_feats: int, act: Callable[[], nn.Module]) -> None:
+        super().__init__()
+        self.res1 = nn.Conv2d(n_feats, n_feats, 3, padding=1)
+        self.act = act()
+        self.res2 = nn.Conv2d(n_feats, n_feats, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.res2(self.act(self.res1(x)))
+
+
+class RDG(nn.Module):
+    """Residual distilling group: blocks, 1x1 local fusion of all block outputs, long skip."""
+
+    def __init__(self, blocks: list[nn.Module], n_feats: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.lff = nn.Conv2d(len(blocks) * n_feats, n_feats, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        outs = []
+        h = x
+        for block in self.blocks:
+            h = block(h)
+            outs.append(h)
+        return x + self.lff(torch.cat(outs, dim=1))
+
+
+class DRN(nn.Module):
+    def __init__(
+        self,
+        scale: int,
+        *,
+        n_feats: int = 64,
+        n_groups: int = 3,
+        n_blocks: int = 4,
+        distill_channels: int = 16,
+        keep_channels: int | None = None,
+        activation: str = "elu",
+        negative_slope: float = 0.2,
+        upsampler: str = "pixelshuffle",
+        use_distill: bool | None = None,
+        block: str = "rdb",
+        n_colors: int = 3,
+        rgb_range: float = 255.0,
+        rgb_mean: tuple[float, ...] = DIV2K_RGB_MEAN,
+    ) -> None:
+        super().__init__()
+        if block not in BLOCKS:
+            raise ValueError(f"block must be one of {BLOCKS}, got {block!r}")
+        if upsampler not in UPSAMPLERS:
+            raise ValueError(f"upsampler must be one of {UPSAMPLERS}, got {upsampler!r}")
+        if use_distill is None:
+            use_distill = block == "rdb"
+        if block == "plain" and use_distill:
+            raise ValueError("block='plain' has no distilling branch; use block='rdb'")
+        if min(n_feats, n_groups, n_blocks) < 1:
+            raise ValueError("n_feats, n_groups and n_blocks must be positive")
+        if keep_channels is None:
+            keep_channels = n_feats // 4  # IDN's split: keep 16 of 64 channels
+        if use_distill and not (0 <= keep_channels <= n_feats and distill_channels >= 1):
+            raise ValueError(
+                f"need 0 <= keep_channels <= n_feats and distill_channels >= 1, got "
+                f"keep_channels={keep_channels}, distill_channels={distill_channels}"
+            )
+        act = make_activation(activation, negative_slope)
+        self.scale = scale
+        self.rgb_range = rgb_range
+        self.config = {
+            "n_feats": n_feats,
+            "n_groups": n_groups,
+            "n_blocks": n_blocks,
+            "distill_channels": distill_channels if use_distill else 0,
+            "keep_channels": keep_channels if use_distill else 0,
+            "activation": activation,
+            "upsampler": upsampler,
+            "use_distill": use_distill,
+            "block": block,
+        }
+
+        def make_block() -> nn.Module:
+            if block == "plain":
+                return PlainResBlock(n_feats, act)
+            return RDB(n_feats, distill_channels, keep_channels, act, use_distill)
+
+        self.sub_mean = MeanShift(rgb_range, rgb_mean, sign=-1)
+        self.add_mean = MeanShift(rgb_range, rgb_mean, sign=+1)
+        self.lfe = nn.Conv2d(n_colors, n_feats, 3, padding=1)
+        self.groups = nn.ModuleList(
+            RDG([make_block() for _ in range(n_blocks)], n_feats) for _ in range(n_groups)
+        )
+        self.gff = nn.Sequential(
+            nn.Conv2d(n_groups * n_feats, n_feats, 1), nn.Conv2d(n_feats, n_feats, 3, padding=1)
+        )
+        self.upsample = Upsampler(scale, n_feats)
+        self.reconstruct = nn.Conv2d(n_feats, n_colors, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.sub_mean(x * self.rgb_range)
+        f0 = self.lfe(x)
+        h = f0
+        outs = []
+        for group in self.groups:
+            h = group(h)
+            outs.append(h)
+        h = f0 + self.gff(torch.cat(outs, dim=1))
+        x = self.reconstruct(self.upsample(h))
+        return self.add_mean(x) / self.rgb_range
+
+
+# ----------------------------------------------------------------------------------------------
+# Registered configurations
+# ----------------------------------------------------------------------------------------------
+
+_PAPER = (
+    "X. Sun, W. Lu, R. Wang, F. Bai, 'Distilling with Residual Network for Single Image Super "
+    "Resolution', arXiv:1907.02843, 2019"
+)
+_LICENCE = "unknown (no official code)"
+
+_COMMON_ASSUMPTIONS = (
+    "No official code, weights, parameter count or results table exist; this is a reconstruction "
+    "from the paper's text (docs/DRN.md), not the authors' network.",
+    "RGB input in [0, 1], scaled to [0, 255] with the DIV2K RGB mean subtracted as in EDSR "
+    "(frozen non-persistent buffer); the paper does not describe its input normalisation.",
+    "LFE: one 3x3 convolution (stated). All other convolutions 3x3/padding 1 except the 1x1 "
+    "local and global fusion layers (stated).",
+    "RDG: blocks chained, LFF = 1x1 convolution over the concatenation of all block outputs, long "
+    "skip from the group input (assumed form of 'fuses local with global features').",
+    "GFF: 1x1 over the concatenation of all RDG outputs, then a 3x3 convolution, plus a global "
+    "residual from the LFE output (RDN-style; assumed).",
+    "RDB: residual branch x + conv3x3(act(conv3x3(x))); distilling branch keeps the first "
+    "keep_channels channels of x and concatenates distill_channels new ones act(conv3x3(x)); a "
+    "1x1 fusion of both branches back to n_feats (assumed DPN-style form; the paper gives no "
+    "split ratio, growth or fusion).",
+    "keep_channels = n_feats / 4 (IDN's 16-of-64 split; assumed).",
+    "Activation ELU (cited by the paper; which layers use it is assumed: after the first conv of "
+    "each residual branch and on the distilled features; fusion layers are linear).",
+    "Upsampler: sub-pixel convolution as in EDSR (3x3 conv to s^2 * n_feats, pixel shuffle; x4 = "
+    "two x2 stages), then a 3x3 convolution to RGB (the paper cites ESPCN; exact form assumed).",
+    "Default PyTorch initialisation; loss, patch size, batch and schedule belong to the training "
+    "recipe, not the architecture (the paper cites Adam and DIV2K).",
+)
+
+
+def _card(name: str, config: dict[str, object], size_note: str, extra: tuple[str, ...]) -> ModelCard:
+    width_etc = ", ".join(f"{k}={v}" for k, v in config.items())
+    return ModelCard(
+        name=name,
+        family="drn",
+        paper=_PAPER,
+        year=2019,
+        scales=(2, 3, 4),
+        input_channels="rgb",
+        pre_upsampled=False,
+        licence=_LICENCE,
+        assumptions=(*_COMMON_ASSUMPTIONS, f"Configuration ({size_note}): {width_etc}.", *extra),
+        notes=(
+            "Reconstruction of DRN (Sun et al. 2019); no official code or weights exist, so there "
+            "are no published results or parameter counts to compare with. " + size_note
+        ),
+    )
+
+
+# drn_s: parameter-matched to IDN (552,769 at every scale) within 5% at x2, x3 and x4
+# (529,379 / 575,619 / 566,371; the pixel-shuffle upsampler's size depends on the scale).
+DRN_S = {
+    "n_feats": 32,
+    "n_groups": 4,
+    "n_blocks": 4,
+    "distill_channels": 28,
+    "keep_channels": 8,
+    "activation": "elu",
+    "upsampler": "pixelshuffle",
+    "use_distill": True,
+    "block": "rdb",
+}
+# drn_m: parameter-matched to EDSR-baseline within 5% at each scale
+# (1,382,947 / 1,567,587 / 1,530,659 against 1,369,859 / 1,554,499 / 1,517,571).
+DRN_M = {
+    "n_feats": 64,
+    "n_groups": 3,
+    "n_blocks": 4,
+    "distill_channels": 24,
+    "keep_channels": 16,
+    "activation": "elu",
+    "upsampler": "pixelshuffle",
+    "use_distill": True,
+    "block": "rdb",
+}
+# drn_s without the distilling branch: same width and depth, fewer parameters.
+DRN_S_NODISTILL = {
+    "n_feats": 32,
+    "n_groups": 4,
+    "n_blocks": 4,
+    "activation": "elu",
+    "upsampler": "pixelshuffle",
+    "use_distill": False,
+    "block": "rdb",
+}
+# drn_s with plain residual blocks; 6 blocks per group match drn_s within 2% at every scale
+# (520,739 / 566,979 / 557,731, i.e. -1.6%).
+DRN_S_PLAIN = {
+    "n_feats": 32,
+    "n_groups": 4,
+    "n_blocks": 6,
+    "activation": "elu",
+    "upsampler": "pixelshuffle",
+    "use_distill": False,
+    "block": "plain",
+}
+
+_OPTIONS = {
+    "n_feats",
+    "n_groups",
+    "n_blocks",
+    "distill_channels",
+    "keep_channels",
+    "activation",
+    "negative_slope",
+    "upsampler",
+    "use_distill",
+    "block",
+    "rgb_mean",
+}
+
+
+def _build(name: str, base: dict[str, object], scale: int, overrides: dict[str, object]) -> DRN:
+    unknown = set(overrides) - _OPTIONS
+    if unknown:
+        raise TypeError(f"{name} got unknown options {sorted(unknown)} (allowed: {sorted(_OPTIONS)})")
+    return DRN(scale, **{**base, **overrides})  # type: ignore[arg-type]
+
+
+@register_model(
+    _card(
+        "drn_s",
+        DRN_S,
+        "small: parameter-matched to IDN (552,769) within 5% at every scale",
+        (
+            "Width 32, 4 groups x 4 blocks and growth 28 were chosen only to match IDN's parameter "
+            "count at x2, x3 and x4 (the pixel-shuffle upsampler grows with the scale, so a width "
+            "above ~34 cannot stay within 5% of IDN at all three scales); the paper states none "
+            "of them.",
+        ),
+    )
+)
+def drn_s(scale: int, **overrides: object) -> nn.Module:
+    return _build("drn_s", DRN_S, scale, overrides)
+
+
+@register_model(
+    _card(
+        "drn_m",
+        DRN_M,
+        "medium: parameter-matched to EDSR-baseline within 5% at each scale",
+        (
+            "Width 64 (as EDSR-baseline, so the upsamplers are identical), 3 groups x 4 blocks and "
+            "growth 24 were chosen only to match EDSR-baseline's parameter count; the paper "
+            "states none of them.",
+        ),
+    )
+)
+def drn_m(scale: int, **overrides: object) -> nn.Module:
+    return _build("drn_m", DRN_M, scale, overrides)
+
+
+@register_model(
+    _card(
+        "drn_s_nodistill",
+        DRN_S_NODISTILL,
+        "ablation: drn_s with the distilling branch removed (the paper's 'DRN without RDB')",
+        (
+            "'Without RDB' is read as: the RDB keeps its residual branch and 1x1 fusion, only the "
+            "distilling branch is removed; width and depth as drn_s, so it has fewer parameters.",
+        ),
+    )
+)
+def drn_s_nodistill(scale: int, **overrides: object) -> nn.Module:
+    return _build("drn_s_nodistill", DRN_S_NODISTILL, scale, overrides)
+
+
+@register_model(
+    _card(
+        "drn_s_plain",
+        DRN_S_PLAIN,
+        "ablation: plain residual blocks, parameter-matched to drn_s within 2% at every scale",
+        (
+            "Plain block = EDSR-style x + conv(act(conv(x))) with no distilling branch and no 1x1 "
+            "fusion; the groups, LFF, GFF and upsampler are as in drn_s; depth raised to match "
+            "drn_s's parameter count.",
+        ),
+    )
+)
+def drn_s_plain(scale: int, **overrides: object) -> nn.Module:
+    return _build("drn_s_plain", DRN_S_PLAIN, scale, overrides)

@@ -1,0 +1,145 @@
+"""IDN (Hui et al., CVPR 2018): information distillation network on the Y channel.
+
+Structure and layer names follow the official Caffe model exactly (see
+shared/reference-weights/README.md), so the converted official weights load without key mapping:
+
+* ``conv1`` (1->64), ``conv2`` (64->64): feature extraction, LeakyReLU(0.05) after each.
+* Four distillation blocks, k = 3..6, every convolution 3x3 with padding 1 and LeakyReLU(0.05):
+  upper path ``conv{k}_1`` (64->48) -> ``conv{k}_2`` (48->32, groups 4) -> ``conv{k}_3`` (32->64);
+  the 64 channels are split into the first 16 and the last 48; lower path on the last 48:
+  ``conv{k}_4`` (48->64) -> ``conv{k}_5`` (64->48, groups 4) -> ``conv{k}_6`` (48->80);
+  ``down{k-2}`` (1x1, 80->64) on ``cat(block_input, first16) + lower``, then LeakyReLU(0.05).
+* ``upsample``: ConvTranspose2d(64, 1, 17, stride=scale), no activation, added to the
+  bicubic-upsampled LR. The Caffe model uses padding 8 and crops the bicubic image by ``scale - 1``
+  pixels top-left; the identical full-size result comes from padding ``9 - scale`` and keeping the
+  first ``h*scale x w*scale`` pixels, which is what is done here.
+
+552,769 parameters at every scale (only the transposed convolution's stride and padding change).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from srbench.imresize import imresize_torch
+from srbench.registry import ModelCard, PublishedResult, WeightsRef, register_model
+
+_SRC_IDN = "Hui et al., CVPR 2018 (IDN paper), benchmark table"
+_SRC_IMDN = "Hui et al., ACM MM 2019 (IMDN paper), benchmark table, IDN row"
+
+_PUBLISHED = (
+    ("set5", 2, 37.83, 0.9600, _SRC_IDN),
+    ("set14", 2, 33.30, 0.9148, _SRC_IDN),
+    ("b100", 2, 32.08, 0.8985, _SRC_IDN),
+    ("urban100", 2, 31.27, 0.9196, _SRC_IDN),
+    ("manga109", 2, 38.01, 0.9749, _SRC_IMDN),
+    ("set5", 3, 34.11, 0.9253, _SRC_IDN),
+    ("set14", 3, 29.99, 0.8354, _SRC_IDN),
+    ("b100", 3, 28.95, 0.8013, _SRC_IDN),
+    ("urban100", 3, 27.42, 0.8359, _SRC_IDN),
+    ("manga109", 3, 32.71, 0.9381, _SRC_IMDN),
+    ("set5", 4, 31.82, 0.8903, _SRC_IDN),
+    ("set14", 4, 28.25, 0.7730, _SRC_IDN),
+    ("b100", 4, 27.41, 0.7297, _SRC_IDN),
+    ("urban100", 4, 25.41, 0.7632, _SRC_IDN),
+    ("manga109", 4, 29.41, 0.8942, _SRC_IMDN),
+)
+
+# sha256 of the safetensors files `srbench weights convert` writes from the official npz files
+# (srbench.weights.convert_official_npz; the output is byte-for-byte deterministic).
+WEIGHTS_SHA256 = {
+    2: "d8d81531ad4cde9b59302b9a64ef6167253248d7ee9c9f287da7c9f277663da4",
+    3: "0c4b9a9a18616b19abdb6cffed8afe567321c406a9d4255258da1c226aef26ac",
+    4: "88152a3496c01bb9ad19f744fa21d4286df0f4fc5ebba8662f80bc418fee8860",
+}
+_WEIGHTS = {
+    s: WeightsRef(
+        filename=f"idn_x{s}.safetensors",
+        sha256=sha,
+        source=(
+            f"Zheng222/IDN-Caffe test/caffemodel/IDN_x{s}.caffemodel (official, trained on 291 "
+            f"images), as shared/reference-weights/idn_x{s}.npz"
+        ),
+    )
+    for s, sha in WEIGHTS_SHA256.items()
+}
+
+_SLOPE = 0.05
+
+
+class IDN(nn.Module):
+    def __init__(self, scale: int) -> None:
+        super().__init__()
+        if not 1 <= scale <= 9:
+            raise ValueError(f"IDN's 17x17 transposed convolution supports scales 1..9, not {scale}")
+        self.scale = scale
+        self.conv1 = nn.Conv2d(1, 64, 3, padding=1)
+        self.conv2 = nn.Conv2d(64, 64, 3, padding=1)
+        for k in range(3, 7):
+            self.add_module(f"conv{k}_1", nn.Conv2d(64, 48, 3, padding=1))
+            self.add_module(f"conv{k}_2", nn.Conv2d(48, 32, 3, padding=1, groups=4))
+            self.add_module(f"conv{k}_3", nn.Conv2d(32, 64, 3, padding=1))
+            self.add_module(f"conv{k}_4", nn.Conv2d(48, 64, 3, padding=1))
+            self.add_module(f"conv{k}_5", nn.Conv2d(64, 48, 3, padding=1, groups=4))
+            self.add_module(f"conv{k}_6", nn.Conv2d(48, 80, 3, padding=1))
+            self.add_module(f"down{k - 2}", nn.Conv2d(80, 64, 1))
+        self.upsample = nn.ConvTranspose2d(64, 1, 17, stride=scale, padding=9 - scale)
+
+    def _act(self, x: Tensor) -> Tensor:
+        return F.leaky_relu(x, _SLOPE)
+
+    def _block(self, k: int, x: Tensor) -> Tensor:
+        conv = lambda i: getattr(self, f"conv{k}_{i}")  # noqa: E731
+        a = self._act(conv(1)(x))
+        a = self._act(conv(2)(a))
+        a = self._act(conv(3)(a))
+        kept, rest = a[:, :16], a[:, 16:]
+        b = self._act(conv(4)(rest))
+        b = self._act(conv(5)(b))
+        b = self._act(conv(6)(b))
+        merged = torch.cat([x, kept], dim=1) + b
+        return self._act(getattr(self, f"down{k - 2}")(merged))
+
+    def forward(self, x: Tensor) -> Tensor:
+        h, w = x.shape[-2:]
+        up = imresize_torch(x, float(self.scale))
+        f = self._act(self.conv1(x))
+        f = self._act(self.conv2(f))
+        for k in range(3, 7):
+            f = self._block(k, f)
+        res = self.upsample(f)[..., : h * self.scale, : w * self.scale]
+        return up + res
+
+
+@register_model(
+    ModelCard(
+        name="idn",
+        family="idn",
+        paper=(
+            "Z. Hui, X. Wang, X. Gao, 'Fast and Accurate Single Image Super-Resolution via "
+            "Information Distillation Network', CVPR 2018, pp. 723-731 (arXiv:1803.09454)"
+        ),
+        year=2018,
+        scales=(2, 3, 4),
+        input_channels="y",
+        pre_upsampled=False,
+        licence="unknown (official code Zheng222/IDN-Caffe has no licence file)",
+        published=tuple(
+            PublishedResult(dataset=d, scale=s, psnr_db=p, ssim=q, protocol="legacy-y", source=src)
+            for d, s, p, q, src in _PUBLISHED
+        ),
+        published_params={2: 552_769, 3: 552_769, 4: 552_769},
+        weights=_WEIGHTS,
+        notes=(
+            "Works on LR features; only the skip is bicubic-upsampled. The official weights "
+            "reproduce the published Set5 values within 0.01 dB under the legacy-y protocol "
+            "(per-image x2: baby 38.88, bird 42.93, butterfly 35.02, head 35.97, woman 36.34)."
+        ),
+    )
+)
+def idn(scale: int, **overrides: object) -> nn.Module:
+    if overrides:
+        raise TypeError(f"idn takes no options, got {sorted(overrides)}")
+    return IDN(scale)

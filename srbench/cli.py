@@ -1,0 +1,317 @@
+"""The ``srbench`` command line. Library code never prints; this module does."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from srbench.errors import SRBenchError
+
+app = typer.Typer(
+    help="Benchmark and ablation suite for single-image super-resolution.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+data_app = typer.Typer(help="Benchmark data: where it is, and whether it verifies.")
+weights_app = typer.Typer(help="Weights: convert official checkpoints to safetensors.")
+app.add_typer(data_app, name="data")
+app.add_typer(weights_app, name="weights")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _split(values: str | None) -> list[str]:
+    return [v.strip() for v in values.split(",") if v.strip()] if values else []
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(2)
+
+
+def main() -> None:  # pragma: no cover - thin wrapper used by `python -m srbench`
+    try:
+        app()
+    except SRBenchError as exc:
+        _fail(str(exc))
+
+
+DataRoot = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="Folder holding Set5/, Set14/, ... (else $SRBENCH_DATA)."),
+]
+
+
+@app.command()
+def run(
+    models: Annotated[str, typer.Option(help="Comma-separated model names (`srbench models`).")] = "bicubic",
+    datasets: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated: set5,set14,b100,urban100,manga109 or demo. "
+                     "Default: every benchmark present, else the built-in demo set."),
+    ] = None,
+    scales: Annotated[str, typer.Option(help="Comma-separated scales.")] = "2,3,4",
+    protocol: Annotated[str, typer.Option(help="standard or legacy-y (docs/protocols.md).")] = "standard",
+    data_root: DataRoot = None,
+    weights: Annotated[
+        list[Path] | None,
+        typer.Option(help="safetensors file or folder (repeatable); matched to models and "
+                     "scales by the metadata srbench writes into each file."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")] = "cpu",
+    self_ensemble: Annotated[bool, typer.Option("--self-ensemble", help="x8 geometric self-ensemble (the '+' variants).")] = False,
+    tile: Annotated[int | None, typer.Option(help="Tile size in LR pixels (default: whole image; tiles automatically on out-of-memory).")] = None,
+    tile_overlap: Annotated[int, typer.Option(help="LR pixels of context around each tile.")] = 32,
+    results_dir: Annotated[Path, typer.Option(help="Result store folder.")] = Path("results"),
+    force: Annotated[bool, typer.Option("--force", help="Recompute results already in the store.")] = False,
+    no_verify: Annotated[bool, typer.Option("--no-verify", help="Evaluate images whose fingerprints do not match (labelled non-standard).")] = False,
+    allow_random_weights: Annotated[bool, typer.Option("--allow-random-weights", help="Run trainable models without weights (smoke tests only).")] = False,
+) -> None:
+    """Measure PSNR/SSIM of models on benchmarks; resumable, results go to the store."""
+    from srbench.data import available_benchmarks, resolve_data_root
+    from srbench.runner import DEMO_NOTICE, RunConfig, benchmark_source, demo_source, iter_run
+
+    try:
+        root = resolve_data_root(data_root)
+        dataset_keys = _split(datasets)
+        if not dataset_keys:
+            dataset_keys = available_benchmarks(root) or ["demo"]
+        sources = [
+            demo_source() if key == "demo" else benchmark_source(key, root, verify=not no_verify)
+            for key in dataset_keys
+        ]
+        if any(s.key == "demo" for s in sources):
+            err_console.print(f"[yellow]note:[/] {DEMO_NOTICE}", highlight=False)
+        config = RunConfig(
+            models=_split(models),
+            datasets=dataset_keys,
+            scales=[int(s) for s in _split(scales)],
+            protocol=protocol,
+            data_root=root,
+            weights=index_weights(weights or []),
+            device=device,
+            ensemble=self_ensemble,
+            tile=tile,
+            tile_overlap=tile_overlap,
+            verify=not no_verify,
+            results_dir=results_dir,
+            force=force,
+            allow_random_weights=allow_random_weights,
+        )
+        records = _run_with_progress(config, sources)
+    except SRBenchError as exc:
+        _fail(str(exc))
+    except ValueError as exc:
+        _fail(f"bad option value: {exc}")
+    _print_and_save_summary(config, sources, records)
+
+
+def _run_with_progress(config, sources) -> list[dict]:
+    from srbench.runner import iter_run
+
+    records = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+        disable=not err_console.is_terminal and not _progress_forced(),
+    ) as progress:
+        task = None
+        for event in iter_run(config, sources):
+            if event.kind == "start":
+                task = progress.add_task(
+                    f"{event.model} x{event.scale} {event.dataset}", total=event.total
+                )
+            elif event.kind in ("image", "skip") and task is not None:
+                progress.advance(task)
+                if event.record:
+                    records.append(event.record)
+            elif event.kind == "tiled":
+                err_console.print(f"[yellow]note:[/] {event.message}", highlight=False)
+    return records
+
+
+def _progress_forced() -> bool:
+    import os
+
+    return os.environ.get("SRBENCH_PROGRESS") == "1"
+
+
+def _print_and_save_summary(config, sources, new_records: list[dict]) -> None:
+    from srbench.protocols import get_protocol
+    from srbench.provenance import environment
+    from srbench.results import ResultStore, summarise
+
+    protocol = get_protocol(config.protocol)
+    frame = ResultStore(config.results_dir).load()
+    if frame.empty:
+        _fail("no results were produced")
+    wanted = frame[
+        frame["model"].isin(config.models)
+        & frame["dataset"].isin([s.key for s in sources])
+        & frame["scale"].isin(list(config.scales))
+        & (frame["protocol"] == protocol.id)
+        & (frame["protocol_hash"] == protocol.hash)
+        & (frame["ensemble"] == config.ensemble)
+    ]
+    summary = summarise(wanted)
+    table = Table(title=f"PSNR (dB) / SSIM on Y -- protocol {protocol.label}")
+    for column in ("model", "scale", "dataset", "PSNR_dB", "SSIM", "images"):
+        table.add_column(column, justify="right" if column not in ("model", "dataset") else "left")
+    for row in summary.sort_values(["model", "scale", "dataset"]).itertuples():
+        table.add_row(
+            row.model, f"x{row.scale}", row.dataset, f"{row.psnr_db:.2f}", f"{row.ssim:.4f}",
+            str(row.images),
+        )
+    console.print(table)
+    run_summary = {
+        "protocol": {"id": protocol.id, "hash": protocol.hash, "definition": protocol.definition},
+        "datasets": {s.key: {"fingerprint": s.fingerprint, "standard": s.is_standard} for s in sources},
+        "environment": environment(config.device),
+        "new_records": len(new_records),
+        "summary": json.loads(summary.to_json(orient="records")),
+    }
+    out = Path(config.results_dir) / "runs"
+    out.mkdir(parents=True, exist_ok=True)
+    name = new_records[0]["run_id"] if new_records else "resumed-" + protocol.id
+    path = out / f"{name}.json"
+    path.write_text(json.dumps(run_summary, indent=1) + "\n")
+    err_console.print(
+        f"{len(new_records)} new per-image results in {Path(config.results_dir) / 'records.jsonl'}; "
+        f"summary with provenance in {path}",
+        highlight=False,
+    )
+
+
+def index_weights(paths: list[Path]) -> dict[tuple[str, int], Path]:
+    """Map (model, scale) -> safetensors file, from the metadata srbench writes in each file."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(path.glob("*.safetensors")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise SRBenchError(f"{path}: weights file not found")
+    index: dict[tuple[str, int], Path] = {}
+    if not files:
+        return index
+    from srbench.weights import read_metadata
+
+    for file in files:
+        meta = read_metadata(file)
+        for scale in meta["scales"]:
+            index[(meta["model"], scale)] = file
+    return index
+
+
+@app.command()
+def models(
+    pattern: Annotated[str, typer.Argument(help="Wildcard, e.g. 'drn*'.")] = "*",
+) -> None:
+    """List registered models (built-in and plugins) with parameters per scale."""
+    from srbench.registry import create_model, get_card, list_models, model_origin
+
+    table = Table(title="srbench models (trainable parameters)")
+    for column in ("name", "family", "input", "x2", "x3", "x4", "paper", "from"):
+        table.add_column(column)
+    for name in list_models(pattern):
+        card = get_card(name)
+        counts = {}
+        for scale in (2, 3, 4):
+            if scale in card.scales:
+                model = create_model(name, scale=scale)
+                counts[scale] = f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,}"
+        table.add_row(
+            name, card.family, card.input_channels, counts.get(2, "-"), counts.get(3, "-"),
+            counts.get(4, "-"), f"{card.paper.split(',')[0]} ({card.year})", model_origin(name),
+        )
+    console.print(table)
+
+
+@data_app.command("list")
+def data_list(data_root: DataRoot = None) -> None:
+    """Show where data is looked for and which benchmarks are present."""
+    from srbench.data import hr_folder, list_benchmarks, resolve_data_root
+
+    root = resolve_data_root(data_root)
+    table = Table(title=f"benchmarks under {root}")
+    for column in ("key", "name", "images expected", "files present", "folder"):
+        table.add_column(column)
+    for spec in list_benchmarks():
+        folder = hr_folder(spec, root)
+        present = len([p for p in folder.iterdir() if p.is_file()]) if folder.is_dir() else 0
+        table.add_row(spec.key, spec.name, str(spec.count), str(present), str(folder))
+    console.print(table)
+    console.print("Verify pixels with `srbench data verify`. Data root: --data-root, then "
+                  "$SRBENCH_DATA, then the user cache.", highlight=False)
+
+
+@data_app.command("verify")
+def data_verify(
+    datasets: Annotated[str | None, typer.Option(help="Comma-separated keys (default: all present).")] = None,
+    data_root: DataRoot = None,
+) -> None:
+    """Check every image against its pixel fingerprint; names each bad image."""
+    from srbench.data import available_benchmarks, get_benchmark, hr_folder, resolve_data_root, verify_benchmark
+
+    root = resolve_data_root(data_root)
+    keys = _split(datasets) or available_benchmarks(root)
+    if not keys:
+        _fail(f"no benchmark folders under {root}; see `srbench data list`")
+    bad = 0
+    for key in keys:
+        try:
+            spec = get_benchmark(key)
+        except SRBenchError as exc:
+            _fail(str(exc))
+        if not hr_folder(spec, root).is_dir():
+            console.print(f"{spec.name}: [red]missing[/] ({hr_folder(spec, root)})", highlight=False)
+            bad += 1
+            continue
+        statuses = verify_benchmark(spec, root)
+        ok = sum(s.status == "ok" for s in statuses)
+        colour = "green" if ok == spec.count else "red"
+        console.print(f"{spec.name}: [{colour}]{ok}/{spec.count} verified[/]", highlight=False)
+        for status in statuses:
+            if status.status != "ok":
+                bad += 1
+                console.print(f"  {status.name}: {status.status}: {status.detail}", highlight=False)
+    if bad:
+        raise typer.Exit(1)
+
+
+@weights_app.command("convert")
+def weights_convert(
+    source: Annotated[Path, typer.Argument(help="Official .npz (IDN/VDSR) or a PyTorch checkpoint.")],
+    model: Annotated[str, typer.Option(help="Registered model name.")],
+    scale: Annotated[int, typer.Option(help="Scale the weights are for.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="safetensors file to write.")],
+) -> None:
+    """Convert official weights to a strict-loading safetensors file."""
+    from srbench.weights import convert_official_npz, convert_torch_checkpoint
+
+    try:
+        if source.suffix == ".npz":
+            digest = convert_official_npz(source, model, scale, output)
+        else:
+            digest = convert_torch_checkpoint(source, model, scale, output)
+    except SRBenchError as exc:
+        _fail(str(exc))
+    console.print(f"wrote {output} (sha256 {digest})", highlight=False)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Benchmarks as data: specs, the data root, loading and verifying HR images, the LR cache.
+
+Conventions (every loader here follows them):
+- images are ``numpy.uint8`` arrays, H x W x 3 (RGB) or H x W (single-channel ``L``), exactly as
+  ``numpy.asarray(PIL.Image.open(f))`` decodes them; no colour management, no gamma;
+- an image is identified by its decoded pixels (sha256 of the C-ordered uint8 array, plus its
+  shape), never by its file bytes, so PNG, lossless WebP, BMP and TIFF copies all verify;
+- RGBA, 16-bit, palette and other modes are refused with a message saying how to convert, since a
+  silent conversion would change the numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from srbench.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".webp", ".bmp", ".tif", ".tiff")
+BENCHMARK_KEYS = ("set5", "set14", "b100", "urban100", "manga109")
+ENV_DATA_ROOT = "SRBENCH_DATA"
+
+_HOW_TO_GET = {
+    "manga109": "extract it with shared/tools/extract-manga109.sh (its licence forbids redistribution)",
+}
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    name: str
+    mode: str  # "RGB" or "L"
+    height: int
+    width: int
+    channels: int
+    pixels_sha256: str
+
+
+@dataclass(frozen=True)
+class BenchmarkSpec:
+    key: str
+    name: str
+    folder: str
+    citation: str
+    images: tuple[ImageSpec, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.images)
+
+    @property
+    def fingerprint(self) -> str:
+        """One hash for the whole benchmark: the sorted per-image fingerprints."""
+        digest = hashlib.sha256()
+        for image in self.images:
+            digest.update(f"{image.name}:{image.height}x{image.width}x{image.channels}:".encode())
+            digest.update(image.pixels_sha256.encode())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class HRImage:
+    """A verified HR image of a benchmark (or of the built-in demo set)."""
+
+    dataset: str
+    name: str
+    pixels: np.ndarray  # uint8, H x W x 3 or H x W
+    pixels_sha256: str
+    path: Path | None
+
+
+@cache
+def get_benchmark(key: str) -> BenchmarkSpec:
+    key = key.lower()
+    if key not in BENCHMARK_KEYS:
+        raise DataError(
+            f"unknown benchmark {key!r}; choose from {', '.join(BENCHMARK_KEYS)} (or 'demo')"
+        )
+    text = resources.files("srbench.benchmarks").joinpath(f"{key}.json").read_text()
+    raw = json.loads(text)
+    images = tuple(ImageSpec(**image) for image in raw["images"])
+    if len(images) != raw["count"]:
+        raise DataError(f"benchmark spec {key}.json is inconsistent: reinstall srbench")
+    return BenchmarkSpec(raw["key"], raw["name"], raw["folder"], raw["citation"], images)
+
+
+def list_benchmarks() -> list[BenchmarkSpec]:
+    return [get_benchmark(k) for k in BENCHMARK_KEYS]
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.environ.get("SRBENCH_CACHE", Path(base) / "srbench"))
+
+
+def resolve_data_root(data_root: str | Path | None = None) -> Path:
+    """``--data-root``, then ``$SRBENCH_DATA``, then ``<user cache>/srbench/datasets``."""
+    if data_root is not None:
+        return Path(data_root).expanduser()
+    env = os.environ.get(ENV_DATA_ROOT)
+    if env:
+        return Path(env).expanduser()
+    return default_cache_dir() / "datasets"
+
+
+def pixels_sha256(pixels: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest()
+
+
+def decode_image(path: Path) -> np.ndarray:
+    """Decode a lossless 8-bit RGB or greyscale image; refuse anything else with a one-line fix."""
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+            if mode in ("RGBA", "LA", "PA"):
+                raise DataError(
+                    f"{path}: has an alpha channel ({mode}); save it as 8-bit RGB without alpha "
+                    "(e.g. PIL: img.convert('RGB').save(...)) after checking the alpha is opaque"
+                )
+            if mode in ("I;16", "I;16B", "I;16L", "I", "F") or mode.startswith("I;16"):
+                raise DataError(
+                    f"{path}: is a {mode} image (16-bit or float); benchmarks are 8-bit: "
+                    "convert it to 8-bit RGB with the rounding you intend"
+                )
+            if mode not in ("RGB", "L"):
+                raise DataError(
+                    f"{path}: unsupported image mode {mode}; convert it to 8-bit RGB or L"
+                )
+            img.load()
+            pixels = np.asarray(img)
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(
+            f"{path}: cannot decode the image ({exc}); the file is corrupt or truncated: "
+            "replace it with a good copy"
+        ) from None
+    if pixels.dtype != np.uint8:
+        raise DataError(f"{path}: decoded to {pixels.dtype}, expected 8-bit; convert it to 8-bit")
+    return pixels
+
+
+def find_image_file(folder: Path, name: str) -> Path | None:
+    for suffix in IMAGE_SUFFIXES:
+        for candidate in (folder / f"{name}{suffix}", folder / f"{name}{suffix.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def hr_folder(spec: BenchmarkSpec, root: Path) -> Path:
+    return root / spec.folder / "HR"
+
+
+@dataclass(frozen=True)
+class ImageStatus:
+    name: str
+    status: str  # "ok", "missing", "mismatch", "unreadable"
+    detail: str
+    path: Path | None
+
+
+def verify_benchmark(spec: BenchmarkSpec, root: Path) -> list[ImageStatus]:
+    """Check every image of a benchmark against its fingerprint (image by image)."""
+    folder = hr_folder(spec, root)
+    statuses = []
+    for image in spec.images:
+        path = find_image_file(folder, image.name)
+        if path is None:
+            statuses.append(ImageStatus(image.name, "missing", f"not found in {folder}", None))
+            continue
+        try:
+            pixels = decode_image(path)
+        except DataError as exc:
+            statuses.append(ImageStatus(image.name, "unreadable", str(exc), path))
+            continue
+        problem = _fingerprint_problem(image, pixels)
+        if problem:
+            statuses.append(ImageStatus(image.name, "mismatch", problem, path))
+        else:
+            statuses.append(ImageStatus(image.name, "ok", "", path))
+    return statuses
+
+
+def _fingerprint_problem(image: ImageSpec, pixels: np.ndarray) -> str:
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    shape = (image.height, image.width)
+    if pixels.shape[:2] != shape or channels != image.channels:
+        return (
+            f"size {pixels.shape[0]}x{pixels.shape[1]}x{channels}, expected "
+            f"{image.height}x{image.width}x{image.channels}"
+        )
+    if pixels_sha256(pixels) != image.pixels_sha256:
+        return "pixels differ from the standard copy (lossy re-encode, crop or different release?)"
+    return ""
+
+
+def load_hr(spec: BenchmarkSpec, root: Path, image: ImageSpec, *, verify: bool = True) -> HRImage:
+    folder = hr_folder(spec, root)
+    path = find_image_file(folder, image.name)
+    if path is None:
+        raise DataError(
+            f"{folder / image.name}.png: missing image of {spec.name}; run "
+            f"`srbench data verify --datasets {spec.key}` to list what is missing"
+        )
+    pixels = decode_image(path)
+    digest = pixels_sha256(pixels)
+    if verify:
+        problem = _fingerprint_problem(image, pixels)
+        if problem:
+            raise DataError(
+                f"{path}: {problem}; replace it with the standard {spec.name} image "
+                "(or pass --no-verify to evaluate it anyway, unlabelled as the benchmark)"
+            )
+    return HRImage(spec.key, image.name, pixels, digest, path)
+
+
+def check_benchmark_folder(spec: BenchmarkSpec, root: Path) -> None:
+    folder = hr_folder(spec, root)
+    if not folder.is_dir():
+        hint = _HOW_TO_GET.get(spec.key, f"put the {spec.count} {spec.name} HR images there")
+        raise DataError(f"{folder}: no {spec.name} folder; {hint} (or set --data-root)")
+    if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+        raise DataError(f"{folder}: folder is empty; put the {spec.count} {spec.name} HR images there")
+
+
+def iter_benchmark(spec: BenchmarkSpec, root: Path, *, verify: bool = True) -> Iterator[HRImage]:
+    check_benchmark_folder(spec, root)
+    for image in spec.images:
+        yield load_hr(spec, root, image, verify=verify)
+
+
+def available_benchmarks(root: Path) -> list[str]:
+    return [s.key for s in list_benchmarks() if hr_folder(s, root).is_dir()]

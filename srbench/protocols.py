@@ -1,0 +1,203 @@
+"""Evaluation protocols: how an HR image becomes a model input, and how the output is scored.
+
+A protocol fixes every choice that moves PSNR/SSIM (see ``docs/protocols.md``). Each has a stable
+id and a hash of its definition; every stored number carries both, and numbers from different
+protocols are never averaged or ranked together.
+
+- ``standard`` (RCAN/EDSR era): modcrop; LR = MATLAB ``imresize`` of the uint8 RGB HR, rounded to
+  uint8 after each pass; SR clamped and rounded to uint8 RGB; float BT.601 Y; ``scale`` pixels
+  cropped; MATLAB SSIM. Y-channel models get the float Y of the LR (in [0, 1]) and their output is
+  recombined with bicubic-upsampled LR chroma into the RGB image that is scored (and saved).
+  Single-channel files (Set14 ``bridge``) are replicated to R = G = B.
+- ``legacy-y`` (SRCNN/VDSR/IDN MATLAB test code, the published Bicubic rows): Y = MATLAB
+  ``rgb2ycbcr`` of the HR (rounded to uint8); LR = ``imresize(Y / 255, 1 / scale)`` in float64,
+  not rounded; SR = ``uint8(output * 255)``; single-channel files are scored on their raw values.
+  Only Y-channel (and channel-agnostic) models can run under it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from srbench.color import matlab_round_uint8, rgb_to_y, rgb_to_y_uint8, rgb_to_ycbcr, ycbcr_to_rgb
+from srbench.data import HRImage, default_cache_dir
+from srbench.errors import DataError, SRBenchError
+from srbench.imresize import imresize, modcrop
+from srbench.metrics import psnr, ssim
+
+
+@dataclass(frozen=True)
+class Protocol:
+    id: str
+    version: int
+    title: str
+    definition: dict[str, str] = field(hash=False, compare=False)
+
+    @property
+    def hash(self) -> str:
+        """sha256 (first 12 hex digits) of the canonical definition: changes if any choice does."""
+        canonical = json.dumps(
+            {"id": self.id, "version": self.version, "definition": self.definition}, sort_keys=True
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    @property
+    def label(self) -> str:
+        return f"{self.id}@{self.hash}"
+
+
+STANDARD = Protocol(
+    id="standard",
+    version=1,
+    title="Modern standard: RGB MATLAB-bicubic LR, uint8 SR, float BT.601 Y, crop = scale",
+    definition={
+        "hr": "modcrop to a multiple of scale (bottom/right)",
+        "lr": "MATLAB imresize(HR uint8 RGB, 1/scale, bicubic), uint8 rounding after each pass",
+        "greyscale": "single-channel HR replicated to R=G=B",
+        "y_models": "input float BT.601 Y of LR / 255; output + bicubic LR chroma -> RGB",
+        "sr": "clamp to [0,255], round half away from zero to uint8 RGB",
+        "y": "16 + (65.481 R + 128.553 G + 24.966 B)/255, float64, not rounded",
+        "crop": "scale pixels on every side",
+        "psnr": "10 log10(255^2/MSE) per image, mean over images",
+        "ssim": "Wang 2004 ssim_index: gaussian 11x11 sigma 1.5, K=(0.01,0.03), L=255, valid, mean",
+    },
+)
+
+LEGACY_Y = Protocol(
+    id="legacy-y",
+    version=1,
+    title="Legacy Y-only (SRCNN/VDSR/IDN test code): Y degraded in double, uint8(out*255)",
+    definition={
+        "hr": "modcrop to a multiple of scale (bottom/right)",
+        "y_hr": "MATLAB rgb2ycbcr on uint8 RGB, Y rounded to uint8; single-channel files raw",
+        "lr": "MATLAB imresize(Y_hr/255 float64, 1/scale, bicubic), not rounded",
+        "models": "Y-channel input in [0,1]; RGB models are not supported",
+        "sr": "uint8(output*255): clamp, round half away from zero",
+        "crop": "scale pixels on every side",
+        "psnr": "10 log10(255^2/MSE) per image on Y, mean over images",
+        "ssim": "Wang 2004 ssim_index: gaussian 11x11 sigma 1.5, K=(0.01,0.03), L=255, valid, mean",
+    },
+)
+
+PROTOCOLS = {p.id: p for p in (STANDARD, LEGACY_Y)}
+
+
+def get_protocol(protocol_id: str) -> Protocol:
+    try:
+        return PROTOCOLS[protocol_id]
+    except KeyError:
+        raise SRBenchError(
+            f"unknown protocol {protocol_id!r}; choose from {', '.join(PROTOCOLS)}"
+        ) from None
+
+
+@dataclass
+class Prepared:
+    """One HR image made ready for a model under a protocol."""
+
+    model_input: np.ndarray  # float64, C x h x w, values in [0, 1]
+    target_y: np.ndarray  # float64, H x W, the Y the SR output is scored against
+    scale: int
+    chroma_up: np.ndarray | None = None  # standard protocol, Y models: H x W x 2 (Cb, Cr)
+
+
+@dataclass
+class Scored:
+    psnr_db: float
+    ssim: float
+    sr_image: np.ndarray  # uint8, what would be saved (RGB H x W x 3, or H x W for legacy grey)
+
+
+class LRCache:
+    """LR images keyed by HR fingerprint, scale and degradation method, made once (``.npy``)."""
+
+    def __init__(self, root: Path | None = None, enabled: bool = True):
+        self.root = (root or default_cache_dir() / "lr") if enabled else None
+
+    def get(self, hr: HRImage, scale: int, method: str, make) -> np.ndarray:
+        if self.root is None:
+            return make()
+        path = self.root / method / f"{hr.pixels_sha256[:32]}_x{scale}.npy"
+        if path.is_file():
+            try:
+                return np.load(path, allow_pickle=False)
+            except (OSError, ValueError):
+                path.unlink(missing_ok=True)  # a torn cache file: make it again
+        lr = make()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{id(lr)}.tmp.npy")
+        np.save(tmp, lr, allow_pickle=False)
+        tmp.replace(path)  # atomic: a concurrent reader sees the old or the new file
+        return lr
+
+
+def _check_size(hr: HRImage, scale: int) -> None:
+    h, w = hr.pixels.shape[:2]
+    # The LR must be at least 2 pixels and the cropped HR must fit the 11x11 SSIM window.
+    if h // scale < 2 or w // scale < 2 or h - 2 * scale < 11 or w - 2 * scale < 11:
+        where = hr.path or f"{hr.dataset}/{hr.name}"
+        raise DataError(
+            f"{where}: image {h}x{w} is too small for x{scale} (needs at least "
+            f"{max(2 * scale, 11 + 2 * scale)} pixels per side); remove it or use a smaller scale"
+        )
+
+
+def prepare(
+    protocol: Protocol, hr: HRImage, scale: int, input_channels: str, cache: LRCache
+) -> Prepared:
+    _check_size(hr, scale)
+    pixels = modcrop(hr.pixels, scale)
+    if protocol.id == "standard":
+        rgb = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
+        lr = cache.get(hr, scale, "matlab-bicubic-rgb-uint8", lambda: imresize(rgb, 1 / scale))
+        target = rgb_to_y(rgb)
+        if input_channels == "y":
+            lr_ycbcr = rgb_to_ycbcr(lr)
+            chroma_up = imresize(lr_ycbcr[..., 1:], scale)
+            return Prepared(lr_ycbcr[None, ..., 0] / 255.0, target, scale, chroma_up)
+        return Prepared(lr.transpose(2, 0, 1).astype(np.float64) / 255.0, target, scale)
+    if protocol.id == "legacy-y":
+        if input_channels == "rgb":
+            raise SRBenchError(
+                "the legacy-y protocol is Y-only and this model takes RGB; use --protocol standard"
+            )
+        y_hr = pixels if pixels.ndim == 2 else rgb_to_y_uint8(pixels)
+        lr = cache.get(
+            hr, scale, "matlab-bicubic-y-float64", lambda: imresize(y_hr / 255.0, 1 / scale)
+        )
+        return Prepared(lr[None], y_hr.astype(np.float64), scale)
+    raise SRBenchError(f"protocol {protocol.id!r} has no preparation step")
+
+
+def score(protocol: Protocol, output: torch.Tensor, prepared: Prepared) -> Scored:
+    """Score one model output (C x H x W float tensor, values nominally in [0, 1])."""
+    out = output.detach().to("cpu", torch.float64).numpy()
+    s = prepared.scale
+    if protocol.id == "standard":
+        if out.shape[0] == 1:
+            y = out[0] * 255.0
+            rgb_float = ycbcr_to_rgb(np.concatenate([y[..., None], prepared.chroma_up], axis=2))
+        else:
+            rgb_float = out.transpose(1, 2, 0) * 255.0
+        sr_image = matlab_round_uint8(rgb_float)
+        sr_y = rgb_to_y(sr_image)
+    else:
+        sr_image = matlab_round_uint8(out[0] * 255.0)
+        sr_y = sr_image.astype(np.float64)
+    if sr_y.shape != prepared.target_y.shape:
+        raise SRBenchError(
+            f"model output {sr_y.shape} does not match the HR size {prepared.target_y.shape}"
+        )
+    sr_t = torch.from_numpy(sr_y)
+    hr_t = torch.from_numpy(prepared.target_y)
+    return Scored(
+        psnr_db=float(psnr(sr_t, hr_t, crop=s)[0]),
+        ssim=float(ssim(sr_t, hr_t, crop=s)[0]),
+        sr_image=sr_image,
+    )

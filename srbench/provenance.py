@@ -1,0 +1,71 @@
+"""Where a number came from: code version, software versions and the machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import torch
+
+import srbench
+
+
+@cache
+def git_commit() -> str:
+    """The commit of the srbench checkout (with ``+dirty`` if it has uncommitted changes)."""
+    here = Path(srbench.__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return commit + ("+dirty" if dirty else "")
+
+
+@cache
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_description(device: torch.device) -> dict[str, str | int | None]:
+    """Name and versions of the device a number was measured on."""
+    info: dict[str, str | int | None] = {"device": str(device)}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(
+            gpu_name=props.name,
+            cuda_version=torch.version.cuda,
+            cudnn_version=torch.backends.cudnn.version(),
+            gpu_memory_gib=round(props.total_memory / 2**30, 1),
+        )
+    info.update(cpu_model=cpu_model(), torch_threads=torch.get_num_threads())
+    return info
+
+
+def environment(device: torch.device | str = "cpu") -> dict[str, object]:
+    device = torch.device(device)
+    return {
+        "srbench_version": srbench.__version__,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": __import__("numpy").__version__,
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        **device_description(device),
+    }

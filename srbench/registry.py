@@ -1,0 +1,220 @@
+"""Model registry: factory functions registered by a decorator, each with a model card.
+
+Built-in families live in the top-level ``architectures`` package; third-party packages add models
+through the ``srbench.architectures`` entry-point group. Both are imported lazily, on the first
+query of the registry, never at ``import srbench`` time.
+
+Every factory has the signature ``factory(scale: int, **overrides) -> torch.nn.Module`` and returns
+a model whose ``forward`` takes the LR image (N, C, h, w) with values in [0, 1] -- C = 1 for
+Y-channel models, 3 for RGB models -- and returns the SR image (N, C, h*scale, w*scale). Models
+that work on a bicubic-upsampled input (SRCNN, VDSR, IDN's skip) upsample inside ``forward`` with
+the project's MATLAB-exact bicubic, so every model has the same contract and its cost is counted.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any, Literal
+
+from srbench.errors import ModelNotFoundError, SRBenchError
+
+ENTRY_POINT_GROUP = "srbench.architectures"
+
+# Built-in families: imported on first use, in this order (an explicit list, not a folder scan).
+BUILTIN_FAMILIES = (
+    "architectures.bicubic",
+    "architectures.srcnn",
+    "architectures.vdsr",
+    "architectures.idn",
+    "architectures.edsr",
+    "architectures.drn",
+)
+
+
+@dataclass(frozen=True)
+class PublishedResult:
+    """A number from a paper, with the protocol it was measured under."""
+
+    dataset: str  # benchmark key: set5, set14, b100, urban100, manga109
+    scale: int
+    psnr_db: float
+    ssim: float
+    protocol: str  # srbench protocol id it is comparable with, e.g. "legacy-y"
+    source: str  # where the number was printed
+
+
+@dataclass(frozen=True)
+class WeightsRef:
+    """Default weights for one scale: a safetensors file identified by its sha256."""
+
+    filename: str
+    sha256: str
+    source: str  # where the original weights come from
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    name: str
+    family: str
+    paper: str
+    year: int
+    scales: tuple[int, ...]
+    input_channels: Literal["y", "rgb", "any"]
+    # True when the network itself works at HR size on a bicubic-upsampled input (done inside
+    # forward; the runner always passes the LR image).
+    pre_upsampled: bool
+    value_range: tuple[float, float] = (0.0, 1.0)
+    licence: str = "unknown"
+    published: tuple[PublishedResult, ...] = ()
+    published_params: dict[int, int] = field(default_factory=dict)  # scale -> trainable params
+    weights: dict[int, WeightsRef] = field(default_factory=dict)
+    assumptions: tuple[str, ...] = ()
+    notes: str = ""
+    # Trainable models are trained by `srbench train`; bicubic is not.
+    trainable: bool = True
+    # Spatial size the LR input must be a multiple of (1 for fully convolutional models).
+    input_multiple: int = 1
+
+    def published_for(self, dataset: str, scale: int) -> PublishedResult | None:
+        for result in self.published:
+            if result.dataset == dataset and result.scale == scale:
+                return result
+        return None
+
+    def missing_fields(self) -> list[str]:
+        """Names of card fields a complete card must fill in (used by the registry-wide tests)."""
+        missing = [f for f in ("name", "family", "paper", "licence") if not getattr(self, f)]
+        if not self.scales:
+            missing.append("scales")
+        if self.year < 1990:
+            missing.append("year")
+        return missing
+
+
+@dataclass(frozen=True)
+class _Entry:
+    factory: Callable[..., Any]
+    card: ModelCard
+    origin: str  # module or entry point that registered it
+
+
+_REGISTRY: dict[str, _Entry] = {}
+_loaded = False
+_loading = False
+
+
+def register_model(card: ModelCard) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering ``factory(scale, **overrides)`` under ``card.name``."""
+
+    def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+        name = card.name
+        if name in _REGISTRY:
+            raise SRBenchError(
+                f"model name {name!r} is registered twice ({_REGISTRY[name].origin} and "
+                f"{factory.__module__}); rename one of them"
+            )
+        _REGISTRY[name] = _Entry(factory=factory, card=card, origin=factory.__module__)
+        return factory
+
+    return decorator
+
+
+def unregister_model(name: str) -> None:
+    """Remove a model (for tests that register temporary models)."""
+    _REGISTRY.pop(name, None)
+
+
+def _load_plugins() -> None:
+    global _loaded, _loading
+    if _loaded or _loading:
+        return
+    _loading = True
+    try:
+        for module in BUILTIN_FAMILIES:
+            importlib.import_module(module)
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                ep.load()
+            except SRBenchError:
+                raise  # duplicate names are an error, not a warning
+            except Exception as exc:  # a broken plugin must not break srbench
+                warnings.warn(
+                    f"srbench plugin {ep.name!r} ({ep.value}) failed to load and is skipped: "
+                    f"{type(exc).__name__}: {exc}",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        _loaded = True
+    finally:
+        _loading = False
+
+
+def reload_plugins() -> None:
+    """Re-scan the entry points (after installing a plugin in-process)."""
+    global _loaded
+    _loaded = False
+    _load_plugins()
+
+
+def list_models(pattern: str | Iterable[str] = "*", *, trainable: bool | None = None) -> list[str]:
+    """Registered model names matching a shell-style wildcard (or any of several), sorted."""
+    _load_plugins()
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    names = sorted(
+        n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p.lower()) for p in patterns)
+    )
+    if trainable is not None:
+        names = [n for n in names if _REGISTRY[n].card.trainable == trainable]
+    return names
+
+
+def _entry(name: str) -> _Entry:
+    _load_plugins()
+    key = name.lower().replace("-", "_")
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    close = difflib.get_close_matches(key, list(_REGISTRY), n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else ""
+    raise ModelNotFoundError(f"unknown model {name!r}{hint} (`srbench models` lists them all)")
+
+
+def get_card(name: str) -> ModelCard:
+    return _entry(name).card
+
+
+def model_origin(name: str) -> str:
+    return _entry(name).origin
+
+
+def create_model(
+    name: str, scale: int, pretrained: bool | str = False, **overrides: Any
+) -> Any:
+    """Build a registered model for ``scale``.
+
+    ``pretrained``: False (random init), True (the card's default weights for this scale, looked
+    up in the weights directory), or a path to a safetensors file. Loading is always strict.
+    """
+    entry = _entry(name)
+    card = entry.card
+    if scale not in card.scales:
+        raise SRBenchError(
+            f"model {card.name!r} does not support scale x{scale} (supported: "
+            f"{', '.join(f'x{s}' for s in card.scales)})"
+        )
+    model = entry.factory(scale=scale, **overrides)
+    model.srbench_card = card
+    model.srbench_scale = scale
+    model.srbench_weights_sha256 = None
+    if pretrained:
+        from srbench.weights import load_weights, resolve_default_weights
+
+        path = resolve_default_weights(card, scale) if pretrained is True else pretrained
+        model.srbench_weights_sha256 = load_weights(model, path, card=card, scale=scale)
+    return model

@@ -1,0 +1,212 @@
+"""The runner: benchmark spec -> images -> model -> metrics -> result store.
+
+There are no per-model special cases here: what a model takes (Y or RGB) comes from its card, and
+the protocol turns an HR image into that input and scores the output.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from srbench.data import (
+    BenchmarkSpec,
+    HRImage,
+    check_benchmark_folder,
+    get_benchmark,
+    load_hr,
+    pixels_sha256,
+)
+from srbench.errors import SRBenchError
+from srbench.inference import infer
+from srbench.protocols import LRCache, Protocol, get_protocol, prepare, score
+from srbench.provenance import environment
+from srbench.registry import create_model, get_card
+from srbench.results import ResultStore, record_key
+
+DEMO_IMAGES = ("astronaut", "camera", "chelsea", "coffee", "rocket")
+DEMO_NOTICE = (
+    "demo set: 5 photographs shipped with scikit-image -- NOT a standard benchmark; its numbers "
+    "are not comparable with any paper. Put Set5/Set14/B100/Urban100/Manga109 under --data-root "
+    "or $SRBENCH_DATA (see `srbench data list`) for real results."
+)
+
+
+@dataclass
+class DatasetSource:
+    """A named list of HR images: a verified benchmark or the built-in demo set."""
+
+    key: str
+    fingerprint: str
+    names: list[str]
+    loader: Callable[[str], HRImage]
+    is_standard: bool
+
+
+def demo_source() -> DatasetSource:
+    import skimage.data
+
+    def load(name: str) -> HRImage:
+        pixels = np.ascontiguousarray(getattr(skimage.data, name)())
+        return HRImage("demo", name, pixels, pixels_sha256(pixels), None)
+
+    import skimage
+
+    return DatasetSource(
+        "demo", f"skimage-{skimage.__version__}", list(DEMO_IMAGES), load, is_standard=False
+    )
+
+
+def benchmark_source(key: str, root: Path, *, verify: bool = True) -> DatasetSource:
+    spec: BenchmarkSpec = get_benchmark(key)
+    check_benchmark_folder(spec, root)
+    by_name = {image.name: image for image in spec.images}
+    return DatasetSource(
+        spec.key,
+        spec.fingerprint,
+        list(by_name),
+        lambda name: load_hr(spec, root, by_name[name], verify=verify),
+        is_standard=verify,
+    )
+
+
+@dataclass
+class RunConfig:
+    models: Sequence[str]
+    datasets: Sequence[str]
+    scales: Sequence[int]
+    protocol: str = "standard"
+    data_root: Path | None = None
+    weights: dict[tuple[str, int], Path] = field(default_factory=dict)
+    device: str = "cpu"
+    ensemble: bool = False
+    tile: int | None = None
+    tile_overlap: int = 32
+    verify: bool = True
+    results_dir: Path = Path("results")
+    force: bool = False
+    seed: int = 0
+    cache_lr: bool = True
+    allow_random_weights: bool = False
+
+
+@dataclass
+class RunEvent:
+    """What the runner tells its caller (the CLI draws progress bars from these)."""
+
+    kind: str  # "start", "image", "skip", "tiled", "done"
+    model: str
+    scale: int
+    dataset: str
+    total: int = 0
+    image: str = ""
+    message: str = ""
+    record: dict | None = None
+
+
+def _weights_for(config: RunConfig, model: str, scale: int) -> Path | bool:
+    return config.weights.get((model, scale), False)
+
+
+def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEvent]:
+    """Run every (model, scale, dataset, image); yields events and appends records to the store."""
+    protocol: Protocol = get_protocol(config.protocol)
+    device = torch.device(config.device)
+    torch.manual_seed(config.seed)
+    env = environment(device)
+    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    store = ResultStore(config.results_dir)
+    done = set() if config.force else store.keys()
+    cache = LRCache(enabled=config.cache_lr)
+    precision = "fp32"
+
+    for model_name in config.models:
+        card = get_card(model_name)
+        if protocol.id == "legacy-y" and card.input_channels == "rgb":
+            raise SRBenchError(
+                f"model {card.name} takes RGB but the legacy-y protocol is Y-only; "
+                "use --protocol standard"
+            )
+        for scale in config.scales:
+            weights = _weights_for(config, card.name, scale)
+            model = create_model(card.name, scale=scale, pretrained=weights).to(device).eval()
+            weights_sha = model.srbench_weights_sha256 or (
+                "none" if not any(True for _ in model.parameters()) else "random-init"
+            )
+            if weights_sha == "random-init" and not config.allow_random_weights:
+                raise SRBenchError(
+                    f"model {card.name} x{scale} has no weights: pass --weights FILE "
+                    "(see `srbench weights convert`) -- random weights give meaningless numbers"
+                )
+            for source in sources:
+                yield RunEvent("start", card.name, scale, source.key, total=len(source.names))
+                for name in source.names:
+                    base = {
+                        "model": card.name,
+                        "weights_sha256": weights_sha,
+                        "scale": scale,
+                        "dataset": source.key,
+                        "image": name,
+                        "protocol": protocol.id,
+                        "protocol_hash": protocol.hash,
+                        "ensemble": config.ensemble,
+                        "precision": precision,
+                    }
+                    if record_key(base) in done:
+                        yield RunEvent("skip", card.name, scale, source.key, image=name)
+                        continue
+                    hr = source.loader(name)
+                    prepared = prepare(protocol, hr, scale, card.input_channels, cache)
+                    lr = torch.from_numpy(prepared.model_input).to(device, torch.float32)[None]
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    start = time.perf_counter()
+                    output, report = infer(
+                        model, lr, scale, tile=config.tile, overlap=config.tile_overlap,
+                        ensemble=config.ensemble,
+                    )
+                    if device.type == "cuda":
+                        torch.cuda.synchronize()
+                    latency_ms = (time.perf_counter() - start) * 1e3
+                    if report.tiled and report.reason != "requested":
+                        yield RunEvent(
+                            "tiled", card.name, scale, source.key, image=name,
+                            message=f"{name}: {report.reason}; used {report.tile_size}px tiles",
+                        )
+                    scored = score(protocol, output[0], prepared)
+                    record = {
+                        **base,
+                        "psnr_db": scored.psnr_db,
+                        "ssim": scored.ssim,
+                        # Wall time of this one forward pass, no warm-up: for orientation only;
+                        # `srbench profile` makes the latency numbers to compare.
+                        "wall_ms": latency_ms,
+                        "tiled": report.tiled,
+                        "hr_sha256": hr.pixels_sha256,
+                        "dataset_fingerprint": source.fingerprint,
+                        "standard_benchmark": source.is_standard,
+                        "run_id": run_id,
+                        "seed": config.seed,
+                        "device": env.get("gpu_name") or env["cpu_model"],
+                        "device_type": device.type,
+                        "torch_threads": env["torch_threads"],
+                        "srbench_version": env["srbench_version"],
+                        "git_commit": env["git_commit"],
+                        "torch_version": env["torch"],
+                        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    }
+                    store.append([record])
+                    yield RunEvent("image", card.name, scale, source.key, image=name, record=record)
+                yield RunEvent("done", card.name, scale, source.key)
+
+
+def run(config: RunConfig, sources: list[DatasetSource]) -> list[dict]:
+    """Run to completion; returns the records written (not the skipped ones)."""
+    return [e.record for e in iter_run(config, sources) if e.kind == "image" and e.record]

@@ -1,0 +1,553 @@
+"""Weights files: safetensors only, strict loading, deterministic conversion of official weights.
+
+srbench reads and writes model weights as safetensors files carrying three metadata entries:
+
+* ``srbench.model``: the registered model name the tensors belong to;
+* ``srbench.scales``: comma-separated scales they serve ("2", or "2,3,4" for a scale-agnostic model
+  such as VDSR);
+* ``srbench.format``: "1".
+
+Pickled checkpoints (``.pth``/``.pt``/...) are never loaded by :func:`load_weights`: unpickling can
+run arbitrary code. They are converted once by :func:`convert_torch_checkpoint`, the only place
+that calls ``torch.load``, and only with ``weights_only=True``. Loading is always strict: every
+missing, unexpected or mis-shaped tensor is an error naming the tensor.
+
+Files written here are byte-for-byte deterministic (sorted metadata and tensors, no timestamps),
+so the sha256 of a converted official checkpoint can be pinned in a model card.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import struct
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from srbench.errors import WeightsError
+
+FORMAT_VERSION = "1"
+META_MODEL = "srbench.model"
+META_SCALES = "srbench.scales"
+META_FORMAT = "srbench.format"
+
+ENV_WEIGHTS = "SRBENCH_WEIGHTS"
+CACHE_DIR = Path("~/.cache/srbench/weights")
+
+PICKLE_SUFFIXES = (".pth", ".pt", ".pkl", ".pickle", ".ckpt", ".tar", ".bin")
+
+_DTYPES: dict[torch.dtype, str] = {
+    torch.float64: "F64",
+    torch.float32: "F32",
+    torch.float16: "F16",
+    torch.bfloat16: "BF16",
+    torch.int64: "I64",
+    torch.int32: "I32",
+    torch.int16: "I16",
+    torch.int8: "I8",
+    torch.uint8: "U8",
+    torch.bool: "BOOL",
+}
+_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
+             "U8": 1, "BOOL": 1, "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
+_MAX_HEADER = 100 * 1024 * 1024
+_MAX_LISTED = 20
+
+
+# ----------------------------------------------------------------------------------------------
+# Hashing and low-level file handling
+# ----------------------------------------------------------------------------------------------
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _convert_hint(path: Path, model: str = "NAME", scale: int | str = "S") -> str:
+    return (
+        f"`srbench weights convert {path} --model {model} --scale {scale} "
+        f"-o {path.with_suffix('.safetensors').name}`"
+    )
+
+
+def _looks_pickled(path: Path, head: bytes) -> bool:
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        return True
+    if head.startswith(b"PK\x03\x04"):  # torch.save's zip container
+        return True
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5  # raw pickle protocol 2-5
+
+
+def _refuse_pickle(path: Path, model: str = "NAME", scale: int | str = "S") -> WeightsError:
+    return WeightsError(
+        f"{path}: refusing to load a pickled checkpoint (.pth/.pt): unpickling can run arbitrary "
+        f"code, so srbench reads safetensors only; convert it once with "
+        f"{_convert_hint(path, model, scale)} (which reads it with "
+        f"torch.load(weights_only=True), the only way srbench opens pickles)"
+    )
+
+
+def _read_header(path: Path, model: str = "NAME", scale: int | str = "S") -> dict[str, Any]:
+    """Parse and validate a safetensors header (refusing pickles, truncated or corrupt files)."""
+    if not path.exists():
+        raise WeightsError(f"{path}: weights file not found")
+    if not path.is_file():
+        raise WeightsError(f"{path}: not a file; pass a .safetensors weights file")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if _looks_pickled(path, head):
+            raise _refuse_pickle(path, model, scale)
+        fix = "re-download it or re-create it with `srbench weights convert`"
+        if len(head) < 8:
+            raise WeightsError(f"{path}: weights file is truncated or empty ({size} bytes); {fix}")
+        (n,) = struct.unpack("<Q", head)
+        if n > _MAX_HEADER or n > size - 8:
+            raise WeightsError(
+                f"{path}: not a valid safetensors file (header length {n} exceeds the file size "
+                f"{size}): truncated or corrupt; {fix}"
+            )
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WeightsError(
+            f"{path}: not a valid safetensors file (unreadable header: {exc}); {fix}"
+        ) from None
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: not a valid safetensors file (header is not a mapping); {fix}")
+    data_size = size - 8 - n
+    end = 0
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, stop) = info["dtype"], info["shape"], info["data_offsets"]
+            numel = int(np.prod(shape, dtype=np.int64)) if shape else 1
+            nbytes = numel * _ITEMSIZE[dtype]
+        except (KeyError, TypeError, ValueError):
+            raise WeightsError(
+                f"{path}: not a valid safetensors file (bad header entry for tensor {name!r}); {fix}"
+            ) from None
+        if stop - begin != nbytes or begin < 0:
+            raise WeightsError(
+                f"{path}: corrupt safetensors file (tensor {name!r} has {stop - begin} bytes, its "
+                f"shape needs {nbytes}); {fix}"
+            )
+        end = max(end, stop)
+    if end > data_size:
+        raise WeightsError(
+            f"{path}: weights file is truncated ({data_size} of {end} bytes of tensor data "
+            f"present); {fix}"
+        )
+    if end < data_size:
+        raise WeightsError(
+            f"{path}: corrupt safetensors file ({data_size - end} unexpected trailing bytes); {fix}"
+        )
+    return header
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """srbench metadata of a weights file: ``{"model": str, "scales": tuple[int, ...], "format": str}``.
+
+    Raises :class:`WeightsError` for missing, pickled, truncated or corrupt files and for
+    safetensors files srbench did not write (no ``srbench.*`` metadata).
+    """
+    path = Path(path)
+    return _metadata(path, _read_header(path))
+
+
+def _metadata(path: Path, header: dict[str, Any]) -> dict[str, Any]:
+    meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or META_MODEL not in meta or META_SCALES not in meta:
+        raise WeightsError(
+            f"{path}: safetensors file without srbench metadata (which model and scale it is "
+            f"for); convert it with {_convert_hint(path)}"
+        )
+    fmt = str(meta.get(META_FORMAT, ""))
+    if fmt != FORMAT_VERSION:
+        raise WeightsError(
+            f"{path}: srbench weights format {fmt or '(none)'!r}, this srbench reads format "
+            f"{FORMAT_VERSION!r}; re-create the file with `srbench weights convert`"
+        )
+    try:
+        scales = tuple(int(s) for s in str(meta[META_SCALES]).split(","))
+    except ValueError:
+        raise WeightsError(
+            f"{path}: bad srbench.scales metadata {meta[META_SCALES]!r}; re-create the file with "
+            f"`srbench weights convert`"
+        ) from None
+    return {"model": str(meta[META_MODEL]), "scales": scales, "format": fmt}
+
+
+def _tensor_bytes(t: torch.Tensor) -> bytes:
+    t = t.detach().to("cpu").contiguous()
+    return t.reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def _serialize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str]) -> bytes:
+    """Deterministic safetensors bytes: sorted metadata, tensors by (alignment, name)."""
+    items = sorted(tensors.items(), key=lambda kv: (-kv[1].element_size(), kv[0]))
+    header: dict[str, Any] = {"__metadata__": dict(sorted(metadata.items()))}
+    chunks: list[bytes] = []
+    offset = 0
+    for name, t in items:
+        if t.dtype not in _DTYPES:
+            raise WeightsError(f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store")
+        data = _tensor_bytes(t)
+        header[name] = {
+            "dtype": _DTYPES[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
+        chunks.append(data)
+        offset += len(data)
+    raw = json.dumps(header, separators=(",", ":"), ensure_ascii=True).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + b"".join(chunks)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+# ----------------------------------------------------------------------------------------------
+# Save / load
+# ----------------------------------------------------------------------------------------------
+
+
+def _scales_str(scale: int | Iterable[int]) -> str:
+    scales = [scale] if isinstance(scale, int) else sorted(set(scale))
+    if not scales or any(not isinstance(s, int) or s < 1 for s in scales):
+        raise ValueError(f"scale must be a positive int or a non-empty set of them, got {scale!r}")
+    return ",".join(str(s) for s in scales)
+
+
+def save_weights(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    *,
+    model_name: str,
+    scale: int | Iterable[int],
+) -> str:
+    """Write ``model.state_dict()`` (parameters and persistent buffers) as srbench safetensors.
+
+    ``scale`` is the scale the weights serve, or several for a scale-agnostic model (VDSR).
+    Returns the sha256 of the written file (deterministic for given tensors and metadata).
+    """
+    path = Path(path)
+    metadata = {
+        META_MODEL: model_name,
+        META_SCALES: _scales_str(scale),
+        META_FORMAT: FORMAT_VERSION,
+    }
+    _write_atomic(path, _serialize(model.state_dict(), metadata))
+    return file_sha256(path)
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:_MAX_LISTED])
+    more = len(names) - _MAX_LISTED
+    return shown + (f" (+{more} more)" if more > 0 else "")
+
+
+def _strict_load(
+    model: nn.Module, tensors: Mapping[str, torch.Tensor], source: Path, what: str
+) -> None:
+    """``load_state_dict(strict=True)`` with one-line errors listing every mismatch by name."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    mismatched = [
+        f"{k} (file {list(tensors[k].shape)}, model {list(expected[k].shape)})"
+        for k in sorted(set(expected) & set(tensors))
+        if tuple(tensors[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {_names(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors: {_names(unexpected)}")
+    if mismatched:
+        problems.append(f"shape mismatches: {_names(mismatched)}")
+    if problems:
+        raise WeightsError(
+            f"{source}: weights do not fit {what}: {'; '.join(problems)}; use weights made for "
+            f"this architecture (or convert them with `srbench weights convert`)"
+        )
+    try:
+        model.load_state_dict(dict(tensors), strict=True)
+    except RuntimeError as exc:
+        msg = " ".join(str(exc).split())
+        raise WeightsError(f"{source}: weights do not fit {what}: {msg}") from None
+
+
+def load_weights(
+    model: nn.Module, path: str | os.PathLike[str], *, card: Any, scale: int
+) -> str:
+    """Strictly load an srbench safetensors file into ``model``; returns the file's sha256.
+
+    Refuses pickles, truncated/corrupt files, files for another model or scale, and any
+    missing, unexpected or mis-shaped tensor.
+    """
+    path = Path(path)
+    meta = _metadata(path, _read_header(path, card.name, scale))
+    if meta["model"] != card.name:
+        raise WeightsError(
+            f"{path}: weights {path.name} are for model {meta['model']}, not {card.name}; pass "
+            f"weights made for {card.name}"
+        )
+    if scale not in meta["scales"]:
+        have = "/".join(f"x{s}" for s in meta["scales"])
+        raise WeightsError(
+            f"{path}: weights {path.name} are for {have}, not x{scale}; pass the "
+            f"{card.name} x{scale} weights"
+        )
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        msg = " ".join(str(exc).split())
+        raise WeightsError(
+            f"{path}: unreadable safetensors file ({msg}); re-download it or re-create it with "
+            f"`srbench weights convert`"
+        ) from None
+    _strict_load(model, tensors, path, f"model {card.name} x{scale}")
+    return file_sha256(path)
+
+
+def weights_dirs() -> list[Path]:
+    """Where default weights are looked for: ``$SRBENCH_WEIGHTS`` (if set), then the cache."""
+    dirs: list[Path] = []
+    env = os.environ.get(ENV_WEIGHTS)
+    if env:
+        dirs.extend(Path(p).expanduser() for p in env.split(os.pathsep) if p)
+    dirs.append(CACHE_DIR.expanduser())
+    return dirs
+
+
+def resolve_default_weights(card: Any, scale: int) -> Path:
+    """Path of the card's default weights for ``scale``, verified against the card's sha256."""
+    ref = card.weights.get(scale)
+    if ref is None:
+        raise WeightsError(
+            f"model {card.name} has no default weights for x{scale}; pass a safetensors file "
+            f"(--weights FILE) or train one with `srbench train`"
+        )
+    dirs = weights_dirs()
+    for folder in dirs:
+        candidate = folder / ref.filename
+        if candidate.is_file():
+            digest = file_sha256(candidate)
+            if ref.sha256 and digest != ref.sha256:
+                raise WeightsError(
+                    f"{candidate}: sha256 {digest} does not match the {card.name} x{scale} model "
+                    f"card ({ref.sha256}); the file is corrupt or not the expected weights: delete "
+                    f"it and re-create it with `srbench weights convert` from {ref.source}"
+                )
+            return candidate
+    looked = ", ".join(str(d) for d in dirs)
+    target = dirs[-1] / ref.filename
+    raise WeightsError(
+        f"default weights {ref.filename} for {card.name} x{scale} not found (looked in: "
+        f"{looked}; set ${ENV_WEIGHTS} to add a folder); create them with `srbench weights "
+        f"convert <official file> --model {card.name} --scale {scale} -o {target}` from "
+        f"{ref.source}" + (f" ({ref.url})" if ref.url else "")
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Conversion of official weights
+# ----------------------------------------------------------------------------------------------
+
+_SUFFIXES = {
+    "_w": "weight",
+    "_b": "bias",
+    "/weight": "weight",
+    "/bias": "bias",
+    ":weight": "weight",
+    ":bias": "bias",
+    ".w": "weight",
+    ".b": "bias",
+}
+
+
+def _normalise_key(key: str) -> str:
+    if key.endswith((".weight", ".bias")):
+        return key
+    for suffix, kind in _SUFFIXES.items():
+        if key.endswith(suffix):
+            return f"{key[: -len(suffix)]}.{kind}"
+    return key
+
+
+def _build(model_name: str, scale: int) -> tuple[nn.Module, Any, tuple[int, ...]]:
+    """Model, card, and the scales its weights serve (all card scales sharing one weights file)."""
+    from srbench.registry import create_model, get_card
+
+    card = get_card(model_name)
+    model = create_model(card.name, scale)
+    ref = card.weights.get(scale)
+    if ref is None:
+        scales: tuple[int, ...] = (scale,)
+    else:
+        scales = tuple(sorted(s for s, r in card.weights.items() if r.filename == ref.filename))
+    return model, card, scales
+
+
+def _save_converted(
+    model: nn.Module,
+    tensors: dict[str, torch.Tensor],
+    source: Path,
+    card: Any,
+    scale: int,
+    scales: tuple[int, ...],
+    out_path: str | os.PathLike[str],
+) -> str:
+    ref_dtype = {k: v.dtype for k, v in model.state_dict().items()}
+    tensors = {
+        k: (v.to(ref_dtype[k]) if k in ref_dtype and v.is_floating_point() else v)
+        for k, v in tensors.items()
+    }
+    _strict_load(model, tensors, source, f"model {card.name} x{scale}")
+    return save_weights(model, out_path, model_name=card.name, scale=scales)
+
+
+def convert_official_npz(
+    npz_path: str | os.PathLike[str],
+    model_name: str,
+    scale: int,
+    out_path: str | os.PathLike[str],
+) -> str:
+    """Convert an official NumPy archive (IDN/VDSR, see reference-weights/README.md) to srbench
+    safetensors; returns the sha256 of the written file (deterministic).
+
+    Keys such as ``conv1.weight`` map one-to-one onto the srbench modules (``conv1_w``/``conv1_b``
+    and ``conv1/weight`` spellings are accepted too); layouts are PyTorch's, so no kernel is
+    flipped or transposed. Loading into the model is strict.
+    """
+    source = Path(npz_path)
+    if not source.is_file():
+        raise WeightsError(f"{source}: file not found")
+    try:
+        with np.load(source, allow_pickle=False) as archive:
+            arrays = {_normalise_key(k): np.array(archive[k]) for k in archive.files}
+    except (ValueError, OSError, EOFError) as exc:
+        msg = " ".join(str(exc).split())
+        raise WeightsError(
+            f"{source}: not a readable NumPy .npz archive of plain arrays ({msg}); pass the "
+            f"official .npz file"
+        ) from None
+    model, card, scales = _build(model_name, scale)
+    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+    return _save_converted(model, tensors, source, card, scale, scales, out_path)
+
+
+_WRAPPER_KEYS = ("state_dict", "model", "params_ema", "params", "net", "generator")
+
+
+def _unwrap(obj: Any, source: Path) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return dict(obj)
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and inner:
+                return _unwrap(inner, source)
+    raise WeightsError(
+        f"{source}: no state dict of tensors found (looked at the top level and under "
+        f"{', '.join(_WRAPPER_KEYS)}); save the model's state_dict() and convert that"
+    )
+
+
+def convert_torch_checkpoint(
+    pth_path: str | os.PathLike[str],
+    model_name: str,
+    scale: int,
+    out_path: str | os.PathLike[str],
+    *,
+    drop: Iterable[str] = (),
+    rename: Mapping[str, str] | Callable[[str], str] | None = None,
+) -> str:
+    """Convert a PyTorch checkpoint (or a foreign safetensors file) to srbench safetensors.
+
+    Pickles are read with ``torch.load(weights_only=True)`` only -- tensors and plain containers,
+    never code. A ``state_dict``/``model``/``params`` wrapper and a ``module.`` prefix are removed;
+    keys matching a ``drop`` wildcard (e.g. ``"sub_mean.*"`` for EDSR's frozen mean-shift layers)
+    are discarded, ``rename`` maps the rest; loading into the model is strict. Returns the sha256
+    of the written file.
+    """
+    source = Path(pth_path)
+    if not source.is_file():
+        raise WeightsError(f"{source}: file not found")
+    if source.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        _read_header(source, model_name, scale)
+        try:
+            obj: Any = load_file(str(source), device="cpu")
+        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            msg = " ".join(str(exc).split())
+            raise WeightsError(f"{source}: unreadable safetensors file ({msg})") from None
+    else:
+        import pickle
+
+        try:
+            obj = torch.load(source, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            msg = " ".join(str(exc).split())[:300]
+            raise WeightsError(
+                f"{source}: the checkpoint holds more than tensors and plain containers, which "
+                f"srbench will not unpickle ({msg}); re-save only model.state_dict() with "
+                f"torch.save and convert that"
+            ) from None
+        except (RuntimeError, OSError, EOFError, ValueError) as exc:
+            msg = " ".join(str(exc).split())[:300]
+            raise WeightsError(f"{source}: unreadable PyTorch checkpoint ({msg})") from None
+    tensors = _unwrap(obj, source)
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module.") :]: v for k, v in tensors.items()}
+    patterns = list(drop)
+    tensors = {
+        k: v for k, v in tensors.items() if not any(fnmatch.fnmatchcase(k, p) for p in patterns)
+    }
+    if rename is not None:
+        mapper = rename if callable(rename) else (lambda k: rename.get(k, k))  # type: ignore[union-attr]
+        tensors = {mapper(k): v for k, v in tensors.items()}
+    model, card, scales = _build(model_name, scale)
+    return _save_converted(model, tensors, source, card, scale, scales, out_path)
+
+
+__all__ = [
+    "convert_official_npz",
+    "convert_torch_checkpoint",
+    "file_sha256",
+    "load_weights",
+    "read_metadata",
+    "resolve_default_weights",
+    "save_weights",
+    "weights_dirs",
+]

@@ -1,0 +1,30 @@
+import os
+import pathlib
+
+import pytest
+
+
+def _data_root():
+    v = os.environ.get("SRBENCH_DATA")
+    return pathlib.Path(v) if v else None
+
+
+@pytest.fixture(scope="session")
+def data_root():
+    root = _data_root()
+    if root is None or not (root / "Set5").is_dir():
+        if os.environ.get("CI") == "true":
+            pytest.fail("SRBENCH_DATA must point at the benchmark data in CI")
+        pytest.skip("benchmark data not available: set SRBENCH_DATA")
+    return root
+
+
+@pytest.fixture(scope="session")
+def reference_weights(data_root):
+    """The official IDN/VDSR weights as .npz (shared test data next to the datasets)."""
+    root = data_root.parent / "reference-weights"
+    if not (root / "idn_x2.npz").is_file():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"reference weights missing: expected {root}/idn_x2.npz in CI")
+        pytest.skip(f"reference weights not available at {root}")
+    return root
