@@ -232,7 +232,9 @@ _COMMON_ASSUMPTIONS = (
 )
 
 
-def _card(name: str, config: dict[str, object], size_note: str, extra: tuple[str, ...]) -> ModelCard:
+def _card(
+    name: str, config: dict[str, object], size_note: str, extra: tuple[str, ...]
+) -> ModelCard:
     width_etc = ", ".join(f"{k}={v}" for k, v in config.items())
     return ModelCard(
         name=name,
@@ -317,7 +319,9 @@ _OPTIONS = {
 def _build(name: str, base: dict[str, object], scale: int, overrides: dict[str, object]) -> DRN:
     unknown = set(overrides) - _OPTIONS
     if unknown:
-        raise TypeError(f"{name} got unknown options {sorted(unknown)} (allowed: {sorted(_OPTIONS)})")
+        raise TypeError(
+            f"{name} got unknown options {sorted(unknown)} (allowed: {sorted(_OPTIONS)})"
+        )
     return DRN(scale, **{**base, **overrides})  # type: ignore[arg-type]
 
 

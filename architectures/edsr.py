@@ -2,7 +2,9 @@
 
 Module names follow the authors' EDSR-PyTorch code (``head.0``, ``body.{i}.body.{0,2}``,
 ``body.16``, ``tail.0.{0,2}``, ``tail.1``), so an official checkpoint converts with only the
-mean-shift layers dropped (``srbench weights convert`` with ``drop=("sub_mean.*", "add_mean.*")``).
+mean-shift layers dropped:
+``srbench.weights.convert_torch_checkpoint(pt, "edsr_baseline", s, out, drop=("sub_mean.*",
+"add_mean.*"))``.
 
 Value range: srbench feeds RGB in [0, 1]; like the original (``rgb_range`` = 255), the model
 multiplies by 255 internally, subtracts the DIV2K RGB mean x 255, runs the network, adds the mean

@@ -73,7 +73,9 @@ class IDN(nn.Module):
     def __init__(self, scale: int) -> None:
         super().__init__()
         if not 1 <= scale <= 9:
-            raise ValueError(f"IDN's 17x17 transposed convolution supports scales 1..9, not {scale}")
+            raise ValueError(
+                f"IDN's 17x17 transposed convolution supports scales 1..9, not {scale}"
+            )
         self.scale = scale
         self.conv1 = nn.Conv2d(1, 64, 3, padding=1)
         self.conv2 = nn.Conv2d(64, 64, 3, padding=1)

@@ -92,7 +92,9 @@ class SRCNN(nn.Module):
 def _check(overrides: dict[str, object], allowed: set[str], name: str) -> None:
     unknown = set(overrides) - allowed
     if unknown:
-        raise TypeError(f"{name} got unknown options {sorted(unknown)} (allowed: {sorted(allowed)})")
+        raise TypeError(
+            f"{name} got unknown options {sorted(unknown)} (allowed: {sorted(allowed)})"
+        )
 
 
 @register_model(

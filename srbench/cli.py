@@ -26,7 +26,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(weights_app, name="weights")
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _split(values: str | None) -> list[str]:
@@ -53,34 +53,67 @@ DataRoot = Annotated[
 
 @app.command()
 def run(
-    models: Annotated[str, typer.Option(help="Comma-separated model names (`srbench models`).")] = "bicubic",
+    models: Annotated[
+        str, typer.Option(help="Comma-separated model names (`srbench models`).")
+    ] = "bicubic",
     datasets: Annotated[
         str | None,
-        typer.Option(help="Comma-separated: set5,set14,b100,urban100,manga109 or demo. "
-                     "Default: every benchmark present, else the built-in demo set."),
+        typer.Option(
+            help="Comma-separated: set5,set14,b100,urban100,manga109 or demo. "
+            "Default: every benchmark present, else the built-in demo set."
+        ),
     ] = None,
     scales: Annotated[str, typer.Option(help="Comma-separated scales.")] = "2,3,4",
-    protocol: Annotated[str, typer.Option(help="standard or legacy-y (docs/protocols.md).")] = "standard",
+    protocol: Annotated[
+        str, typer.Option(help="standard or legacy-y (docs/protocols.md).")
+    ] = "standard",
     data_root: DataRoot = None,
     weights: Annotated[
         list[Path] | None,
-        typer.Option(help="safetensors file or folder (repeatable); matched to models and "
-                     "scales by the metadata srbench writes into each file."),
+        typer.Option(
+            help="safetensors file or folder (repeatable); matched to models and "
+            "scales by the metadata srbench writes into each file."
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")] = "cpu",
-    self_ensemble: Annotated[bool, typer.Option("--self-ensemble", help="x8 geometric self-ensemble (the '+' variants).")] = False,
-    tile: Annotated[int | None, typer.Option(help="Tile size in LR pixels (default: whole image; tiles automatically on out-of-memory).")] = None,
+    self_ensemble: Annotated[
+        bool, typer.Option("--self-ensemble", help="x8 geometric self-ensemble (the '+' variants).")
+    ] = False,
+    tile: Annotated[
+        int | None,
+        typer.Option(
+            help="Tile size in LR pixels (default: whole image; tiles automatically on out-of-memory)."
+        ),
+    ] = None,
     tile_overlap: Annotated[int, typer.Option(help="LR pixels of context around each tile.")] = 32,
     results_dir: Annotated[Path, typer.Option(help="Result store folder.")] = Path("results"),
-    force: Annotated[bool, typer.Option("--force", help="Recompute results already in the store.")] = False,
-    no_verify: Annotated[bool, typer.Option("--no-verify", help="Evaluate images whose fingerprints do not match (labelled non-standard).")] = False,
-    allow_random_weights: Annotated[bool, typer.Option("--allow-random-weights", help="Run trainable models without weights (smoke tests only).")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Recompute results already in the store.")
+    ] = False,
+    no_verify: Annotated[
+        bool,
+        typer.Option(
+            "--no-verify",
+            help="Evaluate images whose fingerprints do not match (labelled non-standard).",
+        ),
+    ] = False,
+    allow_random_weights: Annotated[
+        bool,
+        typer.Option(
+            "--allow-random-weights",
+            help="Run trainable models without weights (smoke tests only).",
+        ),
+    ] = False,
 ) -> None:
     """Measure PSNR/SSIM of models on benchmarks; resumable, results go to the store."""
     from srbench.data import available_benchmarks, resolve_data_root
-    from srbench.runner import DEMO_NOTICE, RunConfig, benchmark_source, demo_source, iter_run
+    from srbench.protocols import get_protocol
+    from srbench.registry import get_card
+    from srbench.runner import DEMO_NOTICE, RunConfig, benchmark_source, demo_source
 
     try:
+        model_names = [get_card(m).name for m in _split(models)]  # fail fast on unknown names
+        get_protocol(protocol)
         root = resolve_data_root(data_root)
         dataset_keys = _split(datasets)
         if not dataset_keys:
@@ -92,7 +125,7 @@ def run(
         if any(s.key == "demo" for s in sources):
             err_console.print(f"[yellow]note:[/] {DEMO_NOTICE}", highlight=False)
         config = RunConfig(
-            models=_split(models),
+            models=model_names,
             datasets=dataset_keys,
             scales=[int(s) for s in _split(scales)],
             protocol=protocol,
@@ -172,13 +205,19 @@ def _print_and_save_summary(config, sources, new_records: list[dict]) -> None:
         table.add_column(column, justify="right" if column not in ("model", "dataset") else "left")
     for row in summary.sort_values(["model", "scale", "dataset"]).itertuples():
         table.add_row(
-            row.model, f"x{row.scale}", row.dataset, f"{row.psnr_db:.2f}", f"{row.ssim:.4f}",
+            row.model,
+            f"x{row.scale}",
+            row.dataset,
+            f"{row.psnr_db:.2f}",
+            f"{row.ssim:.4f}",
             str(row.images),
         )
     console.print(table)
     run_summary = {
         "protocol": {"id": protocol.id, "hash": protocol.hash, "definition": protocol.definition},
-        "datasets": {s.key: {"fingerprint": s.fingerprint, "standard": s.is_standard} for s in sources},
+        "datasets": {
+            s.key: {"fingerprint": s.fingerprint, "standard": s.is_standard} for s in sources
+        },
         "environment": environment(config.device),
         "new_records": len(new_records),
         "summary": json.loads(summary.to_json(orient="records")),
@@ -235,8 +274,14 @@ def models(
                 model = create_model(name, scale=scale)
                 counts[scale] = f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,}"
         table.add_row(
-            name, card.family, card.input_channels, counts.get(2, "-"), counts.get(3, "-"),
-            counts.get(4, "-"), f"{card.paper.split(',')[0]} ({card.year})", model_origin(name),
+            name,
+            card.family,
+            card.input_channels,
+            counts.get(2, "-"),
+            counts.get(3, "-"),
+            counts.get(4, "-"),
+            f"{card.paper.split(',')[0]} ({card.year})",
+            model_origin(name),
         )
     console.print(table)
 
@@ -255,17 +300,28 @@ def data_list(data_root: DataRoot = None) -> None:
         present = len([p for p in folder.iterdir() if p.is_file()]) if folder.is_dir() else 0
         table.add_row(spec.key, spec.name, str(spec.count), str(present), str(folder))
     console.print(table)
-    console.print("Verify pixels with `srbench data verify`. Data root: --data-root, then "
-                  "$SRBENCH_DATA, then the user cache.", highlight=False)
+    console.print(
+        "Verify pixels with `srbench data verify`. Data root: --data-root, then "
+        "$SRBENCH_DATA, then the user cache.",
+        highlight=False,
+    )
 
 
 @data_app.command("verify")
 def data_verify(
-    datasets: Annotated[str | None, typer.Option(help="Comma-separated keys (default: all present).")] = None,
+    datasets: Annotated[
+        str | None, typer.Option(help="Comma-separated keys (default: all present).")
+    ] = None,
     data_root: DataRoot = None,
 ) -> None:
     """Check every image against its pixel fingerprint; names each bad image."""
-    from srbench.data import available_benchmarks, get_benchmark, hr_folder, resolve_data_root, verify_benchmark
+    from srbench.data import (
+        available_benchmarks,
+        get_benchmark,
+        hr_folder,
+        resolve_data_root,
+        verify_benchmark,
+    )
 
     root = resolve_data_root(data_root)
     keys = _split(datasets) or available_benchmarks(root)
@@ -278,7 +334,9 @@ def data_verify(
         except SRBenchError as exc:
             _fail(str(exc))
         if not hr_folder(spec, root).is_dir():
-            console.print(f"{spec.name}: [red]missing[/] ({hr_folder(spec, root)})", highlight=False)
+            console.print(
+                f"{spec.name}: [red]missing[/] ({hr_folder(spec, root)})", highlight=False
+            )
             bad += 1
             continue
         statuses = verify_benchmark(spec, root)
@@ -295,7 +353,9 @@ def data_verify(
 
 @weights_app.command("convert")
 def weights_convert(
-    source: Annotated[Path, typer.Argument(help="Official .npz (IDN/VDSR) or a PyTorch checkpoint.")],
+    source: Annotated[
+        Path, typer.Argument(help="Official .npz (IDN/VDSR) or a PyTorch checkpoint.")
+    ],
     model: Annotated[str, typer.Option(help="Registered model name.")],
     scale: Annotated[int, typer.Option(help="Scale the weights are for.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="safetensors file to write.")],

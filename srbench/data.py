@@ -231,7 +231,9 @@ def check_benchmark_folder(spec: BenchmarkSpec, root: Path) -> None:
         hint = _HOW_TO_GET.get(spec.key, f"put the {spec.count} {spec.name} HR images there")
         raise DataError(f"{folder}: no {spec.name} folder; {hint} (or set --data-root)")
     if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
-        raise DataError(f"{folder}: folder is empty; put the {spec.count} {spec.name} HR images there")
+        raise DataError(
+            f"{folder}: folder is empty; put the {spec.count} {spec.name} HR images there"
+        )
 
 
 def iter_benchmark(spec: BenchmarkSpec, root: Path, *, verify: bool = True) -> Iterator[HRImage]:

@@ -29,7 +29,7 @@ def tiled_forward(
     """
     if tile <= 0 or overlap < 0:
         raise ValueError(f"tile must be > 0 and overlap >= 0, got tile={tile}, overlap={overlap}")
-    n, c, h, w = lr.shape
+    n, _c, h, w = lr.shape
     out = None
     for top in range(0, h, tile):
         for left in range(0, w, tile):

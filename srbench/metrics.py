@@ -84,7 +84,9 @@ def ssim(sr: torch.Tensor, hr: torch.Tensor, *, crop: int = 0, data_range: float
     sr, hr = _pair(sr, hr, crop)
     n, c, h, w = sr.shape
     if h < SSIM_WINDOW or w < SSIM_WINDOW:
-        raise ValueError(f"image {h}x{w} is smaller than the {SSIM_WINDOW}x{SSIM_WINDOW} SSIM window")
+        raise ValueError(
+            f"image {h}x{w} is smaller than the {SSIM_WINDOW}x{SSIM_WINDOW} SSIM window"
+        )
     # The normalised 2-D Gaussian is the outer product of two normalised 1-D ones, so "valid"
     # filtering is two 1-D passes (11x faster than an 11x11 kernel, equal to ~1e-15).
     g = _gaussian_1d(SSIM_WINDOW, SSIM_SIGMA, str(sr.device))
@@ -97,7 +99,9 @@ def ssim(sr: torch.Tensor, hr: torch.Tensor, *, crop: int = 0, data_range: float
     var_x, var_y, cov_xy = e_xx - mu_xx, e_yy - mu_yy, e_xy - mu_xy
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
-    ssim_map = ((2 * mu_xy + c1) * (2 * cov_xy + c2)) / ((mu_xx + mu_yy + c1) * (var_x + var_y + c2))
+    ssim_map = ((2 * mu_xy + c1) * (2 * cov_xy + c2)) / (
+        (mu_xx + mu_yy + c1) * (var_x + var_y + c2)
+    )
     return ssim_map.mean(dim=(1, 2)).reshape(n, c).mean(dim=1)
 
 

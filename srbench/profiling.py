@@ -432,7 +432,7 @@ def _solve3(rows: list[tuple[int, int, int]], values: list[int]) -> list[Fractio
 def _probe_sizes(card: ModelCard | None, channels: int) -> list[tuple[int, int]]:
     multiple = max(1, int(card.input_multiple)) if card else 1
     minimum = max(multiple, int(getattr(card, "min_input_size", 1) or 1)) if card else 1
-    unit = multiple * math.ceil(max(8, math.ceil(minimum / 2)) / multiple)
+    unit = multiple * math.ceil(max(4, math.ceil(minimum / 2)) / multiple)
     return [(unit * a, unit * b) for a, b in ((2, 3), (3, 2), (3, 4), (4, 3), (5, 2))]
 
 

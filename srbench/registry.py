@@ -167,9 +167,7 @@ def list_models(pattern: str | Iterable[str] = "*", *, trainable: bool | None = 
     """Registered model names matching a shell-style wildcard (or any of several), sorted."""
     _load_plugins()
     patterns = [pattern] if isinstance(pattern, str) else list(pattern)
-    names = sorted(
-        n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p.lower()) for p in patterns)
-    )
+    names = sorted(n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p.lower()) for p in patterns))
     if trainable is not None:
         names = [n for n in names if _REGISTRY[n].card.trainable == trainable]
     return names
@@ -180,7 +178,10 @@ def _entry(name: str) -> _Entry:
     key = name.lower().replace("-", "_")
     if key in _REGISTRY:
         return _REGISTRY[key]
-    close = difflib.get_close_matches(key, list(_REGISTRY), n=3, cutoff=0.5)
+    # Names containing what was typed ("edsr" -> edsr_baseline) first, then near-misses ("idm").
+    close = [n for n in sorted(_REGISTRY) if key in n]
+    close += [n for n in difflib.get_close_matches(key, list(_REGISTRY), n=3, cutoff=0.5)]
+    close = list(dict.fromkeys(close))[:3]
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ModelNotFoundError(f"unknown model {name!r}{hint} (`srbench models` lists them all)")
 
@@ -193,9 +194,7 @@ def model_origin(name: str) -> str:
     return _entry(name).origin
 
 
-def create_model(
-    name: str, scale: int, pretrained: bool | str = False, **overrides: Any
-) -> Any:
+def create_model(name: str, scale: int, pretrained: bool | str = False, **overrides: Any) -> Any:
     """Build a registered model for ``scale``.
 
     ``pretrained``: False (random init), True (the card's default weights for this scale, looked

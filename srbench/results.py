@@ -111,8 +111,16 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
         return frame
     group = [
         c
-        for c in ("protocol", "protocol_hash", "model", "weights_sha256", "ensemble",
-                  "precision", "dataset", "scale")
+        for c in (
+            "protocol",
+            "protocol_hash",
+            "model",
+            "weights_sha256",
+            "ensemble",
+            "precision",
+            "dataset",
+            "scale",
+        )
         if c in frame.columns
     ]
     agg = {"psnr_db": "mean", "ssim": "mean", "image": "count"}

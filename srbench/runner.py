@@ -169,7 +169,11 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                         torch.cuda.synchronize()
                     start = time.perf_counter()
                     output, report = infer(
-                        model, lr, scale, tile=config.tile, overlap=config.tile_overlap,
+                        model,
+                        lr,
+                        scale,
+                        tile=config.tile,
+                        overlap=config.tile_overlap,
                         ensemble=config.ensemble,
                     )
                     if device.type == "cuda":
@@ -177,7 +181,11 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                     latency_ms = (time.perf_counter() - start) * 1e3
                     if report.tiled and report.reason != "requested":
                         yield RunEvent(
-                            "tiled", card.name, scale, source.key, image=name,
+                            "tiled",
+                            card.name,
+                            scale,
+                            source.key,
+                            image=name,
                             message=f"{name}: {report.reason}; used {report.tile_size}px tiles",
                         )
                     scored = score(protocol, output[0], prepared)

@@ -55,8 +55,23 @@ _DTYPES: dict[torch.dtype, str] = {
     torch.uint8: "U8",
     torch.bool: "BOOL",
 }
-_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-             "U8": 1, "BOOL": 1, "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
+_ITEMSIZE = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "U16": 2,
+    "U32": 4,
+    "U64": 8,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 _MAX_HEADER = 100 * 1024 * 1024
 _MAX_LISTED = 20
 
@@ -205,7 +220,9 @@ def _serialize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str])
     offset = 0
     for name, t in items:
         if t.dtype not in _DTYPES:
-            raise WeightsError(f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store")
+            raise WeightsError(
+                f"tensor {name!r} has dtype {t.dtype}, which safetensors cannot store"
+            )
         data = _tensor_bytes(t)
         header[name] = {
             "dtype": _DTYPES[t.dtype],
@@ -302,9 +319,7 @@ def _strict_load(
         raise WeightsError(f"{source}: weights do not fit {what}: {msg}") from None
 
 
-def load_weights(
-    model: nn.Module, path: str | os.PathLike[str], *, card: Any, scale: int
-) -> str:
+def load_weights(model: nn.Module, path: str | os.PathLike[str], *, card: Any, scale: int) -> str:
     """Strictly load an srbench safetensors file into ``model``; returns the file's sha256.
 
     Refuses pickles, truncated/corrupt files, files for another model or scale, and any

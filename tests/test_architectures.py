@@ -319,8 +319,15 @@ def test_mean_shift_is_a_frozen_buffer():
 
 def test_edsr_keeps_official_module_names():
     keys = set(create_model("edsr_baseline", 4).state_dict())
-    for k in ("head.0.weight", "body.0.body.0.weight", "body.15.body.2.bias", "body.16.weight",
-              "tail.0.0.weight", "tail.0.2.weight", "tail.1.weight"):
+    for k in (
+        "head.0.weight",
+        "body.0.body.0.weight",
+        "body.15.body.2.bias",
+        "body.16.weight",
+        "tail.0.0.weight",
+        "tail.0.2.weight",
+        "tail.1.weight",
+    ):
         assert k in keys
 
 

@@ -94,7 +94,7 @@ def test_missing_and_empty_dataset_folder(tmp_path):
     (tmp_path / "Set5" / "HR").mkdir(parents=True)
     with pytest.raises(DataError, match=r"Set5/HR: folder is empty"):
         benchmark_source("set5", tmp_path)
-    with pytest.raises(DataError, match="extract-manga109.sh"):
+    with pytest.raises(DataError, match=r"extract-manga109\.sh"):
         benchmark_source("manga109", tmp_path)
 
 

@@ -97,5 +97,10 @@ def test_bt601_y_known_values():
 
 def test_matlab_rounding_is_half_away_from_zero():
     assert matlab_round_uint8(np.array([0.5, 1.5, 2.5, 254.5, 255.7, -3.0])).tolist() == [
-        1, 2, 3, 255, 255, 0,
+        1,
+        2,
+        3,
+        255,
+        255,
+        0,
     ]

@@ -74,7 +74,9 @@ def test_standard_bicubic_set5_x2(standard_bicubic_set5, legacy_bicubic, capsys)
         print("\nBicubic Set5 (PSNR dB / SSIM)   standard        legacy-y")
         for scale in (2, 3, 4):
             s, lg = standard_bicubic_set5[("set5", scale)], legacy_bicubic[("set5", scale)]
-            print(f"  x{scale}                          {s[0]:.3f}/{s[1]:.4f}  {lg[0]:.3f}/{lg[1]:.4f}")
+            print(
+                f"  x{scale}                          {s[0]:.3f}/{s[1]:.4f}  {lg[0]:.3f}/{lg[1]:.4f}"
+            )
     assert standard[0] == pytest.approx(33.67, abs=0.01)
     assert standard[1] == pytest.approx(0.9303, abs=0.0005)  # PROTOCOL.md: "~33.67/0.9303"
     # The two pipelines differ measurably: they must never be mixed.

@@ -1,0 +1,120 @@
+"""The command line as a user runs it: tables, errors as one line, the demo default."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from srbench.cli import app
+
+runner = CliRunner()
+
+
+def _invoke(*args: str, env: dict | None = None):
+    return runner.invoke(app, list(args), env=env, catch_exceptions=False)
+
+
+def _one_line_error(result) -> str:
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [i for i, line in enumerate(lines) if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    return " ".join(lines[errors[0] :])  # rich may wrap a long line; it is still one message
+
+
+def test_missing_dataset_folder_is_one_line(tmp_path):
+    result = _invoke("run", "--datasets", "set5", "--scales", "2", "--data-root", str(tmp_path))
+    message = _one_line_error(result)
+    assert "Set5/HR: no Set5 folder" in message
+
+
+def test_unknown_model_suggests(tmp_path):
+    result = _invoke(
+        "run",
+        "--models",
+        "edsr",
+        "--datasets",
+        "demo",
+        "--scales",
+        "2",
+        "--results-dir",
+        str(tmp_path),
+    )
+    message = _one_line_error(result)
+    assert "unknown model 'edsr'; did you mean edsr_baseline" in message
+
+
+def test_unknown_protocol_and_bad_scale(tmp_path):
+    result = _invoke(
+        "run", "--protocol", "rgb", "--datasets", "demo", "--results-dir", str(tmp_path)
+    )
+    assert "unknown protocol 'rgb'" in _one_line_error(result)
+    result = _invoke("run", "--scales", "two", "--datasets", "demo", "--results-dir", str(tmp_path))
+    assert "bad option value" in _one_line_error(result)
+
+
+def test_corrupt_image_in_benchmark_is_one_line(tmp_path):
+    hr = tmp_path / "Set5" / "HR"
+    hr.mkdir(parents=True)
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(hr / "baby.png")
+    (hr / "bird.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    result = _invoke(
+        "run",
+        "--datasets",
+        "set5",
+        "--scales",
+        "2",
+        "--data-root",
+        str(tmp_path),
+        "--results-dir",
+        str(tmp_path / "r"),
+    )
+    message = _one_line_error(result)
+    assert "baby.png: size 64x64x3, expected 512x512x3" in message
+
+
+def test_demo_default_runs_and_writes_provenance(tmp_path, monkeypatch):
+    monkeypatch.delenv("SRBENCH_DATA", raising=False)
+    monkeypatch.setenv("SRBENCH_CACHE", str(tmp_path / "cache"))
+    result = _invoke("run", "--scales", "2", "--results-dir", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    assert "NOT a standard benchmark" in " ".join(result.stderr.split())
+    assert "bicubic" in result.stdout and "demo" in result.stdout
+    records = [json.loads(x) for x in (tmp_path / "r" / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 5
+    assert {r["standard_benchmark"] for r in records} == {False}
+    summary = json.loads(next((tmp_path / "r" / "runs").glob("*.json")).read_text())
+    assert summary["protocol"]["id"] == "standard"
+    assert summary["environment"]["torch"]
+    assert summary["datasets"]["demo"]["standard"] is False
+    # resuming does nothing new
+    again = _invoke("run", "--scales", "2", "--results-dir", str(tmp_path / "r"))
+    assert "0 new per-image results" in " ".join(again.stderr.split())
+
+
+@pytest.mark.data
+def test_data_verify_and_list(data_root):
+    result = _invoke("data", "verify", "--datasets", "set5,set14", "--data-root", str(data_root))
+    assert result.exit_code == 0, result.output
+    assert "Set5: 5/5 verified" in result.stdout
+    assert "Set14: 14/14 verified" in result.stdout
+    listing = _invoke("data", "list", "--data-root", str(data_root))
+    assert "manga109" in listing.stdout
+
+
+@pytest.mark.data
+def test_data_verify_names_bad_images(data_root, tmp_path):
+    hr = tmp_path / "Set5" / "HR"
+    hr.mkdir(parents=True)
+    for src in (data_root / "Set5" / "HR").iterdir():
+        (hr / src.name).write_bytes(src.read_bytes())
+    (hr / "bird.png").unlink()
+    result = _invoke("data", "verify", "--datasets", "set5", "--data-root", str(tmp_path))
+    assert result.exit_code == 1
+    assert "Set5: 4/5 verified" in result.stdout
+    assert "bird: missing" in result.stdout
