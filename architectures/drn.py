@@ -248,7 +248,10 @@ def _card(
         assumptions=(*_COMMON_ASSUMPTIONS, f"Configuration ({size_note}): {width_etc}.", *extra),
         notes=(
             "Reconstruction of DRN (Sun et al. 2019); no official code or weights exist, so there "
-            "are no published results or parameter counts to compare with. " + size_note
+            "are no published results or parameter counts to compare with. "
+            + size_note[:1].upper()
+            + size_note[1:]
+            + "."
         ),
     )
 

@@ -25,7 +25,8 @@ weights_app = typer.Typer(help="Weights: convert official checkpoints to safeten
 app.add_typer(data_app, name="data")
 app.add_typer(weights_app, name="weights")
 
-console = Console()
+# Piped output keeps full tables instead of squeezing them into 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
 err_console = Console(stderr=True, soft_wrap=True)
 
 

@@ -197,6 +197,9 @@ def count_params(model: nn.Module) -> dict[str, Any]:
 # MACs (fvcore with srbench's handles)
 # ------------------------------------------------------------------------------------------------
 
+# Inputs up to this many LR pixels are traced directly by count_macs(method="auto").
+_SMALL_PIXELS = 64 * 64
+
 # Categories in MAC units that torch's FlopCounterMode also counts (it counts 2 x MACs).
 MAC_CATEGORIES = ("conv", "conv_transpose", "matmul", "bicubic", "linear", "einsum")
 # Categories that are not MACs (never added to network/bicubic MACs).
@@ -239,6 +242,13 @@ OP_COSTS: dict[str, str] = {
        _ELEMENTWISE_OPS},
     **{f"aten::{op}": "zero cost (data movement / shape / constant)" for op in _ZERO_COST_OPS},
 }  # fmt: skip
+
+
+def _import_fvcore() -> None:
+    """Import fvcore.nn, hiding the FutureWarning its import triggers (torch.jit.script)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import fvcore.nn  # noqa: F401
 
 
 def _shape(value: Any) -> list[int] | None:
@@ -313,6 +323,14 @@ class _Trace:
 
 
 def _fvcore_trace(model: nn.Module, x: torch.Tensor) -> _Trace:
+    # Tracing runs the model once. Small inputs run on one thread: on a busy machine the thread
+    # pool's synchronisation costs more than these tiny kernels (5x faster on 2 loaded cores).
+    with _threads(1 if x.shape[-1] * x.shape[-2] <= _SMALL_PIXELS else None):
+        return _fvcore_trace_impl(model, x)
+
+
+def _fvcore_trace_impl(model: nn.Module, x: torch.Tensor) -> _Trace:
+    _import_fvcore()
     from fvcore.nn import FlopCountAnalysis
 
     seen: Counter = Counter()
@@ -429,6 +447,10 @@ def _solve3(rows: list[tuple[int, int, int]], values: list[int]) -> list[Fractio
     return out
 
 
+def _predict(coef: list[Fraction], row: tuple[int, int, int]) -> Fraction:
+    return sum((k * v for k, v in zip(coef, row, strict=True)), Fraction(0))
+
+
 def _probe_sizes(card: ModelCard | None, channels: int) -> list[tuple[int, int]]:
     multiple = max(1, int(card.input_multiple)) if card else 1
     minimum = max(multiple, int(getattr(card, "min_input_size", 1) or 1)) if card else 1
@@ -497,7 +519,7 @@ def count_macs(
         return MacCount(shape, counts, dict(t.ops), dict(t.uncounted), note, check)
 
     probes = _probe_sizes(card, c)
-    if method == "trace" or (method == "auto" and h * w <= 64 * 64):
+    if method == "trace" or (method == "auto" and h * w <= _SMALL_PIXELS):
         return traced(f"fvcore trace at LR {w}x{h}")
 
     traces = [_fvcore_trace(model, make(ph, pw)) for ph, pw in probes]
@@ -508,11 +530,10 @@ def count_macs(
     for cat in categories:
         values = [t.counts.get(cat, 0) for t in traces]
         coef = _solve3(rows[:3], values[:3])
-        predict = lambda r: sum(k * v for k, v in zip(coef, r, strict=True))  # noqa: E731
-        if any(predict(r) != v for r, v in zip(rows[3:], values[3:], strict=True)):
+        if any(_predict(coef, r) != v for r, v in zip(rows[3:], values[3:], strict=True)):
             failure = f"category {cat!r} is not a*h*w + b*h^2*w + c*h*w^2 on the probes"
             break
-        at_target = predict(_basis(h, w))
+        at_target = _predict(coef, _basis(h, w))
         if at_target.denominator != 1:
             failure = f"category {cat!r} extrapolates to a non-integer count"
             break
@@ -584,7 +605,9 @@ def resolve_precision(precision: str, device: torch.device) -> PrecisionMode:
     """The precision mode for ``device``; ProfilingError for a mode the device cannot run."""
     name = str(precision).strip().lower()
     if name not in PRECISIONS:
-        raise ProfilingError(f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})")
+        raise ProfilingError(
+            f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})"
+        )
     if device.type == "cpu":
         if name == "fp32":
             return PrecisionMode("fp32", "fp32", None, False, False)
@@ -683,8 +706,10 @@ def measure_latency(
                         elapsed = (time.perf_counter() - start) * 1e3
                     times.append(elapsed)
                     spent += elapsed / 1e3
-                    if budget_s is not None and spent >= budget_s and i + 1 >= min(
-                        min_repeats, repeats
+                    if (
+                        budget_s is not None
+                        and spent >= budget_s
+                        and i + 1 >= min(min_repeats, repeats)
                     ):
                         stopped_by = "budget" if i + 1 < repeats else "repeats"
                         break
@@ -780,7 +805,9 @@ def profile_model(
         raise ProfilingError(str(exc)) from exc
     if scale not in card.scales:
         supported = ", ".join(f"x{s}" for s in card.scales)
-        raise ProfilingError(f"model {card.name!r} does not support x{scale} (supported: {supported})")
+        raise ProfilingError(
+            f"model {card.name!r} does not support x{scale} (supported: {supported})"
+        )
     dev = resolve_device(device)
     cuda_missing = dev.type == "cuda" and not torch.cuda.is_available()
     if measure and (repeats < 1 or warmup < 0):

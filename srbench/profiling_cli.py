@@ -102,41 +102,37 @@ def _ms(value: float | None) -> str:
 
 
 def profile_table(records: Sequence[dict[str, Any]], title: str | None = None) -> Table:
-    """The summary table for profile records (GMACs = 1e9 multiply-accumulates)."""
-    table = Table(title=title or "srbench profile (batch 1; MACs = multiply-accumulates)")
-    right = {"justify": "right"}
-    table.add_column("model")
-    table.add_column("scale", **right)
-    table.add_column("size (LR -> HR)")
-    table.add_column("params", **right)
-    table.add_column("frozen", **right)
-    table.add_column("network GMACs", **right)
-    table.add_column("bicubic GMACs", **right)
-    table.add_column("precision")
-    table.add_column("median ms", **right)
-    table.add_column("IQR ms", **right)
-    table.add_column("min ms", **right)
-    table.add_column("n", **right)
-    table.add_column("peak MiB", **right)
+    """The summary table for profile records (GMAC = 1e9 multiply-accumulates; times in ms)."""
+    table = Table(
+        title=title or "srbench profile: batch 1, GMAC = 1e9 multiply-accumulates, times in ms",
+        caption="net = network MACs (the literature number); bic = bicubic pre-upsampling matmuls",
+    )
+    for name, justify in (
+        ("model", "left"), ("x", "right"), ("LR -> HR", "left"), ("params", "right"),
+        ("frozen", "right"), ("net GMAC", "right"), ("bic GMAC", "right"), ("precision", "left"),
+        ("median", "right"), ("IQR", "right"), ("min", "right"), ("n", "right"),
+        ("peak MiB", "right"),
+    ):  # fmt: skip
+        table.add_column(name, justify=justify, no_wrap=name in ("model", "LR -> HR"))
     for r in records:
         lat = r.get("latency", {})
-        mem = r.get("peak_memory", {})
         measured = lat.get("status") == "measured"
-        peak = mem.get("peak_allocated_bytes")
+        absent = "-" if lat.get("reason") == "not requested" else "not measured"
+        peak = r.get("peak_memory", {}).get("peak_allocated_bytes")
         table.add_row(
             r["model"],
-            f"x{r['scale']}",
-            f"{r['size']}: {r['lr_width']}x{r['lr_height']} -> {r['hr_width']}x{r['hr_height']}",
+            str(r["scale"]),
+            f"{r['lr_width']}x{r['lr_height']} -> {r['hr_width']}x{r['hr_height']}",
             f"{r['trainable_params']:,}",
             f"{r['frozen_values']:,}",
             _g(r["network_macs"]),
             _g(r["bicubic_macs"]),
-            f"{r['precision_label']} [{r['device']}]",
-            _ms(lat.get("median_ms")) if measured else "not measured",
+            r["precision_label"],
+            _ms(lat.get("median_ms")) if measured else absent,
             _ms(lat.get("iqr_ms")) if measured else "-",
             _ms(lat.get("min_ms")) if measured else "-",
             str(lat.get("repeats", "-")) if measured else "-",
-            f"{peak / 2**20:.0f}" if peak is not None else "not measured",
+            f"{peak / 2**20:.0f}" if peak is not None else absent,
         )
     return table
 

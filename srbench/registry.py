@@ -93,7 +93,7 @@ class ModelCard:
         missing = [f for f in ("name", "family", "paper", "licence") if not getattr(self, f)]
         if not self.scales:
             missing.append("scales")
-        if self.year < 1990:
+        if self.year < 1900:
             missing.append("year")
         return missing
 

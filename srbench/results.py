@@ -1,10 +1,12 @@
 """The result store: one JSON line per measured (model, weights, scale, dataset, image, protocol).
 
-Format: JSON Lines (``pandas.read_json(path, lines=True)`` reads it). Each record is written with a
-single ``write`` to a file opened with ``O_APPEND`` while holding an exclusive ``flock``, then
-``fsync``-ed, so two runs writing at once interleave whole lines, and a run killed with ``kill -9``
-leaves at most one torn last line, which the loader skips (and the next writer seals with a
-newline). Resuming a run skips every key already in the store.
+Format: JSON Lines (``pandas.read_json(path, lines=True)`` reads it). Each batch of records is
+written to a file opened with ``O_APPEND`` while holding an exclusive ``flock``, then ``fsync``-ed,
+so two runs writing at once interleave whole lines; readers take a shared ``flock`` and never see
+half a batch. A run killed with ``kill -9`` leaves at most one torn last line, which the loader
+skips and the next writer seals with a newline. Resuming a run skips every key already in the
+store; ``--force`` appends newer records, and the last record of a key wins
+(``tests/test_results.py`` checks all of this, a real ``kill -9`` included).
 
 Record fields (units in the names): ``model, weights_sha256, scale, dataset, image, protocol,
 protocol_hash, ensemble, precision, psnr_db, ssim, latency_ms, tiled, hr_sha256, dataset_fingerprint,
@@ -23,6 +25,8 @@ from pathlib import Path
 import pandas as pd
 
 RECORDS_FILE = "records.jsonl"
+# Written by `srbench profile` (srbench.profiling_cli.DEFAULT_OUTPUT) next to the records.
+PROFILE_FILE = "profile.jsonl"
 KEY_FIELDS = (
     "model",
     "weights_sha256",
@@ -40,6 +44,35 @@ def record_key(record: dict) -> tuple:
     return tuple(record.get(f) for f in KEY_FIELDS)
 
 
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The JSON objects of a JSON-lines file in file order (``[]`` if it does not exist).
+
+    Torn or corrupt lines (a writer killed mid-line) and lines that are not objects are skipped.
+    The file is read under a shared ``flock``, so a batch another :class:`ResultStore` writer is
+    appending is seen whole or not at all.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, "rb") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH)
+        try:
+            data = fh.read()
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    records = []
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:  # JSONDecodeError or UnicodeDecodeError: a torn line
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
 @dataclass
 class ResultStore:
     root: Path
@@ -52,40 +85,36 @@ class ResultStore:
         return self.root / RECORDS_FILE
 
     def append(self, records: Iterable[dict]) -> None:
-        lines = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records)
-        if not lines:
+        """Append records, one JSON line each, atomically with respect to other writers.
+
+        The whole batch goes out in ``write`` calls made while holding an exclusive ``flock`` on a
+        file opened with ``O_APPEND``, then ``fsync``; a torn last line left by a killed writer is
+        sealed with a newline first, so it can never glue onto the new records.
+        """
+        data = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records)
+        if not data:
             return
+        payload = data.encode()
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.records_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.records_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
-            if size:
-                # A writer killed mid-line leaves no trailing newline: seal the torn line.
-                with open(self.records_path, "rb") as fh:
-                    fh.seek(size - 1)
-                    if fh.read(1) != b"\n":
-                        lines = "\n" + lines
-            os.write(fd, lines.encode())
+            # A writer killed mid-line leaves no trailing newline: seal the torn line.
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                payload = b"\n" + payload
+            view = memoryview(payload)
+            while view:  # os.write may write less than asked (signals, huge batches)
+                written = os.write(fd, view)
+                view = view[written:]
             os.fsync(fd)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
     def iter_records(self) -> list[dict]:
-        if not self.records_path.is_file():
-            return []
-        records = []
-        with open(self.records_path, encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # a torn line from an interrupted writer
-        return records
+        """Every complete record in file order; torn or corrupt lines are skipped."""
+        return read_jsonl(self.records_path)
 
     def latest_records(self) -> list[dict]:
         """One record per key: the last one written (``--force`` re-runs append newer ones)."""

@@ -91,15 +91,18 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def _convert_hint(path: Path, model: str = "NAME", scale: int | str = "S") -> str:
-    return (
-        f"`srbench weights convert {path} --model {model} --scale {scale} "
-        f"-o {path.with_suffix('.safetensors').name}`"
+    out = path.with_suffix(
+        ".srbench.safetensors" if path.suffix == ".safetensors" else ".safetensors"
     )
+    return f"`srbench weights convert {path} --model {model} --scale {scale} -o {out.name}`"
 
 
-def _looks_pickled(path: Path, head: bytes) -> bool:
+def _looks_pickled(path: Path, head: bytes, size: int) -> bool:
+    """A pickle by suffix or by magic bytes (unless the bytes are a plausible safetensors start)."""
     if path.suffix.lower() in PICKLE_SUFFIXES:
         return True
+    if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= size - 8:
+        return False  # safetensors: u64 header length, then the JSON header
     if head.startswith(b"PK\x03\x04"):  # torch.save's zip container
         return True
     return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5  # raw pickle protocol 2-5
@@ -122,10 +125,12 @@ def _read_header(path: Path, model: str = "NAME", scale: int | str = "S") -> dic
         raise WeightsError(f"{path}: not a file; pass a .safetensors weights file")
     size = path.stat().st_size
     with open(path, "rb") as f:
-        head = f.read(8)
-        if _looks_pickled(path, head):
+        head = f.read(9)
+        if _looks_pickled(path, head, size):
             raise _refuse_pickle(path, model, scale)
         fix = "re-download it or re-create it with `srbench weights convert`"
+        f.seek(8)
+        head = head[:8]
         if len(head) < 8:
             raise WeightsError(f"{path}: weights file is truncated or empty ({size} bytes); {fix}")
         (n,) = struct.unpack("<Q", head)

@@ -29,6 +29,15 @@ BENCHMARK_SETS = {"set5", "set14", "b100", "urban100", "manga109"}
 PROTOCOLS = {"legacy-y", "standard"}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Inputs here are tiny: intra-op threads only add overhead (and stall on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ----------------------------------------------------------------------------------------------
 # Helpers used by the registry-wide tests (and by the temporary-model test)
 # ----------------------------------------------------------------------------------------------
@@ -152,10 +161,6 @@ def test_determinism(name):
 @pytest.mark.parametrize("name", MODELS)
 def test_card_complete(name):
     card = get_card(name)
-    if name == "bicubic" and card.missing_fields() == ["year"] and card.year == 1981:
-        # Keys (1981) is the right citation; registry.ModelCard.missing_fields treats any year
-        # before 1990 as missing. Passes unchanged once that heuristic is relaxed.
-        pytest.xfail("ModelCard.missing_fields rejects years < 1990; bicubic's paper is 1981")
     check_card(name)
 
 
@@ -213,18 +218,8 @@ def test_list_models_patterns():
     assert list_models(trainable=False) == ["bicubic"]
 
 
-_PREFIX_XFAIL = pytest.mark.xfail(
-    reason=(
-        "registry._entry suggests only difflib matches with ratio >= 0.5; 'edsr' vs "
-        "'edsr_baseline' is 0.47 (it suggests vdsr). Needs prefix matches in the registry."
-    ),
-    strict=False,
-)
-
-
 @pytest.mark.parametrize(
-    ("typo", "suggestion"),
-    [("idm", "idn"), ("srcn", "srcnn"), pytest.param("edsr", "edsr_baseline", marks=_PREFIX_XFAIL)],
+    ("typo", "suggestion"), [("idm", "idn"), ("srcn", "srcnn"), ("edsr", "edsr_baseline")]
 )
 def test_unknown_model_suggests(typo, suggestion):
     with pytest.raises(ModelNotFoundError, match="did you mean") as info:

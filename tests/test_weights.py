@@ -147,6 +147,22 @@ def test_pickle_refused(tmp_path, filename):
     assert "srbench weights convert" in msg and "weights_only=True" in msg
 
 
+def test_header_length_that_looks_like_pickle_magic(tmp_path):
+    """A 640-byte safetensors header starts the file with 0x80 0x02, the pickle protocol-2 magic."""
+    from srbench.weights import _serialize
+
+    state = _model("srcnn", 2).state_dict()
+    path = tmp_path / "x.safetensors"
+    for pad in range(640):
+        meta = {"srbench.model": "srcnn", "srbench.scales": "2", "srbench.format": "1"}
+        data = _serialize(state, {**meta, "note": "x" * pad})
+        if data[:2] == b"\x80\x02":
+            break
+    path.write_bytes(data)
+    assert path.read_bytes()[:2] == b"\x80\x02"
+    load_weights(_model("srcnn", 2, seed=1), path, card=get_card("srcnn"), scale=2)
+
+
 def _raw_file(tmp_path, tensors, name="raw.safetensors", model="srcnn", scales="2"):
     path = tmp_path / name
     meta = {"srbench.model": model, "srbench.scales": scales, "srbench.format": "1"}

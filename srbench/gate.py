@@ -1,0 +1,462 @@
+"""The metrics gate: a fresh run compared with a committed baseline, metric by metric.
+
+A baseline (``results/baseline.json``, written only by ``srbench baseline update``) holds, per
+(model, weights_sha256, protocol, protocol_hash, dataset, scale) -- plus ``ensemble`` and
+``precision``, so that ``+`` variants never collide with plain runs -- the mean PSNR and SSIM, the
+number of images, the parameters and MACs (at a 1280x720 output) and, where ``srbench profile``
+measured it, the latency with the hardware it was measured on; and the environment that made it.
+
+:func:`compare` checks a current set of entries against it with direction-aware tolerances:
+
+* PSNR: a drop of more than ``psnr_db`` (0.01 dB) is a regression; a rise of more than that is
+  "improved" (reported, not a failure); within the tolerance it is "ok".
+* SSIM: the same with ``ssim`` (0.0002).
+* parameters, MACs and the number of images: exact; any change is a failure ("changed").
+* latency: relative, ``latency_rel`` (+10%) slower is a regression, 10% faster "improved"; only
+  compared when the device name and the thread count are the same as the baseline's, else
+  "skipped: different hardware"; "skipped: not measured" when either side has no latency.
+* a baseline entry with no current result is "missing" (a failure); a current result not in the
+  baseline is "new" (reported only).
+
+Library code: nothing here prints (``srbench.report_cli`` draws the table).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from srbench.errors import SRBenchError
+from srbench.pareto import CostFn, counted_costs, efficiency_table, load_profiles
+from srbench.results import ResultStore, summarise
+
+SCHEMA = "srbench.baseline/1"
+ENTRY_KEY = (
+    "model",
+    "weights_sha256",
+    "protocol",
+    "protocol_hash",
+    "dataset",
+    "scale",
+    "ensemble",
+    "precision",
+)
+METRICS = ("psnr_db", "ssim", "images", "params", "macs", "latency_ms")
+FAILING = ("regressed", "changed", "missing")
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """How much worse a metric may get before the gate fails (quality: absolute; latency: relative)."""
+
+    psnr_db: float = 0.01
+    ssim: float = 0.0002
+    latency_rel: float = 0.10
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> Tolerances:
+        data = data or {}
+        known = {k: float(v) for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+@dataclass
+class MetricResult:
+    metric: str
+    baseline: Any
+    current: Any
+    delta: float | None
+    tolerance: str
+    status: str  # ok, improved, regressed, changed, skipped: ...
+    note: str = ""
+
+
+@dataclass
+class EntryResult:
+    key: dict[str, Any]
+    status: str  # ok, improved, regressed, changed, missing, new
+    metrics: list[MetricResult] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILING
+
+
+@dataclass
+class GateResult:
+    entries: list[EntryResult]
+    tolerances: Tolerances
+    baseline_environment: dict[str, Any]
+    current_environment: dict[str, Any]
+
+    @property
+    def failed(self) -> bool:
+        return any(e.failed for e in self.entries)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for e in self.entries:
+            out[e.status] = out.get(e.status, 0) + 1
+        return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Entries from the store
+# ------------------------------------------------------------------------------------------------
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe scalars: numpy types to Python, NaN to None."""
+    if value is None:
+        return None
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def entry_key(entry: dict[str, Any]) -> tuple:
+    return (
+        str(entry.get("model")),
+        str(entry.get("weights_sha256")),
+        str(entry.get("protocol")),
+        str(entry.get("protocol_hash")),
+        str(entry.get("dataset")),
+        int(entry.get("scale", 0)),
+        bool(entry.get("ensemble", False)),
+        str(entry.get("precision") or "fp32"),
+    )
+
+
+def _filtered(frame: pd.DataFrame, column: str, values: Iterable[Any] | None) -> pd.DataFrame:
+    if values is None or frame.empty:
+        return frame
+    values = list(values)
+    if column == "scale":
+        return frame[frame[column].astype(int).isin([int(v) for v in values])]
+    return frame[frame[column].isin(values)]
+
+
+def current_entries(
+    results_dir: str | Path,
+    *,
+    models: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    scales: Sequence[int] | None = None,
+    protocols: Sequence[str] | None = None,
+    profiles: Sequence[dict] | None = None,
+    cost_fn: CostFn | None = counted_costs,
+) -> list[dict[str, Any]]:
+    """One entry per key from the store: mean PSNR/SSIM, images, params, MACs, latency.
+
+    Parameters and MACs are counted on the code as it is now (``cost_fn``), so an architecture
+    change shows; latency comes only from ``srbench profile`` records (``profile.jsonl``).
+    Records that carry an ``ablation`` tag are left out.
+    """
+    records = [
+        r
+        for r in ResultStore(Path(results_dir)).latest_records()
+        if r.get("ablation") in (None, "", {})
+    ]
+    if not records:
+        return []
+    frame = pd.DataFrame.from_records(records)
+    for column, default in (("ensemble", False), ("precision", "fp32")):
+        if column not in frame.columns:
+            frame[column] = default
+    frame = _filtered(frame, "model", models)
+    frame = _filtered(frame, "dataset", datasets)
+    frame = _filtered(frame, "scale", scales)
+    frame = _filtered(frame, "protocol", protocols)
+    if frame.empty:
+        return []
+    summary = summarise(frame)
+    pairs = {(str(m), int(s)) for m, s in zip(summary["model"], summary["scale"], strict=True)}
+    counted = efficiency_table(pairs, (), cost_fn=cost_fn).set_index(["model", "scale"])
+    profiles = list(load_profiles(results_dir) if profiles is None else profiles)
+    measured = efficiency_table(pairs, profiles, cost_fn=None).set_index(["model", "scale"])
+    hardware = _record_hardware(frame)
+    entries = []
+    for row in summary.itertuples():
+        key = (str(row.model), int(row.scale))
+        cost = counted.loc[key]
+        lat = measured.loc[key]
+        latency = _clean(lat["latency_ms"])
+        entries.append(
+            {
+                "model": str(row.model),
+                "weights_sha256": str(row.weights_sha256),
+                "protocol": str(row.protocol),
+                "protocol_hash": str(row.protocol_hash),
+                "dataset": str(row.dataset),
+                "scale": int(row.scale),
+                "ensemble": bool(row.ensemble),
+                "precision": str(row.precision),
+                "psnr_db": _clean(row.psnr_db),
+                "ssim": _clean(row.ssim),
+                "images": int(row.images),
+                "params": _int_or_none(cost["params"]),
+                "macs": _int_or_none(cost["macs"]),
+                "latency_ms": latency,
+                "latency_hardware": (
+                    {
+                        "device": _clean(lat["latency_device"]),
+                        "threads": _clean(lat["latency_threads"]),
+                    }
+                    if latency is not None
+                    else None
+                ),
+                "measured_on": hardware.get(entry_key_pair(row), []),
+            }
+        )
+    entries.sort(key=entry_key)
+    return entries
+
+
+def entry_key_pair(row: Any) -> tuple:
+    return (str(row.model), str(row.weights_sha256), str(row.dataset), int(row.scale))
+
+
+def _record_hardware(frame: pd.DataFrame) -> dict[tuple, list[dict[str, Any]]]:
+    out: dict[tuple, list[dict[str, Any]]] = {}
+    fields = [c for c in ("device", "device_type", "torch_threads") if c in frame.columns]
+    if not fields:
+        return out
+    for row in frame.itertuples():
+        hw = {f: _clean(getattr(row, f)) for f in fields}
+        items = out.setdefault(entry_key_pair(row), [])
+        if hw not in items:
+            items.append(hw)
+    return out
+
+
+def _int_or_none(value: Any) -> int | None:
+    value = _clean(value)
+    if value is None:
+        return None
+    return round(float(value))
+
+
+def environment_summary(results_dir: str | Path) -> dict[str, Any]:
+    """Distinct machines and versions the store's records were measured with."""
+    records = ResultStore(Path(results_dir)).latest_records()
+
+    def distinct(*fields: str) -> list[dict[str, Any]]:
+        seen: list[dict[str, Any]] = []
+        for r in records:
+            item = {f: r.get(f) for f in fields}
+            if item not in seen:
+                seen.append(item)
+        return seen
+
+    return {
+        "hardware": distinct("device", "device_type", "torch_threads"),
+        "versions": distinct("srbench_version", "git_commit", "torch_version"),
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Baseline files
+# ------------------------------------------------------------------------------------------------
+
+
+def make_baseline(
+    entries: Sequence[dict[str, Any]],
+    *,
+    environment: dict[str, Any] | None = None,
+    tolerances: Tolerances | None = None,
+) -> dict[str, Any]:
+    if not entries:
+        raise SRBenchError("no results to put in a baseline: run `srbench run` first")
+    from srbench.provenance import environment as machine
+
+    return {
+        "schema": SCHEMA,
+        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "tolerances": asdict(tolerances or Tolerances()),
+        "environment": {"records": environment or {}, "written_by": machine("cpu")},
+        "entries": sorted((dict(e) for e in entries), key=entry_key),
+    }
+
+
+def write_baseline(path: str | Path, baseline: dict[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(baseline, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_baseline(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise SRBenchError(
+            f"{path}: no baseline file; write one with `srbench baseline update --baseline {path}`"
+        )
+    try:
+        data = json.loads(path.read_text())
+    except (ValueError, OSError) as exc:
+        raise SRBenchError(f"{path}: not a readable baseline ({exc})") from None
+    if (
+        not isinstance(data, dict)
+        or data.get("schema") != SCHEMA
+        or not isinstance(data.get("entries"), list)
+    ):
+        raise SRBenchError(
+            f"{path}: not an srbench baseline (expected schema {SCHEMA!r}); re-create it with "
+            "`srbench baseline update`"
+        )
+    for entry in data["entries"]:
+        missing = [k for k in ENTRY_KEY[:6] if k not in entry]
+        if missing:
+            raise SRBenchError(f"{path}: a baseline entry lacks {', '.join(missing)}")
+    return data
+
+
+# ------------------------------------------------------------------------------------------------
+# Comparison
+# ------------------------------------------------------------------------------------------------
+
+_EPS = 1e-9
+
+
+def _quality(metric: str, base: Any, cur: Any, tol: float) -> MetricResult:
+    text = f"-{tol:g}"
+    if base is None or cur is None:
+        return MetricResult(metric, base, cur, None, text, "skipped: not measured")
+    delta = float(cur) - float(base)
+    if delta < -tol - _EPS:
+        status = "regressed"
+    elif delta > tol + _EPS:
+        status = "improved"
+    else:
+        status = "ok"
+    return MetricResult(metric, base, cur, delta, text, status)
+
+
+def _exact(metric: str, base: Any, cur: Any) -> MetricResult:
+    if base is None and cur is None:
+        return MetricResult(metric, base, cur, None, "exact", "skipped: not measured")
+    if base is None or cur is None or int(base) != int(cur):
+        delta = None if base is None or cur is None else float(int(cur) - int(base))
+        return MetricResult(metric, base, cur, delta, "exact", "changed")
+    return MetricResult(metric, base, cur, 0.0, "exact", "ok")
+
+
+def _same_hardware(a: dict | None, b: dict | None) -> bool:
+    if not a or not b:
+        return False
+    return str(a.get("device")) == str(b.get("device")) and str(a.get("threads")) == str(
+        b.get("threads")
+    )
+
+
+def _latency(base: dict, cur: dict, rel: float) -> MetricResult:
+    text = f"+{rel:.0%}"
+    b, c = base.get("latency_ms"), cur.get("latency_ms")
+    if b is None or c is None:
+        return MetricResult("latency_ms", b, c, None, text, "skipped: not measured")
+    if not _same_hardware(base.get("latency_hardware"), cur.get("latency_hardware")):
+        hb, hc = base.get("latency_hardware") or {}, cur.get("latency_hardware") or {}
+        note = (
+            f"baseline {hb.get('device')} / {hb.get('threads')} threads, "
+            f"now {hc.get('device')} / {hc.get('threads')} threads"
+        )
+        return MetricResult("latency_ms", b, c, None, text, "skipped: different hardware", note)
+    ratio = float(c) / float(b) - 1.0 if float(b) > 0 else math.inf
+    if ratio > rel + _EPS:
+        status = "regressed"
+    elif ratio < -rel - _EPS:
+        status = "improved"
+    else:
+        status = "ok"
+    return MetricResult("latency_ms", b, c, ratio, text, status)
+
+
+def _verdict(metrics: Sequence[MetricResult]) -> str:
+    statuses = {m.status for m in metrics}
+    for status in ("changed", "regressed", "improved"):
+        if status in statuses:
+            return status
+    return "ok"
+
+
+def compare(
+    baseline: dict[str, Any],
+    current: Sequence[dict[str, Any]],
+    *,
+    tolerances: Tolerances | None = None,
+    current_environment: dict[str, Any] | None = None,
+) -> GateResult:
+    """Compare current entries with a baseline (:func:`read_baseline`), entry by entry."""
+    tol = tolerances or Tolerances.from_dict(baseline.get("tolerances"))
+    now = {entry_key(e): e for e in current}
+    results: list[EntryResult] = []
+    for base in sorted(baseline["entries"], key=entry_key):
+        key = entry_key(base)
+        key_dict = dict(zip(ENTRY_KEY, key, strict=True))
+        cur = now.pop(key, None)
+        if cur is None:
+            results.append(EntryResult(key_dict, "missing", note=_why_missing(key, current)))
+            continue
+        metrics = [
+            _quality("psnr_db", base.get("psnr_db"), cur.get("psnr_db"), tol.psnr_db),
+            _quality("ssim", base.get("ssim"), cur.get("ssim"), tol.ssim),
+            _exact("images", base.get("images"), cur.get("images")),
+            _exact("params", base.get("params"), cur.get("params")),
+            _exact("macs", base.get("macs"), cur.get("macs")),
+            _latency(base, cur, tol.latency_rel),
+        ]
+        results.append(EntryResult(key_dict, _verdict(metrics), metrics))
+    for key in sorted(now):
+        results.append(EntryResult(dict(zip(ENTRY_KEY, key, strict=True)), "new"))
+    return GateResult(results, tol, baseline.get("environment") or {}, current_environment or {})
+
+
+def _why_missing(key: tuple, current: Sequence[dict[str, Any]]) -> str:
+    model, sha, protocol, phash, dataset, scale = key[:6]
+    same = [
+        e
+        for e in current
+        if e["model"] == model and e["dataset"] == dataset and int(e["scale"]) == scale
+        and e["protocol"] == protocol
+    ]  # fmt: skip
+    hashes = sorted({e["protocol_hash"] for e in same if e["protocol_hash"] != phash})
+    shas = sorted({e["weights_sha256"] for e in same if e["weights_sha256"] != sha})
+    if hashes:
+        return f"the store has {protocol} results under other protocol hashes: {', '.join(hashes)}"
+    if shas:
+        return f"the store has results with other weights: {', '.join(s[:12] for s in shas)}"
+    return "no current result (run it, or use --run)"
+
+
+def missing_runs(
+    baseline: dict[str, Any], current: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """What to run so that every baseline entry has a current result: one job per
+    (protocol, ensemble, model) with its datasets and scales."""
+    have = {entry_key(e) for e in current}
+    jobs: dict[tuple, dict[str, Any]] = {}
+    for entry in baseline["entries"]:
+        if entry_key(entry) in have:
+            continue
+        job = jobs.setdefault(
+            (entry["protocol"], bool(entry.get("ensemble", False)), entry["model"]),
+            {"protocol": entry["protocol"], "ensemble": bool(entry.get("ensemble", False)),
+             "model": entry["model"], "datasets": [], "scales": []},
+        )  # fmt: skip
+        if entry["dataset"] not in job["datasets"]:
+            job["datasets"].append(entry["dataset"])
+        if int(entry["scale"]) not in job["scales"]:
+            job["scales"].append(int(entry["scale"]))
+    return list(jobs.values())

@@ -1,0 +1,424 @@
+"""Pareto analysis of the result store: quality (PSNR or SSIM) against a cost.
+
+Everything here is computed from the store (``records.jsonl``) and the profile records
+(``profile.jsonl``, written by ``srbench profile``) -- never typed by hand. Points are compared
+only within one dataset, one scale and one protocol (id *and* hash): numbers measured under
+different protocols are never put on one plot.
+
+Costs (lower is better):
+
+* ``params``: trainable parameters of the model at that scale;
+* ``macs``: multiply-accumulates of one forward pass producing a 1280x720 output (``720p``, the
+  literature's convention: LR = round(1280/s) x round(720/s)); all MACs the forward runs, the
+  bicubic pre-upsampling of SRCNN/VDSR/IDN included (``network_macs`` leaves it out);
+* ``latency_ms``: median latency at 720p, fp32, batch 1, from ``srbench profile`` records only;
+* ``memory_bytes``: peak CUDA memory of that forward pass, from ``srbench profile`` records only.
+
+Parameters and MACs come from the profile records when they exist and are otherwise counted with
+:mod:`srbench.profiling` (deterministic, no weights needed). Latency and memory are measurements:
+when no profile record has them they are missing, never estimated, and points measured on
+different hardware are not put on one latency plot.
+
+Library code: nothing here prints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from srbench.errors import SRBenchError
+from srbench.results import PROFILE_FILE, read_jsonl, summarise
+
+COST_SIZE = "720p"  # the 1280x720-output convention of the efficient-SR literature
+
+QUALITIES = {"psnr_db": "PSNR (dB)", "ssim": "SSIM"}
+COSTS = {
+    "params": "trainable parameters",
+    "macs": "MACs per 1280x720 output (all, incl. bicubic pre-upsampling)",
+    "network_macs": "network MACs per 1280x720 output (excl. bicubic pre-upsampling)",
+    "latency_ms": "latency (ms, 1280x720 output, fp32, batch 1)",
+    "memory_bytes": "peak CUDA memory (bytes, 1280x720 output)",
+}
+LOG_COSTS = ("params", "macs", "network_macs")
+COST_COLUMNS = (*COSTS, "latency_hardware", "latency_device", "latency_threads", "cost_source")
+GROUP_COLUMNS = ("protocol", "protocol_hash", "dataset", "scale")
+# One point per (model, weights, ensemble, precision) inside a group.
+POINT_COLUMNS = ("model", "weights_sha256", "ensemble", "precision")
+
+
+# ------------------------------------------------------------------------------------------------
+# The front
+# ------------------------------------------------------------------------------------------------
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
+    """Which ``(cost, quality)`` points are non-dominated (lower cost and higher quality win).
+
+    A point is dominated when another has cost <= and quality >= with at least one strict.
+    Equal points (duplicates) do not dominate each other: all of them are on the front; a point
+    with the same cost and lower quality is dominated. Points with a missing or non-finite
+    coordinate are never on the front and dominate nothing. Order is preserved.
+    """
+    pts = [(float(c), float(q)) if _finite(c) and _finite(q) else None for c, q in points]
+    on_front: list[bool] = []
+    for i, p in enumerate(pts):
+        if p is None:
+            on_front.append(False)
+            continue
+        c, q = p
+        dominated = any(
+            o is not None and o[0] <= c and o[1] >= q and (o[0] < c or o[1] > q)
+            for j, o in enumerate(pts)
+            if j != i
+        )
+        on_front.append(not dominated)
+    return on_front
+
+
+# ------------------------------------------------------------------------------------------------
+# Costs
+# ------------------------------------------------------------------------------------------------
+
+
+def load_profiles(results_dir: str | Path) -> list[dict]:
+    """The ``srbench profile`` records stored next to the result store (``profile.jsonl``)."""
+    return [r for r in read_jsonl(Path(results_dir) / PROFILE_FILE) if "model" in r]
+
+
+@cache
+def counted_costs(model: str, scale: int, size: str = COST_SIZE) -> dict[str, Any]:
+    """Parameters and MACs of a registered model, counted by :mod:`srbench.profiling`."""
+    from srbench.profiling import count_macs, count_params, lr_shape, parse_size
+    from srbench.registry import create_model, get_card
+
+    card = get_card(model)
+    net = create_model(card.name, scale).eval()
+    macs = count_macs(net, lr_shape(card, scale, parse_size(size)), card=card)
+    return {
+        "params": count_params(net)["trainable_params"],
+        "macs": macs.total_macs,
+        "network_macs": macs.network_macs,
+    }
+
+
+CostFn = Callable[[str, int], dict[str, Any]]
+
+
+def profile_hardware(record: dict) -> dict[str, Any]:
+    """The machine a profile record was measured on: device name, type and thread count."""
+    env = record.get("env") or {}
+    return {
+        "device": env.get("gpu_name") or env.get("cpu_model") or record.get("device") or "unknown",
+        "device_type": record.get("device_type", "?"),
+        "threads": record.get("threads", env.get("torch_threads")),
+    }
+
+
+def _hardware(record: dict) -> str:
+    hw = profile_hardware(record)
+    return f"{hw['device']} ({hw['device_type']}, {hw['threads']} threads)"
+
+
+def efficiency_table(
+    models_scales: Iterable[tuple[str, int]],
+    profiles: Sequence[dict] = (),
+    *,
+    size: str = COST_SIZE,
+    precision: str = "fp32",
+    cost_fn: CostFn | None = counted_costs,
+) -> pd.DataFrame:
+    """Per (model, scale): params, MACs, latency, memory and where each came from.
+
+    Profile records (the latest per model and scale at ``size`` and ``precision``) win;
+    parameters and MACs missing there are counted with ``cost_fn`` (``None``: left missing). A
+    model that cannot be built (e.g. from an uninstalled plugin) gets missing costs and a note.
+    """
+    latest: dict[tuple[str, int], dict] = {}
+    for r in profiles:
+        if r.get("size") == size and r.get("precision", "fp32") == precision:
+            latest[(r.get("model"), r.get("scale"))] = r
+    rows = []
+    for model, scale in sorted(set(models_scales), key=lambda x: (str(x[0]), int(x[1]))):
+        row: dict[str, Any] = {"model": model, "scale": int(scale)}
+        row.update({c: math.nan for c in COSTS})
+        row["latency_hardware"] = row["latency_device"] = row["latency_threads"] = None
+        prof = latest.get((model, int(scale)))
+        source = []
+        if prof is not None:
+            row["params"] = prof.get("trainable_params", math.nan)
+            row["macs"] = prof.get("total_macs", math.nan)
+            row["network_macs"] = prof.get("network_macs", math.nan)
+            lat = prof.get("latency") or {}
+            if lat.get("status") == "measured" and _finite(prof.get("latency_median_ms")):
+                row["latency_ms"] = float(prof["latency_median_ms"])
+                row["latency_hardware"] = _hardware(prof)
+                hw = profile_hardware(prof)
+                row["latency_device"], row["latency_threads"] = hw["device"], hw["threads"]
+            peak = (prof.get("peak_memory") or {}).get("peak_allocated_bytes")
+            if _finite(peak):
+                row["memory_bytes"] = float(peak)
+            source.append("srbench profile")
+        if cost_fn is not None and not all(_finite(row[c]) for c in ("params", "macs")):
+            try:
+                counted = cost_fn(model, int(scale))
+            except Exception as exc:  # unknown model, unsupported scale: said, not fatal
+                source.append(f"not counted: {type(exc).__name__}: {exc}".splitlines()[0])
+            else:
+                for key, value in counted.items():
+                    if key in COSTS and not _finite(row.get(key)):
+                        row[key] = value
+                source.append("counted (srbench.profiling)")
+        row["cost_source"] = "; ".join(source) or "none"
+        rows.append(row)
+    columns = ["model", "scale", *COST_COLUMNS]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summary_table(
+    frame: pd.DataFrame,
+    profiles: Sequence[dict] = (),
+    *,
+    cost_fn: CostFn | None = counted_costs,
+) -> pd.DataFrame:
+    """Per-model means (:func:`srbench.results.summarise`) joined with their costs and a label."""
+    if frame.empty:
+        return pd.DataFrame(columns=[*GROUP_COLUMNS, *POINT_COLUMNS, "psnr_db", "ssim", "label"])
+    summary = summarise(frame) if "image" in frame.columns else frame.copy()
+    for column in POINT_COLUMNS:
+        if column not in summary.columns:
+            summary[column] = None
+    pairs = {(m, int(s)) for m, s in zip(summary["model"], summary["scale"], strict=True)}
+    costs = efficiency_table(pairs, profiles, cost_fn=cost_fn)
+    summary = summary.drop(columns=[c for c in COST_COLUMNS if c in summary.columns])
+    summary["scale"] = summary["scale"].astype(int)
+    out = summary.merge(costs, on=["model", "scale"], how="left")
+    out["label"] = point_labels(out)
+    return out
+
+
+def point_labels(frame: pd.DataFrame) -> list[str]:
+    """Model names; ``+`` for self-ensemble; the weights' short hash where a model has several."""
+    per_model = frame.groupby("model")["weights_sha256"].nunique(dropna=False).to_dict()
+    labels = []
+    for row in frame.itertuples():
+        label = str(row.model) + ("+" if bool(getattr(row, "ensemble", False)) else "")
+        if per_model.get(row.model, 1) > 1:
+            label += f" [{str(row.weights_sha256)[:8]}]"
+        precision = getattr(row, "precision", "fp32")
+        if precision not in (None, "fp32") and not pd.isna(precision):
+            label += f" ({precision})"
+        labels.append(label)
+    return labels
+
+
+# ------------------------------------------------------------------------------------------------
+# Plots
+# ------------------------------------------------------------------------------------------------
+
+
+def _select_protocol(
+    frame: pd.DataFrame, protocol: str | None, protocol_hash: str | None
+) -> tuple[pd.DataFrame, str, str]:
+    if protocol is not None:
+        frame = frame[frame["protocol"] == protocol]
+    if protocol_hash is not None:
+        frame = frame[frame["protocol_hash"] == protocol_hash]
+    found = sorted(
+        {(str(p), str(h)) for p, h in zip(frame["protocol"], frame["protocol_hash"], strict=True)}
+    )
+    if len(found) > 1:
+        labels = ", ".join(f"{p}@{h}" for p, h in found)
+        raise SRBenchError(
+            f"the results hold several protocols ({labels}); pick one (protocol=..., "
+            "protocol_hash=...): numbers from different protocols are never plotted together"
+        )
+    if not found:
+        raise SRBenchError("no results for the requested protocol")
+    return frame, found[0][0], found[0][1]
+
+
+def plot_stem(
+    protocol: str, protocol_hash: str, dataset: str, scale: int, quality: str, cost: str
+) -> str:
+    return f"pareto_{protocol}-{protocol_hash}_{dataset}_x{scale}_{quality}_vs_{cost}"
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(text))
+
+
+def pareto_plot(
+    frame: pd.DataFrame,
+    dataset: str,
+    scale: int,
+    quality: str = "psnr_db",
+    cost: str = "params",
+    out_dir: str | Path = Path("reports"),
+    *,
+    protocol: str | None = None,
+    protocol_hash: str | None = None,
+    profiles: Sequence[dict] = (),
+    cost_fn: CostFn | None = counted_costs,
+    stem: str | None = None,
+) -> dict[str, Path]:
+    """Plot ``quality`` against ``cost`` for one dataset, scale and protocol; PNG and SVG.
+
+    ``frame``: the store (:func:`srbench.results.load_results`) or a :func:`summary_table`.
+    Every point is labelled with its model; the front is a step line; params and MACs use a log
+    x-axis (a zero-cost point such as bicubic's 0 parameters sits at the axis' left end, on a
+    tick labelled 0). Returns ``{"png": path, "svg": path}``. Raises :class:`SRBenchError` when
+    there is nothing to plot or the frame mixes protocols and none was chosen.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    if quality not in QUALITIES:
+        raise SRBenchError(f"unknown quality {quality!r}; choose from {', '.join(QUALITIES)}")
+    if cost not in COSTS:
+        raise SRBenchError(f"unknown cost {cost!r}; choose from {', '.join(COSTS)}")
+    if frame.empty:
+        raise SRBenchError("the result store is empty: nothing to plot")
+    table = summary_table(frame, profiles, cost_fn=cost_fn) if "image" in frame.columns else frame
+    table = table[(table["dataset"] == dataset) & (table["scale"].astype(int) == int(scale))]
+    if table.empty:
+        raise SRBenchError(f"no results for {dataset} x{scale}")
+    table, protocol, protocol_hash = _select_protocol(table, protocol, protocol_hash)
+
+    if "label" not in table.columns:
+        table = table.assign(label=point_labels(table))
+    if cost not in table.columns:
+        table = table.assign(**{cost: math.nan})
+    note = []
+    usable = table[table[cost].map(_finite) & table[quality].map(_finite)]
+    missing = sorted(set(table["label"]) - set(usable["label"]))
+    if missing:
+        note.append(f"no {cost} for: {', '.join(missing)}")
+    hardware = ""
+    if cost == "latency_ms" and not usable.empty:
+        # Latencies are only comparable on one machine: keep the most common hardware.
+        counts = usable["latency_hardware"].value_counts()
+        hardware = str(counts.index[0])
+        other = sorted(set(usable[usable["latency_hardware"] != hardware]["label"]))
+        if other:
+            note.append(f"measured on other hardware, not shown: {', '.join(other)}")
+        usable = usable[usable["latency_hardware"] == hardware]
+    if usable.empty:
+        raise SRBenchError(
+            f"no point has both {quality} and {cost} for {dataset} x{scale} "
+            f"({protocol}@{protocol_hash})"
+            + (
+                "; latency and memory come from `srbench profile`"
+                if cost in ("latency_ms", "memory_bytes")
+                else ""
+            )
+        )
+
+    costs = [float(v) for v in usable[cost]]
+    qualities = [float(v) for v in usable[quality]]
+    labels = list(usable["label"])
+    flags = pareto_front(list(zip(costs, qualities, strict=True)))
+
+    log_x = cost in LOG_COSTS
+    xs = list(costs)
+    zero_x = None
+    if log_x:
+        positive = [c for c in costs if c > 0]
+        zero_x = 10 ** (math.floor(math.log10(min(positive))) - 1) if positive else 1.0
+        xs = [c if c > 0 else zero_x for c in costs]
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=110)
+    front = sorted((x, q) for x, q, f in zip(xs, qualities, flags, strict=True) if f)
+    if front:
+        fx, fq = zip(*front, strict=True)
+        right = max(xs) * (1.6 if log_x else 1.05) if max(xs) > 0 else 1.0
+        ax.step([*fx, right], [*fq, fq[-1]], where="post", color="tab:blue", linewidth=1.5,
+                label="Pareto front", zorder=1)  # fmt: skip
+    ax.scatter([x for x, f in zip(xs, flags, strict=True) if f],
+               [q for q, f in zip(qualities, flags, strict=True) if f],
+               color="tab:blue", s=36, zorder=3, label="on the front")  # fmt: skip
+    ax.scatter([x for x, f in zip(xs, flags, strict=True) if not f],
+               [q for q, f in zip(qualities, flags, strict=True) if not f],
+               color="tab:gray", marker="o", facecolors="none", s=36, zorder=2,
+               label="dominated")  # fmt: skip
+    for x, q, text in zip(xs, qualities, labels, strict=True):
+        ax.annotate(text, (x, q), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    if log_x:
+        ax.set_xscale("log")
+        if any(c <= 0 for c in costs):
+            # Zero cost has no place on a log axis: such points sit on a tick labelled 0, left of
+            # a dotted break line, and the axis has no minor ticks that would suggest a scale.
+            from matplotlib.ticker import FixedLocator, NullLocator
+
+            hi = max(xs) * 3
+            ax.set_xlim(zero_x / 2, hi)
+            ax.axvline(zero_x * 3, color="lightgray", linestyle=":", linewidth=1)
+            first = math.floor(math.log10(zero_x)) + 1
+            ticks = [10.0**k for k in range(first, math.floor(math.log10(hi)) + 1)]
+            ax.xaxis.set_major_locator(FixedLocator([zero_x, *ticks]))
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_xticklabels(["0", *[f"$10^{{{round(math.log10(t))}}}$" for t in ticks]])
+    ax.set_xlabel(COSTS[cost] + (" (log scale)" if log_x else "") + " -- lower is better")
+    ax.set_ylabel(QUALITIES[quality] + " -- higher is better")
+    title = f"{dataset} x{scale}: {QUALITIES[quality]} vs {cost}  [{protocol}@{protocol_hash}]"
+    ax.set_title(title, fontsize=10)
+    if hardware:
+        note.append(f"hardware: {hardware}")
+    if note:
+        fig.text(0.01, 0.01, "; ".join(note), fontsize=7, color="dimgray", wrap=True)
+    ax.grid(True, which="major", alpha=0.3)
+    if not log_x:
+        ax.margins(x=0.12)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = _safe(stem or plot_stem(protocol, protocol_hash, dataset, int(scale), quality, cost))
+    paths = {"png": out_dir / f"{stem}.png", "svg": out_dir / f"{stem}.svg"}
+    metadata = {"svg": {"Date": None}, "png": {"Software": None}}
+    for kind, path in paths.items():
+        fig.savefig(path, format=kind, metadata=metadata[kind])
+    plt.close(fig)
+    return paths
+
+
+def plot_all(
+    frame: pd.DataFrame,
+    out_dir: str | Path,
+    *,
+    quality: str = "psnr_db",
+    cost: str = "params",
+    profiles: Sequence[dict] = (),
+    cost_fn: CostFn | None = counted_costs,
+) -> list[tuple[dict[str, Any], dict[str, Path] | str]]:
+    """One plot per (protocol, hash, dataset, scale): ``[(group, paths or why not), ...]``."""
+    if frame.empty:
+        return []
+    table = summary_table(frame, profiles, cost_fn=cost_fn) if "image" in frame.columns else frame
+    out = []
+    for key, _ in table.groupby(list(GROUP_COLUMNS), sort=True):
+        group = dict(zip(GROUP_COLUMNS, key, strict=True))
+        try:
+            paths: dict[str, Path] | str = pareto_plot(
+                table, group["dataset"], int(group["scale"]), quality, cost, out_dir,
+                protocol=group["protocol"], protocol_hash=group["protocol_hash"],
+            )  # fmt: skip
+        except SRBenchError as exc:
+            paths = str(exc)
+        out.append((group, paths))
+    return out

@@ -1,0 +1,811 @@
+"""The HTML report: one self-contained folder, made from the result store, that opens offline.
+
+``build_report(results_dir, output_dir)`` writes ``output_dir/index.html`` and ``output_dir/img/``
+(Pareto plots as PNG + SVG, visual-comparison crops as PNG), all referenced by relative paths;
+the page loads nothing from the network (no CDN, no fonts, no scripts). What it shows:
+
+* per protocol (id + hash -- numbers from different protocols are never in one table) and scale,
+  a table of PSNR / SSIM on every benchmark present, with parameters, MACs and latency
+  (:mod:`srbench.pareto` says where each cost comes from), and a paper-vs-measured table for
+  every model whose card publishes numbers under that same protocol;
+* Pareto plots (PSNR vs parameters and MACs; latency when ``srbench profile`` measured it);
+* visual comparisons: the same HR crop (the highest-variance ``crop`` x ``crop`` window inside
+  the scored area, found deterministically) of a few benchmark images for every model, each
+  re-run with the weights the store recorded (by sha256) -- models whose weights are not
+  available are listed with the reason, never shown with other weights;
+* the DRN ablation results (records that carry an ``ablation`` field);
+* a footer with each protocol's id, hash and definition, the hardware and the software versions
+  (from the records' metadata).
+
+Every value reaches the page through Jinja2 with ``autoescape=True``.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from srbench.data import BENCHMARK_KEYS
+from srbench.errors import SRBenchError
+from srbench.pareto import (
+    COST_SIZE,
+    CostFn,
+    counted_costs,
+    efficiency_table,
+    load_profiles,
+    pareto_plot,
+    summary_table,
+)
+from srbench.protocols import PROTOCOLS
+from srbench.results import ResultStore
+
+IMG_DIR = "img"
+_MARKER = ".srbench-report"  # only an img/ folder holding this file is ever cleared
+
+
+# ------------------------------------------------------------------------------------------------
+# Formatting
+# ------------------------------------------------------------------------------------------------
+
+
+def _num(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def fmt(value: Any, digits: int = 2, signed: bool = False) -> str:
+    v = _num(value)
+    if v is None:
+        return "–"
+    if math.isinf(v):
+        return "∞" if v > 0 else "−∞"
+    if round(v, digits) == 0:
+        v = 0.0  # no "-0.00"
+    text = f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+    return text.replace("-", "−")
+
+
+def fmt_int(value: Any) -> str:
+    v = _num(value)
+    return "–" if v is None else f"{round(v):,}"
+
+
+def fmt_macs(value: Any) -> str:
+    v = _num(value)
+    if v is None:
+        return "–"
+    return f"{v / 1e9:,.1f} G" if v >= 1e8 else f"{v / 1e6:,.1f} M"
+
+
+def fmt_ms(value: Any) -> str:
+    v = _num(value)
+    return "–" if v is None else (f"{v:,.0f}" if v >= 100 else f"{v:.2f}")
+
+
+def _ordered_datasets(names: Sequence[str]) -> list[str]:
+    known = [k for k in BENCHMARK_KEYS if k in names]
+    return known + sorted(n for n in set(names) if n not in BENCHMARK_KEYS)
+
+
+def _expected_count(dataset: str) -> int | None:
+    if dataset not in BENCHMARK_KEYS:
+        return None
+    from srbench.data import get_benchmark
+
+    return get_benchmark(dataset).count
+
+
+def _card(model: str):
+    from srbench.registry import get_card
+
+    try:
+        return get_card(model)
+    except SRBenchError:
+        return None
+
+
+def _short(sha: Any) -> str:
+    sha = str(sha)
+    return sha if sha in ("none", "random-init") else sha[:12]
+
+
+def _safe_name(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text))[:80]
+
+
+# ------------------------------------------------------------------------------------------------
+# Page model
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Cell:
+    psnr: str
+    ssim: str
+    images: str = ""
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Row:
+    label: str
+    model: str
+    weights: str
+    weights_warning: str
+    cells: list[Cell]
+    params: str
+    macs: str
+    network_macs: str
+    latency: str
+    latency_hw: str
+    cost_source: str
+    paper: str
+
+
+@dataclass
+class PaperRow:
+    label: str
+    dataset: str
+    paper_psnr: str
+    paper_ssim: str
+    measured_psnr: str
+    measured_ssim: str
+    delta_psnr: str
+    delta_ssim: str
+    source: str
+    note: str
+
+
+@dataclass
+class Plot:
+    title: str
+    png: str | None
+    svg: str | None
+    alt: str
+    problem: str = ""
+
+
+@dataclass
+class Crop:
+    label: str
+    src: str
+    psnr: str
+    crop_psnr: str
+    note: str = ""
+
+
+@dataclass
+class Visual:
+    dataset: str
+    image: str
+    box: str
+    crops: list[Crop]
+
+
+@dataclass
+class ScaleSection:
+    scale: int
+    datasets: list[str]
+    rows: list[Row]
+    paper: list[PaperRow]
+    plots: list[Plot]
+    visuals: list[Visual]
+    visual_skipped: list[str]
+    latency_hardware: list[str]
+
+
+@dataclass
+class ProtocolSection:
+    protocol: str
+    protocol_hash: str
+    anchor: str
+    title: str
+    known: bool
+    scales: list[ScaleSection]
+
+
+# ------------------------------------------------------------------------------------------------
+# Tables
+# ------------------------------------------------------------------------------------------------
+
+
+def _row_key(row: Any) -> tuple:
+    return (row.model, row.weights_sha256, bool(row.ensemble), row.precision)
+
+
+def _scale_rows(
+    group: pd.DataFrame, datasets: list[str], standard: dict[tuple, bool]
+) -> tuple[list[Row], list[PaperRow], list[str]]:
+    rows: list[Row] = []
+    paper_rows: list[PaperRow] = []
+    hardware: list[str] = []
+    protocol = str(group["protocol"].iloc[0])
+    scale = int(group["scale"].iloc[0])
+    for key, sub in group.groupby(["model", "weights_sha256", "ensemble", "precision"], sort=True):
+        by_dataset = {r.dataset: r for r in sub.itertuples()}
+        first = sub.iloc[0]
+        cells = []
+        deltas = []
+        card = _card(str(key[0]))
+        for dataset in datasets:
+            r = by_dataset.get(dataset)
+            if r is None:
+                cells.append(Cell("", ""))
+                continue
+            expected = _expected_count(dataset)
+            flags = []
+            if expected is not None and int(r.images) < expected:
+                flags.append(f"partial: {int(r.images)} of {expected} images")
+            if not standard.get((key, dataset), True):
+                flags.append("unverified images (not the standard benchmark)")
+            cells.append(Cell(fmt(r.psnr_db), fmt(r.ssim, 4), str(int(r.images)), flags))
+            published = card.published_for(dataset, scale) if card is not None else None
+            if published is None or published.protocol != protocol:
+                continue
+            d_psnr = float(r.psnr_db) - published.psnr_db
+            d_ssim = float(r.ssim) - published.ssim
+            deltas.append(f"{dataset} {fmt(d_psnr, 2, signed=True)}")
+            note = "; ".join(flags)
+            if str(key[1]) == "random-init":
+                note = "; ".join([*flags, "random weights: not a reproduction"])
+            paper_rows.append(
+                PaperRow(
+                    str(first.label), dataset, fmt(published.psnr_db), fmt(published.ssim, 4),
+                    fmt(r.psnr_db), fmt(r.ssim, 4), fmt(d_psnr, 2, signed=True),
+                    fmt(d_ssim, 4, signed=True), published.source, note,
+                )
+            )  # fmt: skip
+        hw = first.get("latency_hardware")
+        hw = hw if isinstance(hw, str) and hw else ""
+        if hw and hw not in hardware:
+            hardware.append(hw)
+        weights = str(key[1])
+        rows.append(
+            Row(
+                label=str(first.label),
+                model=str(key[0]),
+                weights=_short(weights),
+                weights_warning="random weights: numbers are meaningless"
+                if weights == "random-init"
+                else "",
+                cells=cells,
+                params=fmt_int(first.get("params")),
+                macs=fmt_macs(first.get("macs")),
+                network_macs=fmt_macs(first.get("network_macs")),
+                latency=fmt_ms(first.get("latency_ms")),
+                latency_hw=str(hardware.index(hw) + 1) if hw else "",
+                cost_source=str(first.get("cost_source") or ""),
+                paper=", ".join(deltas),
+            )
+        )
+    return rows, paper_rows, hardware
+
+
+# ------------------------------------------------------------------------------------------------
+# Visual comparisons
+# ------------------------------------------------------------------------------------------------
+
+
+def highest_variance_crop(
+    y: np.ndarray, size: int, border: int, stride: int = 8
+) -> tuple[int, int, int]:
+    """``(top, left, size)`` of the ``size`` x ``size`` window of ``y`` with the highest variance.
+
+    Only windows inside the scored area (``border`` pixels off every side) on a ``stride`` grid
+    are considered; ties go to the first window in raster order, so the choice is deterministic.
+    """
+    h, w = y.shape
+    size = max(1, min(size, h - 2 * border, w - 2 * border))
+    y = y.astype(np.float64)
+    ii = np.pad(y, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    ii2 = np.pad(y * y, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
+    tops = np.arange(border, h - border - size + 1, stride)
+    lefts = np.arange(border, w - border - size + 1, stride)
+    t, lft = np.meshgrid(tops, lefts, indexing="ij")
+
+    def box(s: np.ndarray) -> np.ndarray:
+        return s[t + size, lft + size] - s[t, lft + size] - s[t + size, lft] + s[t, lft]
+
+    n = size * size
+    variance = box(ii2) / n - (box(ii) / n) ** 2
+    idx = int(np.argmax(variance))  # first maximum in raster order
+    return int(t.flat[idx]), int(lft.flat[idx]), size
+
+
+def _pick_images(records: pd.DataFrame, datasets: list[str], count: int, sources: Mapping) -> list:
+    """Up to ``count`` (dataset, image): the first image of each dataset in turn, spec order."""
+    queues = []
+    for dataset in datasets:
+        if dataset not in sources:
+            continue
+        measured = set(records.loc[records["dataset"] == dataset, "image"])
+        queues.append([(dataset, n) for n in sources[dataset].names if n in measured])
+    picked: list[tuple[str, str]] = []
+    while len(picked) < count and any(queues):
+        for q in queues:
+            if q and len(picked) < count:
+                picked.append(q.pop(0))
+    return picked
+
+
+def _load_model(model: str, scale: int, sha: str, weights: Mapping[tuple[str, int], Path]):
+    """The model with exactly the weights ``sha``, or a string saying why it is not available."""
+    from srbench.registry import create_model, get_card
+
+    try:
+        card = get_card(model)
+    except SRBenchError as exc:
+        return f"not registered here ({exc})"
+    if sha == "random-init":
+        return "random weights cannot be reproduced"
+    try:
+        if sha == "none":
+            net = create_model(card.name, scale=scale)
+            if any(True for _ in net.parameters()):
+                return "the store says it has no weights, but the model has parameters"
+            return net.eval()
+        path = weights.get((card.name, scale))
+        net = create_model(card.name, scale=scale, pretrained=path if path else True)
+    except SRBenchError as exc:
+        first = str(exc).splitlines()[0]
+        return f"weights {_short(sha)} not available: {first}"
+    if net.srbench_weights_sha256 != sha:
+        return (
+            f"the weights at hand ({_short(net.srbench_weights_sha256)}) are not the ones measured "
+            f"({_short(sha)})"
+        )
+    return net.eval()
+
+
+def _visuals(
+    group: pd.DataFrame,
+    datasets: list[str],
+    sources: Mapping,
+    weights: Mapping[tuple[str, int], Path],
+    out: Path,
+    count: int,
+    crop: int,
+    device: str,
+    prefix: str,
+) -> tuple[list[Visual], list[str]]:
+    import torch
+    from PIL import Image
+
+    from srbench.color import rgb_to_y
+    from srbench.imresize import modcrop
+    from srbench.inference import infer
+    from srbench.protocols import LRCache, get_protocol, prepare, score
+
+    skipped: list[str] = []
+    protocol_id, scale = str(group["protocol"].iloc[0]), int(group["scale"].iloc[0])
+    missing = [d for d in datasets if d not in sources]
+    if missing:
+        skipped.append(f"images of {', '.join(missing)} not available here (data root)")
+    images = _pick_images(group, datasets, count, sources)
+    if not images:
+        return [], skipped
+    protocol = PROTOCOLS.get(protocol_id)
+    if protocol is None or protocol.hash != str(group["protocol_hash"].iloc[0]):
+        return [], [*skipped, "this srbench version has a different definition of the protocol"]
+    protocol = get_protocol(protocol_id)
+    points = group[["model", "weights_sha256", "ensemble", "precision", "label"]].drop_duplicates(
+        subset=["model", "weights_sha256", "ensemble", "precision"]
+    )
+    models = []
+    for p in points.sort_values(["model", "weights_sha256", "ensemble"]).itertuples():
+        if p.precision != "fp32":
+            skipped.append(f"{p.label}: precision {p.precision} is not re-run here")
+            continue
+        net = _load_model(str(p.model), scale, str(p.weights_sha256), weights)
+        if isinstance(net, str):
+            skipped.append(f"{p.label}: {net}")
+            continue
+        models.append((p, net.to(device)))
+
+    stored = {
+        (r.model, r.weights_sha256, bool(r.ensemble), r.dataset, r.image): r.psnr_db
+        for r in group.itertuples()
+    }
+    cache = LRCache()
+    visuals = []
+    for v_index, (dataset, name) in enumerate(images):
+        hr = sources[dataset].loader(name)
+        crops: list[Crop] = []
+        box = None
+        for m_index, (p, net) in enumerate(models):
+            prepared = prepare(protocol, hr, scale, net.srbench_card.input_channels, cache)
+            if box is None:
+                top, left, size = highest_variance_crop(prepared.target_y, crop, scale)
+                box = (top, left, size)
+                hr_pixels = modcrop(hr.pixels, scale)
+                if protocol_id == "legacy-y":
+                    hr_show = np.round(prepared.target_y).astype(np.uint8)
+                else:
+                    hr_show = (
+                        hr_pixels if hr_pixels.ndim == 3 else np.repeat(hr_pixels[..., None], 3, 2)
+                    )
+                src = f"{IMG_DIR}/{prefix}_v{v_index}_hr.png"
+                Image.fromarray(hr_show[top : top + size, left : left + size]).save(out / src)
+                crops.append(Crop("HR (ground truth)", src, "", ""))
+            lr = torch.from_numpy(prepared.model_input).to(device, torch.float32)[None]
+            output, _ = infer(net, lr, scale, ensemble=bool(p.ensemble))
+            scored = score(protocol, output[0], prepared)
+            top, left, size = box
+            sr = scored.sr_image
+            sr_y = sr.astype(np.float64) if sr.ndim == 2 else rgb_to_y(sr)
+            diff = (
+                sr_y[top : top + size, left : left + size]
+                - prepared.target_y[top : top + size, left : left + size]
+            )
+            mse = float(np.mean(diff**2))
+            crop_psnr = math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
+            want = stored.get((p.model, p.weights_sha256, bool(p.ensemble), dataset, name))
+            note = ""
+            if want is not None and abs(float(want) - scored.psnr_db) > 1e-6:
+                note = f"differs from the stored {fmt(want, 3)} dB"
+            src = f"{IMG_DIR}/{prefix}_v{v_index}_m{m_index}.png"
+            Image.fromarray(sr[top : top + size, left : left + size]).save(out / src)
+            crops.append(Crop(str(p.label), src, fmt(scored.psnr_db), fmt(crop_psnr), note))
+        if box is not None:
+            top, left, size = box
+            where = f"{size}×{size} HR pixels at (x={left}, y={top})"
+            visuals.append(Visual(dataset, name, where, crops))
+    return visuals, skipped
+
+
+# ------------------------------------------------------------------------------------------------
+# Ablation
+# ------------------------------------------------------------------------------------------------
+
+
+ABLATION_TAGS = ("variant", "ablation_variant")  # companion tags shown with ``ablation``
+
+
+def _ablation_label(record: dict) -> str:
+    value = record.get("ablation")
+    text = (
+        ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+        if isinstance(value, dict)
+        else str(value)
+    )
+    extra = [f"{t}={record[t]}" for t in ABLATION_TAGS if record.get(t) not in (None, "")]
+    return ", ".join([text, *extra])
+
+
+def _record_params(record: dict) -> Any:
+    for name in ("params", "trainable_params"):
+        if _num(record.get(name)) is not None:
+            return record[name]
+    return None
+
+
+def _ablation_tables(records: list[dict], costs: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per protocol: one row per (ablation tags, model, weights), one column per dataset/scale.
+
+    Parameters: the records' own ``params`` when they carry it (a variant built with overrides
+    has other counts than its registered name), else the registered model's, marked as such.
+    """
+    rows = [r for r in records if r.get("ablation") not in (None, "", {})]
+    if not rows:
+        return []
+    frame = pd.DataFrame.from_records(rows)
+    frame["ablation_label"] = [_ablation_label(r) for r in rows]
+    frame["record_params"] = [_record_params(r) for r in rows]
+    tables = []
+    for (protocol, phash), sub in frame.groupby(["protocol", "protocol_hash"], sort=True):
+        columns = [
+            (d, int(s))
+            for s in sorted(sub["scale"].unique())
+            for d in _ordered_datasets(list(sub[sub["scale"] == s]["dataset"].unique()))
+        ]
+        body = []
+        keys = ["ablation_label", "model", "weights_sha256"]
+        for (label, model, sha), part in sub.groupby(keys, sort=True):
+            cells = []
+            for d, s in columns:
+                hit = part[(part["dataset"] == d) & (part["scale"] == s)]
+                if hit.empty:
+                    cells.append(Cell("", ""))
+                    continue
+                cells.append(
+                    Cell(fmt(hit["psnr_db"].mean()), fmt(hit["ssim"].mean(), 4), str(len(hit)))
+                )
+            own = [p for p in part["record_params"] if p is not None]
+            if own:
+                params = ", ".join(sorted({fmt_int(p) for p in own}))
+            else:
+                known = costs[costs["model"] == model]
+                params = ", ".join(
+                    f"x{int(s)}: {fmt_int(p)} (registered {model})"
+                    for s, p in zip(known["scale"], known["params"], strict=True)
+                    if int(s) in set(part["scale"].astype(int))
+                )
+            body.append(
+                {"ablation": label, "model": model, "weights": _short(sha), "params": params,
+                 "cells": cells}
+            )  # fmt: skip
+        tables.append(
+            {
+                "protocol": str(protocol),
+                "protocol_hash": str(phash),
+                "columns": [f"{d} ×{s}" for d, s in columns],
+                "rows": body,
+            }
+        )
+    return tables
+
+
+# ------------------------------------------------------------------------------------------------
+# Footer
+# ------------------------------------------------------------------------------------------------
+
+
+def _distinct(records: list[dict], *fields: str) -> list[str]:
+    seen: list[str] = []
+    for r in records:
+        values = [r.get(f) for f in fields]
+        if all(v in (None, "") for v in values):
+            continue
+        text = " · ".join(
+            f"{f}={v}" for f, v in zip(fields, values, strict=True) if v not in (None, "")
+        )
+        if text not in seen:
+            seen.append(text)
+    return seen
+
+
+def _footer(records: list[dict], profiles: list[dict], protocols: list[tuple[str, str]]) -> dict:
+    described = []
+    for pid, phash in protocols:
+        known = PROTOCOLS.get(pid)
+        if known is not None and known.hash == phash:
+            described.append(
+                {"id": pid, "hash": phash, "title": known.title, "known": True,
+                 "definition": sorted(known.definition.items())}
+            )  # fmt: skip
+        else:
+            described.append(
+                {"id": pid, "hash": phash, "title": "", "known": False, "definition": []}
+            )
+    times = sorted(str(r["time_utc"]) for r in records if r.get("time_utc"))
+    profile_hw = []
+    for p in profiles:
+        env = p.get("env") or {}
+        text = (
+            f"{env.get('gpu_name') or env.get('cpu_model') or p.get('device')} · "
+            f"device={p.get('device')} · threads={p.get('threads')} · torch={env.get('torch')}"
+        )
+        if text not in profile_hw:
+            profile_hw.append(text)
+    return {
+        "protocols": described,
+        "hardware": _distinct(records, "device", "device_type", "torch_threads"),
+        "versions": _distinct(records, "srbench_version", "git_commit", "torch_version"),
+        "profile_hardware": profile_hw,
+        "runs": len({r.get("run_id") for r in records if r.get("run_id")}),
+        "records": len(records),
+        "first": times[0] if times else "",
+        "last": times[-1] if times else "",
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# Build
+# ------------------------------------------------------------------------------------------------
+
+
+def _default_sources(datasets: Sequence[str], data_root: Path | None) -> dict:
+    from srbench.data import resolve_data_root
+    from srbench.runner import benchmark_source, demo_source
+
+    root = resolve_data_root(data_root)
+    sources = {}
+    for key in datasets:
+        try:
+            if key == "demo":
+                sources[key] = demo_source()
+            elif key in BENCHMARK_KEYS:
+                sources[key] = benchmark_source(key, root)
+        except SRBenchError:
+            continue
+    return sources
+
+
+def _prepare_img_dir(out: Path) -> Path:
+    img = out / IMG_DIR
+    if img.is_dir() and (img / _MARKER).is_file():
+        shutil.rmtree(img)  # our own output from a previous build: no stale plots or crops
+    img.mkdir(parents=True, exist_ok=True)
+    (img / _MARKER).write_text(
+        "files written by `srbench report`; the folder is replaced on rebuild\n"
+    )
+    return img
+
+
+def build_report(
+    results_dir: str | Path,
+    output_dir: str | Path = Path("reports"),
+    *,
+    data_root: str | Path | None = None,
+    weights: Mapping[tuple[str, int], Path] | None = None,
+    visual_images: int = 3,
+    visual_scales: Sequence[int] | None = None,
+    crop: int = 96,
+    sources: Mapping[str, Any] | None = None,
+    profiles: Sequence[dict] | None = None,
+    cost_fn: CostFn | None = counted_costs,
+    costs: Sequence[str] = ("params", "macs", "latency_ms"),
+    device: str = "cpu",
+    title: str = "srbench report",
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Render ``output_dir/index.html`` (+ ``output_dir/img/``) from the store in ``results_dir``.
+
+    ``weights``: (model, scale) -> safetensors file, as ``RunConfig.weights``; models are re-run
+    for the visual comparisons only with the weights whose sha256 the store recorded (default
+    weights from the weights folder are tried too). ``visual_images``: images per protocol and
+    scale (0: no visual comparisons); ``visual_scales``: the scales to show them for (default:
+    the largest of each protocol). ``sources``: dataset key -> :class:`srbench.runner.DatasetSource`
+    (default: the benchmarks under ``data_root`` / ``$SRBENCH_DATA``). ``profiles``: ``srbench
+    profile`` records (default: ``results_dir/profile.jsonl``). ``costs``: the Pareto plots'
+    x-axes. Returns the path of ``index.html``.
+    """
+    import jinja2
+
+    say = progress or (lambda _msg: None)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    img = _prepare_img_dir(out)
+    weights = dict(weights or {})
+    store = ResultStore(Path(results_dir))
+    records = store.latest_records()
+    profiles = list(load_profiles(results_dir) if profiles is None else profiles)
+    main_records = [r for r in records if r.get("ablation") in (None, "", {})]
+    frame = pd.DataFrame.from_records(main_records) if main_records else pd.DataFrame()
+    for column in ("ensemble", "precision"):
+        if not frame.empty and column not in frame.columns:
+            frame[column] = False if column == "ensemble" else "fp32"
+    table = summary_table(frame, profiles, cost_fn=cost_fn) if not frame.empty else pd.DataFrame()
+
+    standard: dict[tuple, bool] = {}
+    if not frame.empty and "standard_benchmark" in frame.columns:
+        for r in frame.itertuples():
+            key = ((r.model, r.weights_sha256, bool(r.ensemble), r.precision), r.dataset)
+            value = r.standard_benchmark  # missing (NaN) in old records: not flagged
+            ok = not (isinstance(value, (bool, np.bool_)) and not value)
+            standard[key] = standard.get(key, True) and bool(ok)
+
+    if sources is None and visual_images > 0 and not frame.empty:
+        sources = _default_sources(sorted(frame["dataset"].unique()), data_root)
+    sources = dict(sources or {})
+
+    sections: list[ProtocolSection] = []
+    protocols: list[tuple[str, str]] = []
+    if not table.empty:
+        for (pid, phash), ptable in table.groupby(["protocol", "protocol_hash"], sort=True):
+            protocols.append((str(pid), str(phash)))
+            known = PROTOCOLS.get(str(pid))
+            is_known = known is not None and known.hash == phash
+            scales = sorted(int(s) for s in ptable["scale"].unique())
+            shown_visual = set(visual_scales) if visual_scales is not None else {max(scales)}
+            scale_sections = []
+            for scale in scales:
+                group = ptable[ptable["scale"] == scale]
+                datasets = _ordered_datasets(list(group["dataset"].unique()))
+                rows, paper, hardware = _scale_rows(group, datasets, standard)
+                prefix = _safe_name(f"{pid}-{phash}_x{scale}")
+                plots = []
+                random = group["weights_sha256"] == "random-init"
+                plotted = group[~random]
+                if random.any():
+                    names = ", ".join(sorted(set(group[random]["label"])))
+                    plots.append(
+                        Plot(
+                            "Pareto plots",
+                            None,
+                            None,
+                            "",
+                            f"random-weight results left out: {names}",
+                        )
+                    )
+                for dataset in datasets:
+                    for cost in costs:
+                        if (
+                            cost in ("latency_ms", "memory_bytes")
+                            and not plotted[cost].notna().any()
+                        ):
+                            continue
+                        plot_title = f"{dataset} ×{scale}: PSNR vs {cost}"
+                        try:
+                            paths = pareto_plot(
+                                plotted, dataset, scale, "psnr_db", cost, img,
+                                protocol=str(pid), protocol_hash=str(phash),
+                                stem=f"pareto_{prefix}_{_safe_name(dataset)}_{cost}",
+                            )  # fmt: skip
+                        except SRBenchError as exc:
+                            plots.append(Plot(plot_title, None, None, "", str(exc)))
+                            continue
+                        plots.append(
+                            Plot(
+                                plot_title,
+                                f"{IMG_DIR}/{paths['png'].name}",
+                                f"{IMG_DIR}/{paths['svg'].name}",
+                                f"Pareto plot: PSNR against {cost} on {dataset} x{scale}",
+                            )
+                        )
+                visuals: list[Visual] = []
+                visual_skipped: list[str] = []
+                if visual_images > 0 and scale in shown_visual:
+                    say(f"visual comparisons for {pid}@{phash} x{scale}")
+                    raw = frame[
+                        (frame["protocol"] == pid)
+                        & (frame["protocol_hash"] == phash)
+                        & (frame["scale"] == scale)
+                    ].merge(
+                        group[
+                            ["model", "weights_sha256", "ensemble", "precision", "label"]
+                        ].drop_duplicates(
+                            subset=["model", "weights_sha256", "ensemble", "precision"]
+                        ),
+                        on=["model", "weights_sha256", "ensemble", "precision"],
+                        how="left",
+                    )
+                    visuals, visual_skipped = _visuals(
+                        raw, datasets, sources, weights, out, visual_images, crop, device, prefix
+                    )
+                scale_sections.append(
+                    ScaleSection(
+                        scale, datasets, rows, paper, plots, visuals, visual_skipped, hardware
+                    )
+                )
+            sections.append(
+                ProtocolSection(
+                    str(pid), str(phash), _safe_name(f"p-{pid}-{phash}"),
+                    known.title if is_known else "", is_known, scale_sections,
+                )
+            )  # fmt: skip
+
+    ablation_pairs = {
+        (str(r["model"]), int(r["scale"]))
+        for r in records
+        if r.get("ablation") not in (None, "", {}) and _record_params(r) is None
+    }
+    ablation_costs = efficiency_table(ablation_pairs, profiles, cost_fn=cost_fn)
+    ablation = _ablation_tables(records, ablation_costs)
+    for t in ablation:
+        if (t["protocol"], t["protocol_hash"]) not in protocols:
+            protocols.append((t["protocol"], t["protocol_hash"]))
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("srbench", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    html = env.get_template("report.html.j2").render(
+        title=title,
+        generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        results_dir=str(results_dir),
+        sections=sections,
+        ablation=ablation,
+        footer=_footer(records, profiles, protocols),
+        cost_size=COST_SIZE,
+        empty=not records,
+    )
+    index = out / "index.html"
+    tmp = out / "index.html.tmp"
+    tmp.write_text(html, encoding="utf-8")
+    tmp.replace(index)
+    return index

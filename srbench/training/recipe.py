@@ -1,0 +1,551 @@
+"""Training recipes: YAML files describing everything that decides a training run.
+
+A recipe is a YAML mapping with these keys (every one optional except where a default would be
+meaningless; unknown keys are an error naming the key and the known ones)::
+
+    name: default                # label only
+    model: edsr_baseline         # registered model (``srbench models``); ``--model`` overrides it
+    scale: 2
+    model_overrides: {}          # constructor kwargs, e.g. {n_feats: 32, activation: relu}
+    iterations: 300000
+    loss: l1                     # l1 | mse | charbonnier
+    seed: 0
+    precision: auto              # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    compile: false               # torch.compile the model
+    log_interval: 100            # iterations between loss logs / progress updates
+    checkpoint_interval: 5000    # iterations between checkpoints (0: only at the end)
+    run_name: null               # default: made from the recipe (see :func:`run_name`)
+    data:
+      train: [T91, BSD200]       # folders under the data root (their HR/ subfolder if any) or paths
+      patch_size: 48             # LR patch side; the HR patch is patch_size * scale
+      batch_size: 16             # global batch (split over DDP ranks)
+      hflip: true                # random horizontal flips
+      vflip: true                # random vertical flips
+      rot90: true                # random transposes (with the flips: all 8 rotations/flips)
+      cache_lr: true             # keep the made LR images in the srbench LR cache (disk)
+    optimizer:
+      name: adam                 # any timm optimizer name (timm.optim.create_optimizer_v2)
+      lr: 1.0e-4
+      weight_decay: 0.0
+      betas: [0.9, 0.999]        # Adam-family only
+      eps: 1.0e-8                # Adam-family only
+      momentum: 0.9              # SGD-family only
+      grad_clip: null            # max global gradient norm, or null
+    schedule:
+      name: multistep            # multistep | cosine | constant (timm schedulers, per iteration)
+      milestones: [200000]       # multistep; values below 1 are fractions of ``iterations``
+      gamma: 0.5                 # multistep decay factor
+      min_lr: 0.0                # cosine floor
+      warmup_iterations: 0
+      warmup_lr: 0.0
+    ema:
+      enabled: false             # timm ModelEmaV3; validation and the final weights use the EMA
+      decay: 0.999
+      warmup: false
+    validation:
+      interval: 5000             # iterations between validations (0: none during training)
+      datasets: [set5]
+      protocol: standard
+      at_end: true               # validate the final weights
+
+Library code raises :class:`RecipeError` (an :class:`SRBenchError`) with one-line messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import difflib
+import hashlib
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from srbench.errors import ModelNotFoundError, SRBenchError
+
+LOSSES = ("l1", "mse", "charbonnier")
+PRECISIONS = ("auto", "fp32", "bf16")
+SCHEDULES = ("multistep", "cosine", "constant")
+
+
+class RecipeError(SRBenchError):
+    """A recipe or ablation spec that cannot be used (unknown key, bad value, unknown model)."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: tuple[str, ...] = ("T91", "BSD200")
+    patch_size: int = 48
+    batch_size: int = 16
+    hflip: bool = True
+    vflip: bool = True
+    rot90: bool = True
+    cache_lr: bool = True
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    name: str = "adam"
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, ...] = (0.9, 0.999)
+    eps: float = 1e-8
+    momentum: float = 0.9
+    grad_clip: float | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    name: str = "multistep"
+    milestones: tuple[float, ...] = ()
+    gamma: float = 0.5
+    min_lr: float = 0.0
+    warmup_iterations: int = 0
+    warmup_lr: float = 0.0
+
+
+@dataclass(frozen=True)
+class EMAConfig:
+    enabled: bool = False
+    decay: float = 0.999
+    warmup: bool = False
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    interval: int = 5000
+    datasets: tuple[str, ...] = ("set5",)
+    protocol: str = "standard"
+    at_end: bool = True
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str = "recipe"
+    model: str | None = None
+    scale: int = 2
+    model_overrides: dict[str, Any] = field(default_factory=dict)
+    iterations: int = 300_000
+    loss: str = "l1"
+    seed: int = 0
+    precision: str = "auto"
+    compile: bool = False
+    log_interval: int = 100
+    checkpoint_interval: int = 5000
+    run_name: str | None = None
+    data: DataConfig = field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    source: str = field(default="<dict>", compare=False)  # where it was read from (not hashed)
+
+    # -- derived ---------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Plain (YAML/JSON-ready) form; ``recipe_from_dict(r.to_dict()) == r``."""
+        out = _plain(dataclasses.asdict(self))
+        out.pop("source", None)
+        return out
+
+    @property
+    def hash(self) -> str:
+        """sha256 (12 hex digits) of everything that changes the trained weights.
+
+        Excluded: labels and bookkeeping (name, run_name, log/checkpoint intervals), validation
+        settings and ``compile`` -- a resumed run may change those.
+        """
+        d = self.to_dict()
+        for key in ("name", "run_name", "log_interval", "checkpoint_interval", "validation"):
+            d.pop(key, None)
+        d.pop("compile", None)
+        d["data"].pop("cache_lr", None)
+        canonical = json.dumps(d, sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def milestones(self) -> list[int]:
+        """Multistep milestones in iterations (fractions resolved against ``iterations``)."""
+        return sorted(
+            round(m * self.iterations) if m < 1 else round(m) for m in self.schedule.milestones
+        )
+
+    def replace(self, **changes: Any) -> Recipe:
+        return dataclasses.replace(self, **changes)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------------------------
+# Parsing
+# ----------------------------------------------------------------------------------------------
+
+_SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "optimizer": OptimizerConfig,
+    "schedule": ScheduleConfig,
+    "ema": EMAConfig,
+    "validation": ValidationConfig,
+}
+
+
+def _unknown_key(where: str, key: str, known: list[str]) -> RecipeError:
+    close = difflib.get_close_matches(str(key), known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return RecipeError(f"{where}: unknown key {key!r}{hint} (known: {', '.join(sorted(known))})")
+
+
+def _coerce(where: str, key: str, value: Any, annotation: Any) -> Any:
+    """Check/convert one YAML value to the field's type; one-line error otherwise."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(where, key, value, inner[0])
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise RecipeError(f"{where}: {key} must be true or false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise RecipeError(f"{where}: {key} must be an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise RecipeError(f"{where}: {key} must be a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, str):
+            return value
+        raise RecipeError(f"{where}: {key} must be a string, got {value!r}")
+    if origin is tuple:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise RecipeError(f"{where}: {key} must be a list, got {value!r}")
+        return tuple(_coerce(where, f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: {key} must be a mapping, got {value!r}")
+        return dict(value)
+    return value
+
+
+def _build(cls: type, raw: Any, where: str, prefix: str = "") -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RecipeError(
+            f"{where}: {prefix.rstrip('.') or 'recipe'} must be a mapping, got {raw!r}"
+        )
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "source"}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise _unknown_key(where, f"{prefix}{key}", [f"{prefix}{k}" for k in fields])
+        if key in _SECTIONS and cls is Recipe:
+            kwargs[key] = _build(_SECTIONS[key], value, where, f"{key}.")
+        else:
+            kwargs[key] = _coerce(where, f"{prefix}{key}", value, hints[key])
+    return cls(**kwargs)
+
+
+def _check_values(recipe: Recipe, where: str) -> None:
+    def bad(msg: str) -> RecipeError:
+        return RecipeError(f"{where}: {msg}")
+
+    positive = {
+        "scale": recipe.scale,
+        "iterations": recipe.iterations,
+        "log_interval": recipe.log_interval,
+        "data.patch_size": recipe.data.patch_size,
+        "data.batch_size": recipe.data.batch_size,
+    }
+    for key, value in positive.items():
+        if value < 1:
+            raise bad(f"{key} must be at least 1, got {value}")
+    for key, value in {
+        "checkpoint_interval": recipe.checkpoint_interval,
+        "validation.interval": recipe.validation.interval,
+        "schedule.warmup_iterations": recipe.schedule.warmup_iterations,
+    }.items():
+        if value < 0:
+            raise bad(f"{key} must be 0 or more, got {value}")
+    if recipe.loss not in LOSSES:
+        raise bad(f"loss must be one of {', '.join(LOSSES)}, got {recipe.loss!r}")
+    if recipe.precision not in PRECISIONS:
+        raise bad(f"precision must be one of {', '.join(PRECISIONS)}, got {recipe.precision!r}")
+    if recipe.schedule.name not in SCHEDULES:
+        raise bad(
+            f"schedule.name must be one of {', '.join(SCHEDULES)}, got {recipe.schedule.name!r}"
+        )
+    if recipe.optimizer.lr <= 0:
+        raise bad(f"optimizer.lr must be positive, got {recipe.optimizer.lr}")
+    if any(m <= 0 for m in recipe.schedule.milestones):
+        raise bad("schedule.milestones must be positive (iterations, or fractions below 1)")
+    if not 0 < recipe.ema.decay < 1:
+        raise bad(f"ema.decay must be between 0 and 1, got {recipe.ema.decay}")
+    if not recipe.data.train:
+        raise bad("data.train must name at least one folder")
+    from timm.optim import list_optimizers
+
+    if recipe.optimizer.name.lower() not in list_optimizers():
+        close = difflib.get_close_matches(recipe.optimizer.name.lower(), list_optimizers(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise bad(f"unknown optimizer {recipe.optimizer.name!r}{hint} (timm optimizer names)")
+    from srbench.protocols import get_protocol
+
+    try:
+        get_protocol(recipe.validation.protocol)
+    except SRBenchError as exc:
+        raise bad(f"validation.protocol: {exc}") from None
+
+
+def check_model(recipe: Recipe, where: str | None = None) -> None:
+    """The model exists, is trainable, supports the scale and accepts ``model_overrides``.
+
+    The model is built on the ``meta`` device, so this costs no memory or time.
+    """
+    import torch
+
+    from srbench.registry import create_model, get_card
+
+    where = where or recipe.source
+    if recipe.model is None:
+        raise RecipeError(f"{where}: no model given; set `model:` in the recipe or pass --model")
+    try:
+        card = get_card(recipe.model)
+    except ModelNotFoundError as exc:
+        raise RecipeError(f"{where}: {exc}") from None
+    if not card.trainable:
+        raise RecipeError(f"{where}: model {card.name!r} has nothing to train")
+    if recipe.scale not in card.scales:
+        raise RecipeError(
+            f"{where}: model {card.name!r} does not support scale x{recipe.scale} (supported: "
+            f"{', '.join(f'x{s}' for s in card.scales)})"
+        )
+    try:
+        with torch.device("meta"):
+            create_model(card.name, recipe.scale, **recipe.model_overrides)
+    except (TypeError, ValueError) as exc:
+        msg = " ".join(str(exc).split())
+        raise RecipeError(f"{where}: model_overrides do not fit {card.name}: {msg}") from None
+
+
+def recipe_from_dict(raw: dict[str, Any], source: str = "<dict>", *, check: bool = True) -> Recipe:
+    """Validate a recipe mapping (as read from YAML)."""
+    recipe = _build(Recipe, raw, source)
+    recipe = dataclasses.replace(recipe, source=source)
+    if recipe.model is not None:
+        from srbench.registry import get_card
+
+        try:
+            recipe = dataclasses.replace(recipe, model=get_card(recipe.model).name)
+        except ModelNotFoundError as exc:
+            raise RecipeError(f"{source}: {exc}") from None
+    _check_values(recipe, source)
+    if check and recipe.model is not None:
+        check_model(recipe, source)
+    return recipe
+
+
+def builtin_recipes() -> list[str]:
+    """Names of the recipes shipped in ``srbench/recipes`` (ablation specs excluded)."""
+    folder = resources.files("srbench.recipes")
+    return sorted(
+        p.name[: -len(".yaml")]
+        for p in folder.iterdir()
+        if p.name.endswith(".yaml") and not p.name.startswith("ablation-")
+    )
+
+
+def builtin_specs() -> list[str]:
+    folder = resources.files("srbench.recipes")
+    return sorted(
+        p.name[: -len(".yaml")]
+        for p in folder.iterdir()
+        if p.name.endswith(".yaml") and p.name.startswith("ablation-")
+    )
+
+
+def read_yaml(name_or_path: str | Path, kind: str = "recipe") -> tuple[dict[str, Any], str]:
+    """Read a YAML mapping from a path or a built-in name; returns (mapping, source label)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_file():
+        text, source = path.read_text(encoding="utf-8"), str(path)
+    else:
+        name = str(name_or_path)
+        name = name[: -len(".yaml")] if name.endswith(".yaml") else name
+        candidate = resources.files("srbench.recipes").joinpath(f"{name}.yaml")
+        if "/" in name or not candidate.is_file():
+            known = builtin_recipes() if kind == "recipe" else builtin_specs()
+            raise RecipeError(
+                f"{name_or_path}: no such {kind} file and no built-in {kind} of that name "
+                f"(built-in: {', '.join(known) or 'none'})"
+            )
+        text, source = candidate.read_text(encoding="utf-8"), f"{name}.yaml"
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        msg = " ".join(str(exc).split())
+        raise RecipeError(f"{source}: not valid YAML ({msg})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{source}: a {kind} must be a YAML mapping of keys to values")
+    return raw, source
+
+
+def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> dict[str, Any]:
+    """Set dotted keys (``data.batch_size``, ``model_overrides.n_feats``) in a recipe mapping.
+
+    String values are read as YAML scalars (``"16"`` -> 16, ``"false"`` -> False), so overrides
+    from a command line need no typing. Unknown keys are caught by the validation that follows.
+    """
+    out = json.loads(json.dumps(raw))  # deep copy of plain data
+    for dotted, value in (overrides or {}).items():
+        if isinstance(value, str):
+            with contextlib.suppress(yaml.YAMLError):
+                value = yaml.safe_load(value)
+        parts = str(dotted).split(".")
+        node = out
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise RecipeError(f"override {dotted}: {part} is not a section")
+            node = child
+        node[parts[-1]] = value
+    return out
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["data.batch_size=8", "model_overrides.n_feats=16"]`` -> a dict for ``apply_overrides``."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise RecipeError(f"override {item!r}: expected KEY=VALUE, e.g. data.batch_size=8")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def load_recipe(
+    name_or_path: str | Path,
+    *,
+    model: str | None = None,
+    scale: int | None = None,
+    iterations: int | None = None,
+    overrides: dict[str, Any] | None = None,
+    check: bool = True,
+) -> Recipe:
+    """Read, override and validate a recipe (a YAML path or a built-in name such as ``default``)."""
+    raw, source = read_yaml(name_or_path, "recipe")
+    direct = {"model": model, "scale": scale, "iterations": iterations}
+    raw = apply_overrides(raw, {**{k: v for k, v in direct.items() if v is not None}})
+    raw = apply_overrides(raw, overrides)
+    return recipe_from_dict(raw, source, check=check)
+
+
+# ----------------------------------------------------------------------------------------------
+# Run names
+# ----------------------------------------------------------------------------------------------
+
+_SHORT_KEYS = {
+    "n_feats": "nf",
+    "n_groups": "ng",
+    "n_blocks": "nb",
+    "n_resblocks": "nb",
+    "n_resgroups": "ng",
+    "distill_channels": "dc",
+    "keep_channels": "kc",
+    "filters": "f",
+    "kernel_sizes": "k",
+}
+
+
+def _token(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "x".join(_token(v) for v in value)
+    text = str(value).lower()
+    return re.sub(r"[^a-z0-9.]+", "", text)
+
+
+def _override_tokens(overrides: dict[str, Any]) -> list[str]:
+    tokens = []
+    for key in sorted(overrides):
+        value = overrides[key]
+        if key == "use_distill" and isinstance(value, bool):
+            tokens.append("distill" if value else "nodistill")
+        elif key in ("activation", "block", "upsampler"):
+            tokens.append(_token(value))
+        elif isinstance(value, bool):
+            tokens.append(_token(key) if value else f"no{_token(key)}")
+        else:
+            tokens.append(f"{_SHORT_KEYS.get(key, _token(key))}{_token(value)}")
+    return tokens
+
+
+def data_tag(train: tuple[str, ...]) -> str:
+    """``("T91", "BSD200")`` -> ``t91bsd200``; a path contributes its folder name (not ``HR``)."""
+    parts = []
+    for entry in train:
+        path = Path(entry)
+        name = path.parent.name if path.name.lower() == "hr" and path.parent.name else path.name
+        parts.append(_token(name) or "data")
+    return "".join(parts)
+
+
+def _count(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n >= 1000 and n % 1000 == 0:
+        return f"{n // 1000}k"
+    return str(n)
+
+
+def run_name(recipe: Recipe) -> str:
+    """``{model}-x{scale}[-{overrides}]-{data}-it{iterations}-b{batch}``, or ``recipe.run_name``.
+
+    e.g. ``edsr_baseline-x2-t91bsd200-it300k-b16``, ``drn_s-x2-nf16-relu-nodistill-t91-it2k-b8``.
+    """
+    if recipe.run_name:
+        return recipe.run_name
+    if recipe.model is None:
+        raise RecipeError(f"{recipe.source}: no model given; set `model:` or pass --model")
+    parts = [recipe.model, f"x{recipe.scale}", *_override_tokens(recipe.model_overrides)]
+    parts += [
+        data_tag(recipe.data.train),
+        f"it{_count(recipe.iterations)}",
+        f"b{recipe.data.batch_size}",
+    ]
+    return "-".join(parts)
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    """The resolved recipe as YAML (written into every run folder)."""
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False)

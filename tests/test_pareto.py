@@ -1,0 +1,180 @@
+"""Pareto fronts on hand-made points, and plots made from a fabricated store."""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from srbench.errors import SRBenchError
+from srbench.pareto import efficiency_table, pareto_front, pareto_plot, plot_all, summary_table
+
+
+def test_empty_and_single_point():
+    assert pareto_front([]) == []
+    assert pareto_front([(10.0, 30.0)]) == [True]
+
+
+def test_dominance():
+    points = [
+        (100, 30.0),  # front
+        (200, 31.0),  # front
+        (300, 30.5),  # dominated by (200, 31)
+        (50, 29.0),  # front: cheapest
+        (400, 32.0),  # front: best
+    ]
+    assert pareto_front(points) == [True, True, False, True, True]
+
+
+def test_duplicates_are_all_on_the_front():
+    assert pareto_front([(100, 30.0), (100, 30.0), (200, 29.0)]) == [True, True, False]
+    # ... and are all dominated together when something beats them
+    assert pareto_front([(100, 30.0), (100, 30.0), (50, 31.0)]) == [False, False, True]
+
+
+def test_ties_on_one_axis():
+    # Same cost, lower quality: dominated. Same quality, higher cost: dominated.
+    assert pareto_front([(100, 30.0), (100, 29.0)]) == [True, False]
+    assert pareto_front([(100, 30.0), (150, 30.0)]) == [True, False]
+    # Zero cost (bicubic's parameters) is an ordinary, cheapest cost.
+    assert pareto_front([(0, 28.0), (100, 30.0), (0, 27.0)]) == [True, True, False]
+
+
+def test_missing_values_are_never_on_the_front():
+    points = [(math.nan, 40.0), (100, 30.0), (None, 50.0), (50, math.inf)]
+    assert pareto_front(points) == [False, True, False, False]
+
+
+def test_order_is_preserved_and_input_not_mutated():
+    points = [(3, 3.0), (1, 1.0), (2, 2.0), (2, 1.5)]
+    before = list(points)
+    assert pareto_front(points) == [True, True, True, False]
+    assert points == before
+
+
+# ------------------------------------------------------------------------------------------------
+# Frames and plots
+# ------------------------------------------------------------------------------------------------
+
+COSTS = {
+    ("bicubic", 2): {"params": 0, "macs": 755_712_000, "network_macs": 0},
+    ("small", 2): {"params": 8_000, "macs": 8e9, "network_macs": 8e9},
+    ("big", 2): {"params": 1_500_000, "macs": 3e11, "network_macs": 3e11},
+    ("worse", 2): {"params": 2_000_000, "macs": 4e11, "network_macs": 4e11},
+}
+
+
+def fake_costs(model: str, scale: int) -> dict:
+    return COSTS[(model, scale)]
+
+
+def store_frame(protocols=(("standard", "aaa"),)) -> pd.DataFrame:
+    rows = []
+    psnr = {"bicubic": 33.7, "small": 36.0, "big": 37.8, "worse": 37.0}
+    for protocol, phash in protocols:
+        for model, value in psnr.items():
+            for i in range(3):
+                rows.append(
+                    {"model": model, "weights_sha256": "none" if model == "bicubic" else "w" + model,
+                     "scale": 2, "dataset": "set5", "image": f"i{i}", "protocol": protocol,
+                     "protocol_hash": phash, "ensemble": False, "precision": "fp32",
+                     "psnr_db": value + i * 0.1, "ssim": 0.9 + i * 0.001}
+                )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_summary_table_joins_costs_and_profiles():
+    profiles = [
+        {"model": "big", "scale": 2, "size": "720p", "precision": "fp32", "trainable_params": 7,
+         "total_macs": 70, "network_macs": 60, "latency": {"status": "measured"},
+         "latency_median_ms": 12.5, "threads": 2, "device_type": "cpu",
+         "env": {"cpu_model": "Test CPU"}, "peak_memory": {"status": "not measured"}},
+    ]  # fmt: skip
+    table = summary_table(store_frame(), profiles, cost_fn=fake_costs).set_index("model")
+    assert table.loc["big", "params"] == 7  # the profile record wins
+    assert table.loc["big", "latency_ms"] == 12.5
+    assert table.loc["big", "latency_hardware"] == "Test CPU (cpu, 2 threads)"
+    assert table.loc["small", "params"] == 8_000  # counted
+    assert math.isnan(table.loc["small", "latency_ms"])  # never estimated
+    assert table.loc["small", "psnr_db"] == pytest.approx(36.1)
+    assert table.loc["small", "images"] == 3
+
+
+def test_unknown_model_gets_missing_costs_not_an_error():
+    table = efficiency_table([("no_such_model", 2)])
+    assert math.isnan(table.loc[0, "params"])
+    assert "not counted" in table.loc[0, "cost_source"]
+
+
+def test_plot_writes_png_and_svg_with_labels(tmp_path):
+    paths = pareto_plot(store_frame(), "set5", 2, "psnr_db", "params", tmp_path, cost_fn=fake_costs)
+    assert paths["png"].parent == tmp_path
+    with Image.open(paths["png"]) as img:
+        assert img.size[0] > 300 and img.size[1] > 200
+    svg = paths["svg"].read_text()
+    ET.fromstring(svg)  # well-formed
+    for model in ("bicubic", "small", "big", "worse"):
+        assert model in svg  # every point is labelled (matplotlib keeps text as comments/glyph ids)
+
+
+def test_plot_refuses_mixed_protocols_and_plots_each_when_asked(tmp_path):
+    frame = store_frame((("standard", "aaa"), ("legacy-y", "bbb")))
+    with pytest.raises(SRBenchError, match="several protocols"):
+        pareto_plot(frame, "set5", 2, out_dir=tmp_path, cost_fn=fake_costs)
+    paths = pareto_plot(frame, "set5", 2, "ssim", "macs", tmp_path, protocol="legacy-y",
+                        cost_fn=fake_costs)  # fmt: skip
+    assert "legacy-y-bbb" in paths["png"].name
+    results = plot_all(frame, tmp_path / "all", cost_fn=fake_costs)
+    assert len(results) == 2 and all(isinstance(p, dict) for _, p in results)
+
+
+def test_plot_without_the_cost_says_why(tmp_path):
+    with pytest.raises(SRBenchError, match="srbench profile"):
+        pareto_plot(store_frame(), "set5", 2, cost="latency_ms", out_dir=tmp_path,
+                    cost_fn=fake_costs)  # fmt: skip
+    with pytest.raises(SRBenchError, match="no results for set14"):
+        pareto_plot(store_frame(), "set14", 2, out_dir=tmp_path, cost_fn=fake_costs)
+    with pytest.raises(SRBenchError, match="unknown cost"):
+        pareto_plot(store_frame(), "set5", 2, cost="watts", out_dir=tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------
+# tools/make_readme_assets.py
+# ------------------------------------------------------------------------------------------------
+
+
+def _readme_tool():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "make_readme_assets.py"
+    spec = importlib.util.spec_from_file_location("make_readme_assets", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_assets_are_generated_from_the_store(tmp_path):
+    from srbench.results import ResultStore
+
+    tool = _readme_tool()
+    frame = store_frame()
+    frame.loc[frame["model"] == "worse", "model"] = "a|b<i>"
+    COSTS[("a|b<i>", 2)] = COSTS[("worse", 2)]
+    ResultStore(tmp_path / "results").append(frame.to_dict("records"))
+    paths = tool.readme_assets(tmp_path / "results", tmp_path / "reports", cost_fn=fake_costs)
+    assert paths["png"].name == "readme_pareto.png" and paths["png"].stat().st_size > 0
+    text = paths["markdown"].read_text()
+    assert "do not edit" in text and "standard@aaa" in text
+    assert "| small | 36.10 / 0.9010 | 8,000 | 8.0 G |" in text
+    assert "a\\|b&lt;i&gt;" in text  # table-safe
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{tool.BEGIN}\nold\n{tool.END}\noutro\n")
+    tool.update_readme(readme, paths["markdown"], paths["png"])
+    new = readme.read_text()
+    assert new.startswith("intro\n") and new.endswith("outro\n") and "old" not in new
+    assert "![Pareto front](reports/readme_pareto.png)" in new

@@ -1,0 +1,341 @@
+"""Efficiency numbers (srbench.profiling): MACs against the literature, parameter counts, the
+fvcore / FlopCounterMode cross-check, latency record structure and input validation.
+
+MACs at 1280x720 are counted with ``method="auto"``, which for these sizes counts at small probe
+sizes and extrapolates only when verified exact (see srbench/profiling.py); one test proves the
+extrapolation equal to a full-size fvcore trace for IDN x4, and the literature test also checks
+each count against FlopCounterMode run on the meta device at full size.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+from rich.console import Console
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from srbench.errors import ProfilingError
+from srbench.profiling import (
+    count_macs,
+    count_params,
+    lr_shape,
+    parse_size,
+    profile_model,
+    resolve_precision,
+)
+from srbench.profiling_cli import profile_command
+from srbench.registry import (
+    ModelCard,
+    create_model,
+    get_card,
+    list_models,
+    register_model,
+    unregister_model,
+)
+
+HD = parse_size("720p")
+
+
+def macs_at(name: str, scale: int, size=HD, method: str = "auto"):
+    card = get_card(name)
+    return count_macs(create_model(name, scale), lr_shape(card, scale, size), method=method)
+
+
+# ------------------------------------------------------------------------------------------------
+# MACs against the literature (docs/PUBLISHED.md, "Model size and cost")
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "scale", "published_gmacs"),
+    [
+        ("srcnn", 2, 52.7),
+        ("srcnn", 3, 52.7),
+        ("srcnn", 4, 52.7),
+        ("srcnn_915", 3, 7.40),
+        ("vdsr", 2, 612.6),
+        ("vdsr", 4, 612.6),
+        ("edsr_baseline", 2, 316.25),
+        ("edsr_baseline", 3, 160.31),  # LR 427x240 (round(1280/3) x round(720/3)): +0.08 %
+        ("edsr_baseline", 4, 114.23),
+    ],
+)
+def test_network_macs_at_720p_match_the_literature(name, scale, published_gmacs):
+    macs = macs_at(name, scale)
+    assert macs.network_macs / 1e9 == pytest.approx(published_gmacs, rel=0.005)
+    # The same count from torch's FlopCounterMode at full size (meta device, no compute).
+    assert macs.flop_counter_check["status"] == "ok"
+    assert macs.flop_counter_check["matches"], macs.flop_counter_check
+    assert macs.uncounted_ops == {}
+
+
+def test_idn_x4_macs_with_transposed_conv_counted_per_lr_pixel():
+    macs = macs_at("idn", 4)
+    lr_pixels = 180 * 320
+    # 64 -> 1 channels, 17x17 kernel, once per LR (input) pixel: fvcore's transposed-conv rule.
+    assert macs.by_category["conv_transpose"] == 64 * 1 * 17 * 17 * lr_pixels
+    assert macs.network_macs / 1e9 == pytest.approx(31.7, rel=0.02)
+    assert macs.network_macs == 551_040 * lr_pixels  # 31.74 G, exact per-LR-pixel sum
+    assert macs.flop_counter_check["matches"]
+
+
+def test_extrapolated_macs_equal_a_full_size_trace():
+    """The extrapolation is exact: IDN x4 (convs, transposed conv, bicubic) traced at 720p."""
+    extrapolated = macs_at("idn", 4, method="extrapolate")
+    traced = macs_at("idn", 4, method="trace")
+    assert "extrapolated" in extrapolated.method and "trace" in traced.method
+    assert extrapolated.by_category == traced.by_category
+    # SRCNN x3 at a size that is none of the probes, with a non-square bicubic product.
+    ex = macs_at("srcnn", 3, parse_size("lr:37x23"), method="extrapolate")
+    tr = macs_at("srcnn", 3, parse_size("lr:37x23"), method="trace")
+    assert "extrapolated" in ex.method
+    assert ex.by_category == tr.by_category
+
+
+def test_network_macs_are_linear_in_pixels_and_bicubic_is_reported_apart():
+    for name in ("srcnn", "vdsr", "idn", "edsr_baseline"):
+        card = get_card(name)
+        per_pixel = set()
+        for w, h in ((24, 16), (40, 24)):
+            macs = count_macs(create_model(name, 2), lr_shape(card, 2, parse_size(f"{w}x{h}")))
+            assert macs.network_macs % (w * h) == 0
+            per_pixel.add(macs.network_macs // (w * h))
+        assert len(per_pixel) == 1, name
+    # Bicubic MACs: the two dense matmuls of imresize_torch, s*h^2*w + s^2*h*w^2 (N = C = 1).
+    s, h, w = 3, 20, 30
+    srcnn = macs_at("srcnn", s, parse_size(f"{w}x{h}"))
+    bicubic = macs_at("bicubic", s, parse_size(f"{w}x{h}"))
+    assert srcnn.bicubic_macs == bicubic.bicubic_macs == s * h * h * w + s * s * h * w * w
+    assert bicubic.network_macs == 0
+    assert macs_at("edsr_baseline", 2, parse_size("16")).bicubic_macs == 0
+    assert srcnn.total_macs == srcnn.network_macs + srcnn.bicubic_macs
+    assert srcnn.to_dict()["total_flops"] == 2 * srcnn.total_macs
+
+
+@pytest.mark.parametrize("name", ["srcnn", "edsr_baseline"])
+def test_fvcore_agrees_with_flop_counter_mode(name):
+    """Real tensors at a small size: conv MACs x 2 == FlopCounterMode's convolution FLOPs."""
+    model = create_model(name, 2).eval()
+    shape = lr_shape(get_card(name), 2, parse_size("20x12"))
+    macs = count_macs(model, shape, method="trace")
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.rand(shape))
+    flops = {str(k): v for k, v in counter.get_flop_counts()["Global"].items()}
+    assert flops["aten.convolution"] == 2 * macs.by_category["conv"]
+    mm = sum(v for k, v in flops.items() if k in ("aten.mm", "aten.bmm", "aten.addmm"))
+    assert mm == 2 * macs.bicubic_macs
+    assert counter.get_total_flops() == 2 * macs.total_macs
+
+
+def test_elementwise_and_data_movement_are_accounted_not_dropped():
+    macs = macs_at("edsr_baseline", 2, parse_size("16"))
+    assert macs.ops.get("aten::pixel_shuffle") == 1  # zero-cost handle, listed
+    assert macs.elementwise_ops > 0  # adds, relus, mean shift: operations, not MACs
+    assert macs.network_macs == macs.by_category["conv"]
+    assert macs.uncounted_ops == {}
+
+    class Odd(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 3, padding=1)
+
+        def forward(self, x):
+            return torch.cumsum(self.conv(x), dim=-1)
+
+    odd = count_macs(Odd(), (1, 1, 8, 8), method="trace")
+    assert odd.uncounted_ops == {"aten::cumsum": 1}
+    assert odd.network_macs == 2 * 9 * 64
+
+
+# ------------------------------------------------------------------------------------------------
+# Parameters
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "scale", "trainable"),
+    [
+        ("srcnn", 2, 57_281),
+        ("srcnn_915", 2, 8_129),
+        ("vdsr", 3, 665_921),
+        ("idn", 2, 552_769),
+        ("idn", 4, 552_769),
+        ("edsr_baseline", 2, 1_369_859),
+        ("edsr_baseline", 3, 1_554_499),
+        ("edsr_baseline", 4, 1_517_571),
+        ("bicubic", 4, 0),
+    ],
+)
+def test_trainable_params(name, scale, trainable):
+    params = count_params(create_model(name, scale))
+    assert params["trainable_params"] == trainable == get_card(name).published_params[scale]
+
+
+def test_edsr_frozen_mean_shift_is_reported_as_held():
+    """srbench's EDSR holds the mean shift as two frozen 3-value buffers (6 values); the official
+    code holds two frozen 1x1 convolutions (2 x (9 + 3) = 24 values). Neither is trainable."""
+    params = count_params(create_model("edsr_baseline", 2))
+    assert params["frozen_params"] == 0
+    assert params["buffer_values"] == params["frozen_values"] == 6
+    assert params["frozen_detail"] == {"sub_mean.shift": 3, "add_mean.shift": 3}
+    assert count_params(create_model("vdsr", 2))["frozen_values"] == 0
+
+
+# ------------------------------------------------------------------------------------------------
+# Latency records
+# ------------------------------------------------------------------------------------------------
+
+
+def test_cpu_latency_record_structure():
+    (record,) = profile_model("srcnn", 2, sizes=["16"], repeats=3, warmup=1)
+    lat = record["latency"]
+    assert lat["status"] == "measured"
+    assert lat["timer"] == "time.perf_counter"
+    for key in ("median_ms", "iqr_ms", "min_ms", "q1_ms", "q3_ms", "mean_ms"):
+        assert lat[key] >= 0
+    assert lat["min_ms"] <= lat["median_ms"]
+    assert lat["repeats"] == 3 and lat["warmup"] == 1 and len(lat["times_ms"]) == 3
+    assert lat["threads"] == record["threads"] == torch.get_num_threads()
+    assert record["device_type"] == "cpu" and record["precision_label"] == "fp32"
+    assert record["peak_memory"]["status"] == "not measured"
+    assert "peak_allocated_bytes" not in record["peak_memory"]
+    env = record["env"]
+    assert env["device"] == "cpu" and env["torch_threads"] == torch.get_num_threads()
+    assert env["cpu_model"] and env["torch"] == torch.__version__
+    assert record["network_macs"] == 57_184 * 32 * 32
+    json.dumps(record)  # JSON-ready
+
+
+def test_time_budget_stops_early_but_keeps_a_minimum():
+    (record,) = profile_model("srcnn", 2, sizes=["8"], repeats=50, warmup=0, budget_s=1e-9)
+    assert record["latency"]["repeats"] == 3
+    assert record["latency"]["stopped_by"] == "budget"
+    assert record["latency"]["repeats_requested"] == 50
+
+
+def test_bf16_autocast_on_cpu_is_labelled():
+    (record,) = profile_model("srcnn", 2, sizes=["8"], precisions=["bf16"], repeats=1, warmup=0)
+    assert record["precision_label"] == "bf16-autocast (cpu)"
+    assert record["channels_last"] is True and record["autocast_dtype"] == "bfloat16"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
+def test_gpu_requested_on_a_cpu_only_machine_is_not_measured():
+    (record,) = profile_model("srcnn", 2, device="cuda", sizes=["8"], precisions=["fp16"])
+    assert record["latency"]["status"] == "not measured"
+    assert "median_ms" not in record["latency"] and record["latency_median_ms"] is None
+    assert record["peak_memory"]["status"] == "not measured"
+    assert record["device_type"] == "cuda" and record["env"]["device"] == "cpu"
+    assert record["network_macs"] == 57_184 * 16 * 16  # counting needs no GPU
+
+
+# ------------------------------------------------------------------------------------------------
+# Sizes and bad input
+# ------------------------------------------------------------------------------------------------
+
+
+def test_size_conventions():
+    assert HD.lr_hw(2) == (360, 640) and HD.lr_hw(4) == (180, 320)
+    assert HD.lr_hw(3) == (240, 427)  # literature convention, output 1281x720
+    assert "1281x720" in HD.describe(3)
+    assert parse_size("256").lr_hw(3) == (256, 256)
+    assert parse_size("1080p").lr_hw(2) == (540, 960)
+    assert parse_size("lr:64x48").lr_hw(4) == (48, 64) == parse_size("64x48").lr_hw(2)
+    assert parse_size("hr:1920x1080").lr_hw(4) == (270, 480)
+
+
+@pytest.mark.parametrize("text", ["0", "-4", "0p", "hr:0x720", "64x0", "big", "", "lr:x"])
+def test_bad_sizes_raise(text):
+    with pytest.raises(ProfilingError):
+        parse_size(text)
+
+
+def test_sizes_violating_model_constraints_raise():
+    card = ModelCard(
+        name="_test_multiple4",
+        family="test",
+        paper="test",
+        year=2024,
+        scales=(2,),
+        input_channels="rgb",
+        pre_upsampled=False,
+        input_multiple=4,
+    )
+
+    @register_model(card)
+    def factory(scale, **overrides):
+        return nn.Sequential(nn.Conv2d(3, 12, 3, padding=1), nn.PixelShuffle(2))
+
+    try:
+        with pytest.raises(ProfilingError, match="multiples of 4"):
+            profile_model("_test_multiple4", 2, sizes=["30"], measure=False)
+        with pytest.raises(ProfilingError, match="at least 4x4"):
+            profile_model("_test_multiple4", 2, sizes=["hr:4x4"], measure=False)
+        (record,) = profile_model("_test_multiple4", 2, sizes=["32"], measure=False)
+        assert record["network_macs"] == 3 * 12 * 9 * 32 * 32
+        assert record["latency"]["status"] == "not measured"
+    finally:
+        unregister_model("_test_multiple4")
+    with pytest.raises(ProfilingError, match="at least 1x1"):
+        lr_shape(get_card("srcnn"), 4, parse_size("hr:1x1"))
+
+
+@pytest.mark.parametrize("precision", ["fp16", "tf32", "int8"])
+def test_unsupported_precisions_on_cpu_raise(precision):
+    with pytest.raises(ProfilingError) as info:
+        resolve_precision(precision, torch.device("cpu"))
+    assert "\n" not in str(info.value)
+    with pytest.raises(ProfilingError):
+        profile_model("srcnn", 2, sizes=["8"], precisions=["fp32", precision])
+
+
+def test_other_bad_arguments_raise():
+    with pytest.raises(ProfilingError):
+        profile_model("srcnn", 5, sizes=["8"])  # unsupported scale
+    with pytest.raises(ProfilingError):
+        profile_model("srcnn", 2, sizes=["8"], repeats=0)
+    with pytest.raises(ProfilingError):
+        profile_model("srcnn", 2, device="tpu", sizes=["8"])
+    with pytest.raises(ProfilingError):
+        profile_model("no_such_model", 2, sizes=["8"])
+
+
+# ------------------------------------------------------------------------------------------------
+# The command body
+# ------------------------------------------------------------------------------------------------
+
+
+def test_profile_command_prints_a_table_and_appends_json_lines(tmp_path):
+    out = tmp_path / "results" / "profile.jsonl"
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=200)
+    records = profile_command(
+        "srcnn,bicubic", "2,4", "8,hr:32x24", "cpu", "fp32", repeats=2, warmup=0,
+        output=out, console=console, err_console=Console(file=io.StringIO()),
+    )  # fmt: skip
+    assert len(records) == 2 * 2 * 2
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["model"], r["scale"], r["size"]) for r in lines] == [
+        (r["model"], r["scale"], r["size"]) for r in records
+    ]
+    assert all(r["env"]["cpu_model"] for r in lines)
+    text = buffer.getvalue()
+    assert "srcnn" in text and "bicubic" in text and "FLOPs = 2 x MACs" in text
+    # a bad precision fails before anything is measured or written
+    with pytest.raises(ProfilingError):
+        profile_command("srcnn", "2", "8", "cpu", "fp16", output=tmp_path / "none.jsonl")
+    assert not (tmp_path / "none.jsonl").exists()
+    with pytest.raises(ProfilingError):
+        profile_command("srcnn", "2", "0", "cpu", "fp32", output=tmp_path / "none.jsonl")
+
+
+def test_every_registered_model_can_be_counted():
+    for name in list_models():
+        card = get_card(name)
+        scale = card.scales[0]
+        macs = count_macs(create_model(name, scale), lr_shape(card, scale, parse_size("12")))
+        assert macs.total_macs > 0 and macs.uncounted_ops == {}, name

@@ -1,0 +1,216 @@
+"""The HTML report: self-contained, escaped, protocols apart, paper deltas, crops, ablation."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from srbench.data import HRImage, pixels_sha256
+from srbench.protocols import get_protocol
+from srbench.report import build_report, highest_variance_crop
+from srbench.results import ResultStore
+from srbench.runner import DatasetSource, RunConfig, run
+
+STANDARD, LEGACY = get_protocol("standard"), get_protocol("legacy-y")
+EVIL = "<script>alert(1)</script>"
+
+
+def synthetic_source() -> DatasetSource:
+    rng = np.random.default_rng(1)
+    images = {}
+    for i in range(3):
+        img = np.full((72, 96, 3), 120, np.uint8)
+        img[20:50, 30:70] = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)  # one busy region
+        images[f"s{i}"] = img
+
+    def load(name: str) -> HRImage:
+        return HRImage("synthetic", name, images[name], pixels_sha256(images[name]), None)
+
+    return DatasetSource("synthetic", "test", list(images), load, is_standard=False)
+
+
+def fabricated(model, protocol, dataset, scale, psnr, n, sha="none", **extra):
+    return [
+        {"model": model, "weights_sha256": sha, "scale": scale, "dataset": dataset,
+         "image": f"img{i}", "protocol": protocol.id, "protocol_hash": protocol.hash,
+         "ensemble": False, "precision": "fp32", "psnr_db": psnr, "ssim": 0.9, "device": "Test CPU",
+         "device_type": "cpu", "torch_threads": 2, "torch_version": "2.x",
+         "srbench_version": "0.1.0", "git_commit": "abc123", "run_id": "r1",
+         "time_utc": "2026-01-01T00:00:00+00:00", **extra}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def make_store(root: Path) -> Path:
+    """Real bicubic runs on synthetic images (both protocols) plus fabricated records."""
+    for protocol in ("standard", "legacy-y"):
+        config = RunConfig(models=["bicubic"], datasets=["synthetic"], scales=[2], protocol=protocol,
+                           results_dir=root, cache_lr=False)  # fmt: skip
+        run(config, [synthetic_source()])
+    store = ResultStore(root)
+    store.append(fabricated("bicubic", LEGACY, "set5", 2, 33.70, 5))  # paper: 33.66
+    store.append(fabricated("bicubic", STANDARD, "set5", 2, 31.11, 5))
+    store.append(fabricated(EVIL, STANDARD, "set5", 2, 35.55, 5, sha="e" * 64))
+    store.append(fabricated("srcnn_915", STANDARD, "synthetic", 2, 12.34, 3, sha="random-init"))
+    store.append(fabricated("drn_s", STANDARD, "set5", 2, 36.01, 5, sha="a" * 64,
+                            ablation={"study": "drn-rdb", "variant": "full"}))  # fmt: skip
+    store.append(fabricated("drn_s_nodistill", STANDARD, "set5", 2, 35.80, 5, sha="b" * 64,
+                            ablation={"study": "drn-rdb", "variant": f"no-distill {EVIL}"}))  # fmt: skip
+    return root
+
+
+def fake_costs(model: str, scale: int) -> dict:
+    table = {"bicubic": 0, "srcnn_915": 8129, "drn_s": 529379, "drn_s_nodistill": 381475}
+    if model not in table:
+        raise KeyError(model)
+    return {"params": table[model], "macs": 1e9 + table[model] * 1e5, "network_macs": 0}
+
+
+class _Refs(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.refs: list[tuple[str, str, str]] = []
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        for name, value in attrs:
+            if name in ("src", "href") and value is not None:
+                self.refs.append((tag, name, value))
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    root = make_store(tmp / "results")
+    index = build_report(root, tmp / "out", sources={"synthetic": synthetic_source()},
+                         cost_fn=fake_costs, visual_images=2, crop=24)  # fmt: skip
+    return index
+
+
+def _section(html: str, protocol) -> str:
+    """The HTML of one protocol's section (up to the next protocol, the ablation or the footer)."""
+    start = html.index(f'<section id="p-{protocol.id}-{protocol.hash}">')
+    ends = [
+        html.find(marker, start + 1)
+        for marker in (
+            *(f'<section id="p-{p.id}-{p.hash}">' for p in (STANDARD, LEGACY)),
+            '<section id="ablation">',
+            '<footer id="provenance">',
+        )
+    ]
+    return html[start : min(e for e in ends if e > 0)]
+
+
+def test_folder_is_self_contained(report):
+    html = report.read_text()
+    parser = _Refs()
+    parser.feed(html)
+    assert "script" not in parser.tags and "link" not in parser.tags and "iframe" not in parser.tags
+    assert "url(" not in html and "@import" not in html
+    images = [v for t, n, v in parser.refs if t == "img"]
+    assert len(images) >= 4
+    for tag, _, ref in parser.refs:
+        if ref.startswith("#"):
+            continue
+        assert not re.match(r"^[a-z]+:|^//|^/", ref), f"{tag} refers outside the folder: {ref}"
+        assert (report.parent / ref).is_file(), ref
+    assert any(ref.endswith(".svg") for _, _, ref in parser.refs)
+
+
+def test_everything_is_escaped(report):
+    html = report.read_text()
+    assert EVIL not in html
+    assert "<script" not in html.lower()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "no-distill &lt;script&gt;" in html  # ablation tags too
+
+
+def test_protocols_are_in_separate_tables(report):
+    html = report.read_text()
+    standard, legacy = _section(html, STANDARD), _section(html, LEGACY)
+    assert "31.11" in standard and "31.11" not in legacy
+    assert "33.70" in legacy and "33.70" not in standard
+    assert "35.55" in standard and "35.55" not in legacy
+
+
+def test_paper_vs_measured_only_under_the_same_protocol(report):
+    html = report.read_text()
+    legacy = _section(html, LEGACY)
+    assert "Paper vs measured" in legacy
+    assert "+0.04" in legacy and "33.66" in legacy  # bicubic's published legacy-y Set5 x2
+    assert "Paper vs measured" not in _section(html, STANDARD)
+
+
+def test_partial_sets_and_random_weights_are_flagged(report):
+    html = report.read_text()
+    assert "partial: 5 of 5" not in html
+    assert "random weights: numbers are meaningless" in html
+    assert "srcnn_915: random weights cannot be reproduced" in html
+
+
+def test_visual_comparison_reproduces_the_stored_psnr(report):
+    html = report.read_text()
+    standard = _section(html, STANDARD)
+    assert "Visual comparison" in standard
+    assert "synthetic / s0" in standard and "synthetic / s1" in standard
+    assert "differs from the stored" not in html  # the re-run gives the store's number
+    stored = {
+        r["image"]: r["psnr_db"]
+        for r in ResultStore(report.parent.parent / "results").iter_records()
+        if r["dataset"] == "synthetic" and r["protocol"] == "standard" and r["model"] == "bicubic"
+    }
+    assert f"image {stored['s0']:.2f} dB" in standard
+    assert "images of set5 not available here" in standard
+    # the crop is the busy region of the synthetic images
+    assert re.search(r"24×24 HR pixels at \(x=(34|42), y=26\)", standard)
+
+
+def test_ablation_section_and_footer(report):
+    html = report.read_text()
+    assert 'id="ablation"' in html
+    assert "study=drn-rdb, variant=full" in html and "36.01" in html
+    footer = html[html.index('<footer id="provenance">') :]
+    assert STANDARD.hash in footer and LEGACY.hash in footer
+    assert STANDARD.definition["crop"] in footer
+    assert "Test CPU" in footer and "abc123" in footer
+
+
+def test_no_ablation_section_without_ablation_records(tmp_path):
+    root = tmp_path / "r"
+    ResultStore(root).append(fabricated("bicubic", STANDARD, "set5", 2, 33.0, 5))
+    html = build_report(root, tmp_path / "o", cost_fn=fake_costs, visual_images=0).read_text()
+    assert 'id="ablation"' not in html
+    assert "Protocol <code>standard@" in html
+
+
+def test_empty_store_and_stale_images(tmp_path):
+    out = tmp_path / "o"
+    root = tmp_path / "r"
+    ResultStore(root).append(fabricated("bicubic", STANDARD, "set5", 2, 33.0, 5))
+    build_report(root, out, cost_fn=fake_costs, visual_images=0)
+    assert list((out / "img").glob("*.png"))
+    html = build_report(tmp_path / "empty", out, cost_fn=fake_costs).read_text()
+    assert "The result store is empty" in html
+    assert not list((out / "img").glob("*.png"))  # our own stale plots are gone
+
+    foreign = tmp_path / "foreign"
+    (foreign / "img").mkdir(parents=True)
+    (foreign / "img" / "keep.png").write_bytes(b"x")
+    build_report(tmp_path / "empty", foreign, cost_fn=fake_costs)
+    assert (foreign / "img" / "keep.png").exists()  # a folder we did not write is never cleared
+
+
+def test_highest_variance_crop_is_deterministic():
+    y = np.zeros((100, 120))
+    y[40:60, 70:90] = np.indices((20, 20)).sum(0) % 2 * 255  # a checkerboard patch
+    top, left, size = highest_variance_crop(y, 16, border=2, stride=2)
+    assert size == 16
+    assert 40 <= top <= 44 and 70 <= left <= 74
+    assert highest_variance_crop(y, 16, border=2, stride=2) == (top, left, size)
+    flat = np.zeros((50, 50))
+    assert highest_variance_crop(flat, 96, border=4) == (4, 4, 42)  # clipped; first window

@@ -1,0 +1,261 @@
+"""The result store: resumable runs, atomic appends, concurrent writers, kill -9 safety."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from srbench.data import HRImage, pixels_sha256
+from srbench.results import RECORDS_FILE, ResultStore, read_jsonl, record_key
+from srbench.runner import DatasetSource, RunConfig, run
+
+
+def _record(i: int, writer: str = "w", **extra) -> dict:
+    return {
+        "model": f"m{writer}",
+        "weights_sha256": "none",
+        "scale": 2,
+        "dataset": "set5",
+        "image": f"img{i:05d}",
+        "protocol": "standard",
+        "protocol_hash": "abc",
+        "ensemble": False,
+        "precision": "fp32",
+        "psnr_db": 30.0 + i / 1000,
+        "ssim": 0.9,
+        **extra,
+    }
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().split(b"\n")
+
+
+# ------------------------------------------------------------------------------------------------
+# (c) torn lines
+# ------------------------------------------------------------------------------------------------
+
+
+def test_torn_last_line_is_skipped_and_sealed(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([_record(0), _record(1)])
+    full = json.dumps(_record(2), sort_keys=True)
+    with open(store.records_path, "ab") as fh:  # a writer killed in the middle of its line
+        fh.write(full[: len(full) // 2].encode())
+
+    assert [r["image"] for r in store.iter_records()] == ["img00000", "img00001"]
+    assert len(store.load()) == 2
+
+    store.append([_record(3)])
+    lines = _lines(store.records_path)
+    assert lines[-1] == b""  # the file ends with a newline
+    assert lines[2] == full[: len(full) // 2].encode()  # the torn line stays on its own line
+    assert json.loads(lines[3])["image"] == "img00003"  # ... and the next record is whole
+    assert [r["image"] for r in store.iter_records()] == ["img00000", "img00001", "img00003"]
+
+
+def test_corrupt_and_non_object_lines_are_skipped(tmp_path):
+    path = tmp_path / RECORDS_FILE
+    good = json.dumps(_record(0))
+    path.write_bytes(b"\n".join([good.encode(), b"[1, 2]", b"42", b"\xff\xfe{", b"  ", b""]))
+    assert [r["image"] for r in read_jsonl(path)] == ["img00000"]
+    assert read_jsonl(tmp_path / "missing.jsonl") == []
+
+
+def test_latest_record_per_key_wins(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append([_record(0), _record(1)])
+    store.append([_record(0, psnr_db=99.0)])  # a --force re-run of the same key
+    frame = store.load()
+    assert len(frame) == 2
+    assert frame.set_index("image").loc["img00000", "psnr_db"] == 99.0
+    assert len(store.keys()) == 2
+
+
+def test_empty_store_loads_with_key_columns(tmp_path):
+    frame = ResultStore(tmp_path / "nothing").load()
+    assert frame.empty and "psnr_db" in frame.columns and "model" in frame.columns
+
+
+# ------------------------------------------------------------------------------------------------
+# (b) concurrent writers
+# ------------------------------------------------------------------------------------------------
+
+_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from srbench.results import ResultStore
+    root, writer, n, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
+    (go.parent / ("ready-" + writer)).touch()
+    while not go.exists():
+        time.sleep(0.001)
+    store = ResultStore(root)
+    for i in range(n):
+        record = {"model": "m" + writer, "weights_sha256": "none", "scale": 2, "dataset": "set5",
+                  "image": f"img{i:05d}", "protocol": "standard", "protocol_hash": "abc",
+                  "ensemble": False, "precision": "fp32", "psnr_db": 30.0, "ssim": 0.9,
+                  # big records: a write of many pages is where unlocked appends interleave
+                  "padding": writer * (20000 if i % 10 == 0 else 200)}
+        if i % 25 == 0:
+            store.append([record, {**record, "image": f"batch{i:05d}"}])
+        else:
+            store.append([record])
+    """
+)
+
+
+def test_two_processes_appending_concurrently_lose_nothing(tmp_path):
+    n = 200
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(tmp_path / "store"), w, str(n), str(go)]
+        )
+        for w in ("a", "b")
+    ]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready-{w}").exists() for w in "ab"):  # both are up and waiting
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.01)
+    go.touch()
+    for p in procs:
+        assert p.wait(timeout=120) == 0
+
+    path = tmp_path / "store" / RECORDS_FILE
+    lines = [line for line in _lines(path) if line]
+    records = [json.loads(line) for line in lines]  # every line parses
+    per_writer = n + n // 25
+    assert len(records) == 2 * per_writer
+    for writer in ("a", "b"):
+        mine = [r for r in records if r["model"] == "m" + writer]
+        assert len(mine) == per_writer
+        assert {r["image"] for r in mine} >= {f"img{i:05d}" for i in range(n)}
+        assert all(set(r["padding"]) == {writer} for r in mine)  # no bytes from the other writer
+    assert len(ResultStore(tmp_path / "store").keys()) == 2 * per_writer
+
+
+# ------------------------------------------------------------------------------------------------
+# resuming and --force (in-process, synthetic images: no data needed)
+# ------------------------------------------------------------------------------------------------
+
+
+def _synthetic_source(count: int = 3) -> DatasetSource:
+    rng = np.random.default_rng(0)
+    images = {f"s{i}": rng.integers(0, 256, (36, 48, 3), dtype=np.uint8) for i in range(count)}
+
+    def load(name: str) -> HRImage:
+        return HRImage("synthetic", name, images[name], pixels_sha256(images[name]), None)
+
+    return DatasetSource("synthetic", "test", list(images), load, is_standard=False)
+
+
+def test_runner_resumes_and_force_recomputes(tmp_path):
+    config = RunConfig(
+        models=["bicubic"], datasets=["synthetic"], scales=[2], results_dir=tmp_path, cache_lr=False
+    )
+    first = run(config, [_synthetic_source()])
+    assert len(first) == 3
+    assert run(config, [_synthetic_source()]) == []  # every key is in the store: nothing re-run
+
+    # A store that lost one record (a run killed before writing it) gets exactly that one back.
+    path = tmp_path / RECORDS_FILE
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:2]))
+    again = run(config, [_synthetic_source()])
+    assert [r["image"] for r in again] == ["s2"]
+    assert again[0]["psnr_db"] == first[2]["psnr_db"]
+
+    config.force = True
+    forced = run(config, [_synthetic_source()])
+    assert len(forced) == 3
+    store = ResultStore(tmp_path)
+    assert len(store.iter_records()) == 6 and len(store.latest_records()) == 3
+    latest_runs = {r["run_id"] for r in store.latest_records()}
+    assert latest_runs == {forced[0]["run_id"]}
+
+
+# ------------------------------------------------------------------------------------------------
+# (a) kill -9 in the middle of `srbench run`, then the same command again
+# ------------------------------------------------------------------------------------------------
+
+
+def _run_command(results_dir: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "srbench", "run", "--models", "bicubic", "--datasets", "set5,set14",
+        "--scales", "2,3", "--results-dir", str(results_dir),
+    ]  # fmt: skip
+
+
+def _complete_lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path, data_root):
+    env = {**os.environ, "SRBENCH_DATA": str(data_root)}
+    cwd = Path(__file__).resolve().parent.parent
+
+    reference = tmp_path / "reference"
+    done = subprocess.run(
+        _run_command(reference), env=env, cwd=cwd, capture_output=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+
+    resumed = tmp_path / "resumed"
+    path = resumed / RECORDS_FILE
+    proc = subprocess.Popen(
+        _run_command(resumed), env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    while _complete_lines(path) < 4 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+    survivors = ResultStore(resumed).iter_records()
+    total = len(ResultStore(reference).iter_records())
+    assert 4 <= len(survivors) < total
+    # The kill usually lands between two appends; make the worst case certain as well: a record
+    # torn in the middle of its line (what a kill inside `write` leaves).
+    torn = path.read_bytes().rstrip(b"\n").split(b"\n")[-1]
+    with open(path, "ab") as fh:
+        fh.write(torn[: len(torn) // 2])
+
+    again = subprocess.run(
+        _run_command(resumed), env=env, cwd=cwd, capture_output=True, timeout=600
+    )
+    assert again.returncode == 0, again.stderr.decode()[-2000:]
+    assert f"{total - len(survivors)} new per-image results" in again.stderr.decode()
+
+    def by_key(root: Path) -> dict[tuple, tuple[float, float]]:
+        records = ResultStore(root).iter_records()
+        keys = [record_key(r) for r in records]
+        assert len(keys) == len(set(keys)), "a key was measured twice"
+        return {record_key(r): (r["psnr_db"], r["ssim"]) for r in records}
+
+    expected, got = by_key(reference), by_key(resumed)
+    assert len(expected) == 2 * (5 + 14)
+    assert got.keys() == expected.keys()
+    assert got == expected
+    # The records that survived the kill were kept, not recomputed.
+    kept = {record_key(r): r["run_id"] for r in survivors}
+    final = {record_key(r): r["run_id"] for r in ResultStore(resumed).iter_records()}
+    assert all(final[k] == run_id for k, run_id in kept.items())

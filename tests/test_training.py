@@ -1,0 +1,360 @@
+"""Training and ablation harness: recipes, patches, the loop, exact resume, DDP, throughput."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from srbench.registry import create_model, get_card
+from srbench.results import ResultStore
+from srbench.training.ablation import iter_ablate, spec_from_dict
+from srbench.training.data import PatchSampler, build_training_set, synthetic_images
+from srbench.training.distributed import spawn_local
+from srbench.training.loop import read_log, train, train_benchmark
+from srbench.training.recipe import (
+    RecipeError,
+    load_recipe,
+    parse_overrides,
+    recipe_from_dict,
+    run_name,
+)
+from srbench.weights import load_weights
+
+TINY_DRN = {"n_feats": 8, "n_groups": 1, "n_blocks": 1, "distill_channels": 4, "keep_channels": 2}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a loaded 2-core machine, 2 OpenMP threads make tiny steps 100x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return synthetic_images(6, 64)
+
+
+def tiny_recipe(**changes):
+    raw = {
+        "name": "tiny-test",
+        "model": "drn_s",
+        "model_overrides": dict(TINY_DRN),
+        "iterations": 40,
+        "log_interval": 5,
+        "checkpoint_interval": 0,
+        "data": {"train": ["synthetic"], "patch_size": 12, "batch_size": 8},
+        "optimizer": {"name": "adam", "lr": 2e-3},
+        "schedule": {"name": "constant"},
+        "validation": {"datasets": []},
+    }
+    for key, value in changes.items():
+        if key in ("data", "optimizer", "schedule", "ema", "validation"):
+            raw[key] = {**raw.get(key, {}), **value}
+        else:
+            raw[key] = value
+    return recipe_from_dict(raw, "test")
+
+
+# -- recipes -------------------------------------------------------------------------------------
+
+
+def test_builtin_recipes_parse_and_name_runs():
+    recipe = load_recipe("default")
+    assert run_name(recipe) == "edsr_baseline-x2-t91bsd200-it300k-b16"
+    tiny = load_recipe("tiny-cpu")
+    assert run_name(tiny) == "srcnn-x2-t91-it3k-b16"
+    variant = load_recipe(
+        "default",
+        model="drn_s",
+        scale=4,
+        iterations=2000,
+        overrides=parse_overrides(
+            ["model_overrides.n_feats=16", "model_overrides.use_distill=false", "data.batch_size=8"]
+        ),
+    )
+    assert run_name(variant) == "drn_s-x4-nf16-nodistill-t91bsd200-it2k-b8"
+    assert variant.model_overrides == {"n_feats": 16, "use_distill": False}
+    assert variant.hash != recipe.hash
+    # Bookkeeping does not change the hash (a resumed run may change it); the budget does.
+    assert recipe.replace(log_interval=7).hash == recipe.hash
+    assert recipe.replace(iterations=7).hash != recipe.hash
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ({"data.patch": 3}, "unknown key 'data.patch'; did you mean 'data.patch_size'?"),
+        ({"modle": "srcnn"}, "unknown key 'modle'; did you mean 'model'?"),
+        ({"model": "srcnnn"}, "unknown model 'srcnnn'; did you mean srcnn"),
+        ({"data.batch_size": "many"}, "data.batch_size must be an integer, got 'many'"),
+        ({"model_overrides.width": 3}, "model_overrides do not fit edsr_baseline"),
+        ({"loss": "l3"}, "loss must be one of l1, mse, charbonnier"),
+        ({"scale": 5}, "does not support scale x5"),
+        ({"optimizer.name": "adamm"}, "unknown optimizer 'adamm'"),
+    ],
+)
+def test_recipe_errors_are_one_line(overrides, expected):
+    with pytest.raises(RecipeError) as info:
+        load_recipe("default", overrides=overrides)
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+    assert message.startswith("default.yaml: ")
+
+
+def test_unknown_recipe_name_lists_builtins(tmp_path):
+    with pytest.raises(RecipeError, match="built-in: default, tiny-cpu"):
+        load_recipe("no-such-recipe")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: srcnn\nvalidation: {intervall: 3}\n")
+    with pytest.raises(RecipeError, match=r"bad.yaml: unknown key 'validation.intervall'"):
+        load_recipe(bad)
+
+
+def test_ablation_spec_drn_covers_the_design_choices():
+    from srbench.training.ablation import load_spec
+
+    spec = load_spec("ablation-drn")
+    overrides = [v.overrides for v in spec.variants]
+    assert {"use_distill": False} in overrides
+    assert {k for o in overrides for k in o} >= {"use_distill", "n_groups", "n_blocks", "n_feats"}
+    assert {o.get("activation") for o in overrides} >= {"relu", "leakyrelu"}
+    assert "drn_s_plain" in {v.model for v in spec.variants}
+    # one budget for all
+    assert len({spec.variant_recipe(v).iterations for v in spec.variants}) == 1
+    with pytest.raises(RecipeError, match=r"variant 'bad'.*unknown options"):
+        spec_from_dict({"model": "drn_s", "variants": [{"name": "bad", "overrides": {"x": 1}}]})
+
+
+# -- data ---------------------------------------------------------------------------------------
+
+
+def _transform(a: np.ndarray, vflip: bool, hflip: bool, transpose: bool) -> np.ndarray:
+    """The sampler's augmentation: flip the crop, then transpose it."""
+    if vflip:
+        a = a[..., ::-1, :]
+    if hflip:
+        a = a[..., :, ::-1]
+    if transpose:
+        a = a.swapaxes(-1, -2)
+    return a
+
+
+@pytest.mark.parametrize("channels", ["rgb", "y"])
+def test_patches_are_aligned_augmented_crops(images, channels):
+    scale, patch = 3, 7
+    data = build_training_set(images[:3], scale, channels)
+    sampler = PatchSampler(data, patch, 12, seed=5)
+    state = sampler.state()
+    image, top, left, flips = sampler.draw()
+    sampler.load_state(state)
+    lr, hr = sampler.sample()
+    assert lr.shape == (12, data.channels, patch, patch)
+    assert hr.shape == (12, data.channels, patch * scale, patch * scale)
+    assert flips.any() and not flips.all()
+    for b in range(12):
+        i = int(image[b])
+        h, w = int(data.lr_heights[i]), int(data.lr_widths[i])
+        lr_img = data.to_float(data.lr[:, data.lr_offsets[i] :][:, : h * w]).reshape(-1, h, w)
+        hr_img = data.to_float(data.hr[:, data.hr_offsets[i] :][:, : h * w * scale * scale])
+        hr_img = hr_img.reshape(-1, h * scale, w * scale)
+        t, left_b = int(top[b]), int(left[b])
+        want_lr = lr_img[:, t : t + patch, left_b : left_b + patch].numpy()
+        want_hr = hr_img[
+            :, t * scale : (t + patch) * scale, left_b * scale : (left_b + patch) * scale
+        ]
+        f = [bool(x) for x in flips[b]]
+        np.testing.assert_array_equal(lr[b].numpy(), _transform(want_lr, *f))
+        np.testing.assert_array_equal(hr[b].numpy(), _transform(want_hr.numpy(), *f))
+
+
+def test_lr_is_matlab_imresize_and_y_models_get_bt601_y(images):
+    from srbench.color import rgb_to_y
+    from srbench.imresize import imresize, modcrop
+
+    rgb = build_training_set(images[:1], 2, "rgb")
+    y = build_training_set(images[:1], 2, "y")
+    hr = modcrop(images[0].pixels, 2)
+    lr = imresize(hr, 1 / 2)
+    np.testing.assert_array_equal(rgb.lr.numpy().reshape(3, *lr.shape[:2]), lr.transpose(2, 0, 1))
+    want_y = (rgb_to_y(lr) / 255).astype(np.float32)
+    np.testing.assert_array_equal(y.lr.numpy().reshape(lr.shape[:2]), want_y)
+    np.testing.assert_array_equal(
+        y.hr.numpy().reshape(hr.shape[:2]), (rgb_to_y(hr) / 255).astype(np.float32)
+    )
+
+
+def test_ranks_cut_disjoint_slices_of_one_global_batch(images):
+    data = build_training_set(images, 2, "rgb")
+    whole = PatchSampler(data, 10, 8, seed=1)
+    parts = [PatchSampler(data, 10, 8, seed=1, rank=r, world_size=2) for r in (0, 1)]
+    for _ in range(3):
+        lr, hr = whole.sample()
+        (lr0, hr0), (lr1, hr1) = (p.sample() for p in parts)
+        assert torch.equal(torch.cat([lr0, lr1]), lr)
+        assert torch.equal(torch.cat([hr0, hr1]), hr)
+
+
+# -- training -----------------------------------------------------------------------------------
+
+
+def test_tiny_training_loss_falls_and_weights_load(tmp_path, images):
+    recipe = tiny_recipe()
+    result = train(recipe, output_dir=tmp_path, images=images)
+    losses = result["losses"]
+    assert len(losses) == 40
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5])
+    run_dir = tmp_path / run_name(recipe)
+    assert result["run_dir"] == str(run_dir)
+    for name in ("recipe.yaml", "train_log.jsonl", "checkpoint.json", "weights.safetensors"):
+        assert (run_dir / name).is_file(), name
+    log = read_log(run_dir)
+    assert [r["iteration"] for r in log] == list(range(5, 41, 5))
+    assert all(r["patches_per_s"] > 0 for r in log)
+    model = create_model("drn_s", 2, **TINY_DRN)
+    load_weights(model, run_dir / "weights.safetensors", card=get_card("drn_s"), scale=2)
+    # A second start without --resume refuses to overwrite the run.
+    with pytest.raises(Exception, match="already finished"):
+        train(recipe, output_dir=tmp_path, images=images)
+
+
+def test_resume_equals_uninterrupted(tmp_path, images):
+    recipe = tiny_recipe(
+        iterations=20,
+        log_interval=3,
+        schedule={"name": "cosine", "warmup_iterations": 4, "warmup_lr": 1e-4},
+        ema={"enabled": True, "decay": 0.9},
+    )
+    straight = train(recipe, output_dir=tmp_path / "a", images=images)
+    first = train(recipe, output_dir=tmp_path / "b", images=images, stop_after=10)
+    assert first["finished"] is False
+    second = train(recipe, output_dir=tmp_path / "b", images=images, resume=True)
+    assert second["resumed_from"] == 10
+    assert first["losses"] + second["losses"] == straight["losses"]
+    name = run_name(recipe)
+    for file in ("weights.safetensors", "checkpoint.safetensors"):
+        a = load_file(tmp_path / "a" / name / file)
+        b = load_file(tmp_path / "b" / name / file)
+        assert a.keys() == b.keys()
+        for key in a:
+            assert torch.equal(a[key], b[key]), (file, key)
+    # The log of the resumed run reads like the uninterrupted one.
+    losses = lambda d: [x for r in read_log(d / name) if r["kind"] == "train" for x in r["losses"]]  # noqa: E731
+    assert losses(tmp_path / "b") == losses(tmp_path / "a")
+    state = json.loads((tmp_path / "b" / name / "checkpoint.json").read_text())
+    assert state["iteration"] == 20 and state["recipe_hash"] == recipe.hash
+    assert isinstance(state["sampler_rng"], list)
+
+
+def test_resume_refuses_another_recipe(tmp_path, images):
+    recipe = tiny_recipe(iterations=6, run_name="fixed")
+    train(recipe, output_dir=tmp_path, images=images, stop_after=3)
+    other = recipe.replace(seed=1)
+    with pytest.raises(Exception, match="another recipe"):
+        train(other, output_dir=tmp_path, images=images, resume=True)
+
+
+def test_two_process_ddp_matches_one_process(tmp_path, images):
+    recipe = tiny_recipe(iterations=8, log_interval=4)
+    one = train(recipe, output_dir=tmp_path / "one", images=images)
+    spawn_local(train, 2, recipe=recipe, output_dir=tmp_path / "two", images=images)
+    name = run_name(recipe)
+    a = load_file(tmp_path / "one" / name / "weights.safetensors")
+    b = load_file(tmp_path / "two" / name / "weights.safetensors")
+    assert a.keys() == b.keys()
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-5
+    assert not all(
+        torch.equal(a[k], create_model("drn_s", 2, **TINY_DRN).state_dict()[k]) for k in a
+    )
+    two_losses = [x for r in read_log(tmp_path / "two" / name) for x in r["losses"]]
+    np.testing.assert_allclose(two_losses, one["losses"], rtol=1e-5, atol=1e-6)
+    meta = json.loads((tmp_path / "two" / name / "run.json").read_text())
+    assert meta["world_size"] == 2
+
+
+def test_train_benchmark_reports_loop_bare_and_ratio():
+    result = train_benchmark(
+        "drn_s", 2, batch=4, patch=12, precision="auto", steps=2, warmup=1, repeats=2,
+        overrides=TINY_DRN,
+    )  # fmt: skip
+    assert result["loop_patches_per_s"] > 0 and result["bare_patches_per_s"] > 0
+    assert result["ratio"] == pytest.approx(
+        result["loop_patches_per_s"] / result["bare_patches_per_s"]
+    )
+    assert len(result["loop_patches_per_s_runs"]) == 2
+    assert result["precision"] == "fp32"  # auto on CPU
+
+
+# -- with the benchmark data ----------------------------------------------------------------------
+
+
+@pytest.mark.data
+def test_validation_numbers_are_the_runners(tmp_path, data_root, images):
+    """Validation during training gives exactly what `srbench run --weights` stores."""
+    from srbench.runner import RunConfig, benchmark_source, run
+
+    recipe = tiny_recipe(
+        model="srcnn_915",
+        model_overrides={},
+        iterations=6,
+        validation={"datasets": ["set5"], "interval": 0, "at_end": True},
+    )
+    result = train(recipe, output_dir=tmp_path, images=images, data_root=data_root)
+    val = result["validations"][-1]["results"]["set5"]
+    records = run(
+        RunConfig(
+            models=["srcnn_915"],
+            datasets=["set5"],
+            scales=[2],
+            data_root=data_root,
+            weights={("srcnn_915", 2): result["weights_path"]},
+            results_dir=tmp_path / "results",
+        ),
+        [benchmark_source("set5", data_root)],
+    )
+    assert len(records) == 5
+    assert np.mean([r["psnr_db"] for r in records]) == pytest.approx(val["psnr_db"], abs=1e-12)
+    assert np.mean([r["ssim"] for r in records]) == pytest.approx(val["ssim"], abs=1e-12)
+
+
+@pytest.mark.data
+def test_ablation_writes_tagged_records(tmp_path, data_root, images):
+    spec = spec_from_dict(
+        {
+            "name": "tiny",
+            "recipe": tiny_recipe(iterations=4).to_dict(),
+            "model": "drn_s",
+            "recipe_overrides": {"model_overrides": TINY_DRN},
+            "evaluate": {"datasets": ["set5"]},
+            "variants": [{"name": "base"}, {"name": "relu", "overrides": {"activation": "relu"}}],
+        },
+        "tiny.yaml",
+    )
+    kwargs = dict(
+        data_root=data_root,
+        output_dir=tmp_path / "runs",
+        results_dir=tmp_path / "results",
+        images=images,
+    )
+    events = list(iter_ablate(spec, **kwargs))
+    done = events[-1].info
+    assert [r["variant"] for r in done["rows"]] == ["base", "relu"]
+    records = ResultStore(tmp_path / "results").iter_records()
+    assert len(records) == 10
+    assert {(r["ablation"], r["variant"]) for r in records} == {("tiny", "base"), ("tiny", "relu")}
+    assert {r["params"] for r in records} == {done["rows"][0]["params"]}
+    relu = [r for r in records if r["variant"] == "relu"]
+    assert relu[0]["model_overrides"]["activation"] == "relu"
+    assert all(r["protocol"] == "standard" and r["dataset"] == "set5" for r in records)
+    # Re-running skips what is done: no new training, no new records.
+    again = [e.kind for e in iter_ablate(spec, **kwargs)]
+    assert "train" not in again and again.count("variant-skip") == 2
+    assert len(ResultStore(tmp_path / "results").iter_records()) == 10

@@ -1,0 +1,167 @@
+#!/usr/bin/env python
+"""Regenerate the README's results assets from the committed result store -- never by hand.
+
+    python tools/make_readme_assets.py [--results-dir results] [--output-dir reports]
+        [--protocol standard] [--dataset set5] [--scale 4] [--cost params]
+        [--update-readme README.md]
+
+Writes ``reports/readme_pareto.png`` (+ ``.svg``): PSNR against the cost on one dataset and scale,
+and ``reports/readme_results.md``: a table of PSNR/SSIM per model, scale and benchmark with
+parameters and MACs, for one protocol. With ``--update-readme`` the table (and the plot link)
+replace whatever stands between ``<!-- srbench:results:begin -->`` and
+``<!-- srbench:results:end -->`` in that file; nothing else in it is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+BEGIN = "<!-- srbench:results:begin -->"
+END = "<!-- srbench:results:end -->"
+
+
+def _md(text: Any) -> str:
+    """Markdown-table-safe text (pipes, HTML and newlines neutralised)."""
+    out = str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown_table(summary, protocol: str, protocol_hash: str) -> str:
+    """PSNR / SSIM per model (rows) and benchmark (columns), one block per scale."""
+    from srbench.report import _ordered_datasets, fmt, fmt_int, fmt_macs
+
+    lines = [
+        f"Protocol `{protocol}@{protocol_hash}` (see docs/protocols.md); PSNR (dB) / SSIM on Y, "
+        "mean over each benchmark's images; MACs for a 1280x720 output.",
+        "",
+    ]
+    part = summary[(summary["protocol"] == protocol) & (summary["protocol_hash"] == protocol_hash)]
+    for scale in sorted(int(s) for s in part["scale"].unique()):
+        group = part[part["scale"] == scale]
+        datasets = _ordered_datasets(list(group["dataset"].unique()))
+        lines.append(f"**x{scale}**")
+        lines.append("")
+        lines.append("| model | " + " | ".join(datasets) + " | params | MACs |")
+        lines.append("|---|" + "---:|" * (len(datasets) + 2))
+        for label, rows in group.groupby("label", sort=True):
+            by = {r.dataset: r for r in rows.itertuples()}
+            cells = [
+                f"{fmt(by[d].psnr_db)} / {fmt(by[d].ssim, 4)}" if d in by else "-" for d in datasets
+            ]
+            first = rows.iloc[0]
+            lines.append(
+                f"| {_md(label)} | "
+                + " | ".join(cells)
+                + f" | {fmt_int(first['params'])} | {fmt_macs(first['macs'])} |"
+            )
+        lines.append("")
+    return "\n".join(lines).replace("–", "-").replace("−", "-")
+
+
+def readme_assets(
+    results_dir: str | Path = "results",
+    output_dir: str | Path = "reports",
+    *,
+    protocol: str | None = None,
+    dataset: str | None = None,
+    scale: int | None = None,
+    quality: str = "psnr_db",
+    cost: str = "params",
+    cost_fn=None,
+) -> dict[str, Path]:
+    """Write the plot and the table; returns ``{"png", "svg", "markdown"}`` paths."""
+    from srbench.data import BENCHMARK_KEYS
+    from srbench.errors import SRBenchError
+    from srbench.pareto import counted_costs, load_profiles, pareto_plot, summary_table
+    from srbench.results import load_results
+
+    frame = load_results(results_dir)
+    if frame.empty:
+        raise SRBenchError(f"{results_dir}: the result store is empty; run `srbench run` first")
+    if "ablation" in frame.columns:
+        frame = frame[frame["ablation"].isna()]
+    frame = frame[frame["weights_sha256"] != "random-init"]  # meaningless numbers stay out
+    if frame.empty:
+        raise SRBenchError(f"{results_dir}: no results with real weights to show")
+    summary = summary_table(frame, load_profiles(results_dir), cost_fn=cost_fn or counted_costs)
+    protocols = sorted(
+        {(p, h) for p, h in zip(summary["protocol"], summary["protocol_hash"], strict=True)}
+    )
+    if protocol is None:
+        protocol = "standard" if any(p == "standard" for p, _ in protocols) else protocols[0][0]
+    hashes = [h for p, h in protocols if p == protocol]
+    if not hashes:
+        raise SRBenchError(f"no results under protocol {protocol!r}")
+    if len(hashes) > 1:
+        raise SRBenchError(f"protocol {protocol!r} has results under several hashes: {hashes}")
+    protocol_hash = hashes[0]
+    part = summary[(summary["protocol"] == protocol) & (summary["protocol_hash"] == protocol_hash)]
+    if dataset is None:
+        present = set(part["dataset"])
+        dataset = next((k for k in BENCHMARK_KEYS if k in present), sorted(present)[0])
+    if scale is None:
+        scale = max(int(s) for s in part[part["dataset"] == dataset]["scale"])
+
+    out = Path(output_dir)
+    paths = pareto_plot(
+        part, dataset, scale, quality, cost, out,
+        protocol=protocol, protocol_hash=protocol_hash, stem="readme_pareto",
+    )  # fmt: skip
+    markdown = out / "readme_results.md"
+    text = (
+        "<!-- generated by tools/make_readme_assets.py from the result store; do not edit -->\n"
+        + markdown_table(summary, protocol, protocol_hash)
+    )
+    markdown.write_text(text)
+    return {**paths, "markdown": markdown}
+
+
+def update_readme(readme: Path, markdown: Path, png: Path) -> None:
+    text = readme.read_text()
+    if BEGIN not in text or END not in text or text.index(BEGIN) > text.index(END):
+        raise SystemExit(f"error: {readme} has no {BEGIN} ... {END} block to replace")
+    rel_png = Path(png).resolve().relative_to(readme.resolve().parent)
+    body = f"\n![Pareto front]({rel_png.as_posix()})\n\n{markdown.read_text().strip()}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(head + BEGIN + body + END + tail)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--results-dir", default="results")
+    parser.add_argument("--output-dir", default="reports")
+    parser.add_argument("--protocol", default=None, help="default: standard if present")
+    parser.add_argument("--dataset", default=None, help="default: the first benchmark present")
+    parser.add_argument("--scale", type=int, default=None, help="default: the largest present")
+    parser.add_argument("--quality", default="psnr_db", choices=("psnr_db", "ssim"))
+    parser.add_argument(
+        "--cost", default="params", choices=("params", "macs", "network_macs", "latency_ms")
+    )
+    parser.add_argument("--update-readme", type=Path, default=None, metavar="README.md")
+    args = parser.parse_args(argv)
+
+    from srbench.errors import SRBenchError
+
+    try:
+        paths = readme_assets(
+            args.results_dir, args.output_dir, protocol=args.protocol, dataset=args.dataset,
+            scale=args.scale, quality=args.quality, cost=args.cost,
+        )  # fmt: skip
+    except SRBenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for kind, path in paths.items():
+        print(f"wrote {path} ({kind})")
+    if args.update_readme:
+        update_readme(args.update_readme, paths["markdown"], paths["png"])
+        print(f"updated {args.update_readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
