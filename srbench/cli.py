@@ -105,6 +105,10 @@ def run(
             help="Run trainable models without weights (smoke tests only).",
         ),
     ] = False,
+    save_images: Annotated[
+        Path | None,
+        typer.Option(help="Save SR images (PNG, RGB; Y models get bicubic chroma) here."),
+    ] = None,
 ) -> None:
     """Measure PSNR/SSIM of models on benchmarks; resumable, results go to the store."""
     from srbench.data import available_benchmarks, resolve_data_root
@@ -140,6 +144,7 @@ def run(
             results_dir=results_dir,
             force=force,
             allow_random_weights=allow_random_weights,
+            save_images=save_images,
         )
         records = _run_with_progress(config, sources)
     except SRBenchError as exc:

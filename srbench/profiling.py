@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import os
 import re
 import statistics
 import time
@@ -636,6 +637,13 @@ def resolve_precision(precision: str, device: torch.device) -> PrecisionMode:
 # ------------------------------------------------------------------------------------------------
 
 
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):  # not available on every platform
+        return None
+
+
 def _summary(times_ms: list[float]) -> dict[str, float]:
     ordered = sorted(times_ms)
     if len(ordered) >= 2:
@@ -682,6 +690,7 @@ def measure_latency(
     torch.backends.cudnn.benchmark = cudnn_benchmark
     times: list[float] = []
     stopped_by = "repeats"
+    load_before = _load_average()
     memory: dict[str, Any]
     try:
         with torch.inference_mode(), precision.applied(device):
@@ -753,6 +762,8 @@ def measure_latency(
         "budget_s": budget_s,
         "stopped_by": stopped_by,
         "threads": torch.get_num_threads(),
+        # 1-minute load average before/after timing: other processes disturb CPU timings.
+        "load_average_1min": [load_before, _load_average()],
         "batch": int(x.shape[0]),
         "memory": memory,
     }

@@ -105,6 +105,7 @@ class Prepared:
     target_y: np.ndarray  # float64, H x W, the Y the SR output is scored against
     scale: int
     chroma_up: np.ndarray | None = None  # standard protocol, Y models: H x W x 2 (Cb, Cr)
+    hr_rgb: np.ndarray | None = None  # legacy-y: the modcropped RGB HR, for colour previews only
 
 
 @dataclass
@@ -171,7 +172,8 @@ def prepare(
         lr = cache.get(
             hr, scale, "matlab-bicubic-y-float64", lambda: imresize(y_hr / 255.0, 1 / scale)
         )
-        return Prepared(lr[None], y_hr.astype(np.float64), scale)
+        hr_rgb = pixels if pixels.ndim == 3 else None
+        return Prepared(lr[None], y_hr.astype(np.float64), scale, hr_rgb=hr_rgb)
     raise SRBenchError(f"protocol {protocol.id!r} has no preparation step")
 
 
@@ -201,3 +203,19 @@ def score(protocol: Protocol, output: torch.Tensor, prepared: Prepared) -> Score
         ssim=float(ssim(sr_t, hr_t, crop=s)[0]),
         sr_image=sr_image,
     )
+
+
+def preview_rgb(protocol: Protocol, scored: Scored, prepared: Prepared) -> np.ndarray:
+    """The SR image to save: RGB wherever the HR has colour.
+
+    Under ``standard`` this is exactly the scored image. Under ``legacy-y`` only Y is scored; the
+    saved colour image takes its Cb/Cr from the bicubic down- and up-scaled HR chroma (the
+    information an LR image carries), never from the HR itself.
+    """
+    if protocol.id == "standard" or prepared.hr_rgb is None:
+        return scored.sr_image
+    s = prepared.scale
+    chroma = rgb_to_ycbcr(prepared.hr_rgb)[..., 1:]
+    chroma_up = imresize(imresize(chroma, 1 / s), s)
+    y = scored.sr_image.astype(np.float64)[..., None]
+    return matlab_round_uint8(ycbcr_to_rgb(np.concatenate([y, chroma_up], axis=2)))

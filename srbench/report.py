@@ -469,18 +469,10 @@ def _visuals(
 # ------------------------------------------------------------------------------------------------
 
 
-ABLATION_TAGS = ("variant", "ablation_variant")  # companion tags shown with ``ablation``
-
-
-def _ablation_label(record: dict) -> str:
-    value = record.get("ablation")
-    text = (
-        ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
-        if isinstance(value, dict)
-        else str(value)
-    )
-    extra = [f"{t}={record[t]}" for t in ABLATION_TAGS if record.get(t) not in (None, "")]
-    return ", ".join([text, *extra])
+def _tag_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in sorted(value.items()))
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def _record_params(record: dict) -> Any:
@@ -491,27 +483,38 @@ def _record_params(record: dict) -> Any:
 
 
 def _ablation_tables(records: list[dict], costs: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per protocol: one row per (ablation tags, model, weights), one column per dataset/scale.
+    """One table per (ablation, protocol): a row per (variant, model, weights), in store order,
+    and a column per dataset and scale.
 
-    Parameters: the records' own ``params`` when they carry it (a variant built with overrides
-    has other counts than its registered name), else the registered model's, marked as such.
+    Records written by ``srbench ablate`` carry ``ablation`` (the study), ``variant``,
+    ``model_overrides`` and ``params``; the parameters shown are the records' own (a variant built
+    with overrides has other counts than its registered name), else the registered model's,
+    marked as such.
     """
     rows = [r for r in records if r.get("ablation") not in (None, "", {})]
     if not rows:
         return []
     frame = pd.DataFrame.from_records(rows)
-    frame["ablation_label"] = [_ablation_label(r) for r in rows]
+    frame["study"] = [_tag_text(r.get("ablation")) for r in rows]
+    frame["variant_label"] = [
+        _tag_text(r.get("variant", r.get("ablation_variant"))) or "-" for r in rows
+    ]
+    frame["overrides"] = [_tag_text(r.get("model_overrides")) for r in rows]
     frame["record_params"] = [_record_params(r) for r in rows]
+    frame["order"] = range(len(frame))
     tables = []
-    for (protocol, phash), sub in frame.groupby(["protocol", "protocol_hash"], sort=True):
+    keys = ["variant_label", "model", "weights_sha256"]
+    for (study, protocol, phash), sub in frame.groupby(
+        ["study", "protocol", "protocol_hash"], sort=True
+    ):
         columns = [
             (d, int(s))
             for s in sorted(sub["scale"].unique())
             for d in _ordered_datasets(list(sub[sub["scale"] == s]["dataset"].unique()))
         ]
+        parts = sorted(sub.groupby(keys, sort=False), key=lambda kv: kv[1]["order"].min())
         body = []
-        keys = ["ablation_label", "model", "weights_sha256"]
-        for (label, model, sha), part in sub.groupby(keys, sort=True):
+        for (variant, model, sha), part in parts:
             cells = []
             for d, s in columns:
                 hit = part[(part["dataset"] == d) & (part["scale"] == s)]
@@ -521,7 +524,7 @@ def _ablation_tables(records: list[dict], costs: pd.DataFrame) -> list[dict[str,
                 cells.append(
                     Cell(fmt(hit["psnr_db"].mean()), fmt(hit["ssim"].mean(), 4), str(len(hit)))
                 )
-            own = [p for p in part["record_params"] if p is not None]
+            own = [p for p in part["record_params"] if _num(p) is not None]
             if own:
                 params = ", ".join(sorted({fmt_int(p) for p in own}))
             else:
@@ -532,11 +535,12 @@ def _ablation_tables(records: list[dict], costs: pd.DataFrame) -> list[dict[str,
                     if int(s) in set(part["scale"].astype(int))
                 )
             body.append(
-                {"ablation": label, "model": model, "weights": _short(sha), "params": params,
-                 "cells": cells}
+                {"variant": variant, "model": model, "overrides": part["overrides"].iloc[0],
+                 "weights": _short(sha), "params": params, "cells": cells}
             )  # fmt: skip
         tables.append(
             {
+                "study": str(study),
                 "protocol": str(protocol),
                 "protocol_hash": str(phash),
                 "columns": [f"{d} ×{s}" for d, s in columns],

@@ -26,7 +26,7 @@ from srbench.data import (
 )
 from srbench.errors import SRBenchError
 from srbench.inference import infer
-from srbench.protocols import LRCache, Protocol, get_protocol, prepare, score
+from srbench.protocols import LRCache, Protocol, get_protocol, prepare, preview_rgb, score
 from srbench.provenance import environment
 from srbench.registry import create_model, get_card
 from srbench.results import ResultStore, record_key
@@ -95,6 +95,7 @@ class RunConfig:
     seed: int = 0
     cache_lr: bool = True
     allow_random_weights: bool = False
+    save_images: Path | None = None  # folder for SR PNGs (<model>/x<scale>/<dataset>/<image>.png)
 
 
 @dataclass
@@ -112,7 +113,16 @@ class RunEvent:
 
 
 def _weights_for(config: RunConfig, model: str, scale: int) -> Path | bool:
-    return config.weights.get((model, scale), False)
+    if (model, scale) in config.weights:
+        return config.weights[(model, scale)]
+    other = sorted((s, p) for (m, s), p in config.weights.items() if m == model)
+    if other:
+        given = ", ".join(f"x{s} ({p})" for s, p in other)
+        raise SRBenchError(
+            f"the weights given for {model} are for {given}, not x{scale}; pass x{scale} weights "
+            f"or drop x{scale} from --scales"
+        )
+    return False
 
 
 def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEvent]:
@@ -189,6 +199,12 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                             message=f"{name}: {report.reason}; used {report.tile_size}px tiles",
                         )
                     scored = score(protocol, output[0], prepared)
+                    if config.save_images is not None:
+                        _save_png(
+                            preview_rgb(protocol, scored, prepared),
+                            Path(config.save_images) / card.name / f"x{scale}" / source.key,
+                            name,
+                        )
                     record = {
                         **base,
                         "psnr_db": scored.psnr_db,
@@ -213,6 +229,15 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                     store.append([record])
                     yield RunEvent("image", card.name, scale, source.key, image=name, record=record)
                 yield RunEvent("done", card.name, scale, source.key)
+
+
+def _save_png(pixels: np.ndarray, folder: Path, name: str) -> None:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{name}.tmp.png"
+    Image.fromarray(pixels).save(tmp)
+    tmp.replace(folder / f"{name}.png")
 
 
 def run(config: RunConfig, sources: list[DatasetSource]) -> list[dict]:

@@ -118,3 +118,70 @@ def test_data_verify_names_bad_images(data_root, tmp_path):
     assert result.exit_code == 1
     assert "Set5: 4/5 verified" in result.stdout
     assert "bird: missing" in result.stdout
+
+
+@pytest.mark.data
+def test_run_with_converted_weights_end_to_end(data_root, reference_weights, tmp_path):
+    """`srbench weights convert` then `srbench run --weights DIR` under legacy-y, from the CLI."""
+    weights = tmp_path / "w"
+    convert = _invoke(
+        "weights",
+        "convert",
+        str(reference_weights / "idn_x2.npz"),
+        "--model",
+        "idn",
+        "--scale",
+        "2",
+        "-o",
+        str(weights / "idn_x2.safetensors"),
+    )
+    assert convert.exit_code == 0, convert.output
+    result = _invoke(
+        "run",
+        "--models",
+        "idn,bicubic",
+        "--protocol",
+        "legacy-y",
+        "--datasets",
+        "set5",
+        "--scales",
+        "2",
+        "--weights",
+        str(weights),
+        "--data-root",
+        str(data_root),
+        "--results-dir",
+        str(tmp_path / "r"),
+        "--save-images",
+        str(tmp_path / "sr"),
+    )
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if "set5" in line}
+    assert "37.83" in rows["idn"] and "33.66" in rows["bicubic"]
+    saved = np.asarray(Image.open(tmp_path / "sr" / "idn" / "x2" / "set5" / "baby.png"))
+    assert saved.shape == (512, 512, 3)  # Y model output rebuilt in colour
+
+
+def test_wrong_scale_weights_from_the_cli(tmp_path):
+    from srbench.registry import create_model
+    from srbench.weights import save_weights
+
+    path = tmp_path / "idn_x3.safetensors"
+    save_weights(create_model("idn", scale=3), path, model_name="idn", scale=3)
+    result = _invoke(
+        "run",
+        "--models",
+        "idn",
+        "--datasets",
+        "demo",
+        "--scales",
+        "2",
+        "--protocol",
+        "legacy-y",
+        "--weights",
+        str(path),
+        "--results-dir",
+        str(tmp_path / "r"),
+    )
+    message = _one_line_error(result)
+    assert "the weights given for idn are for x3" in message and "not x2" in message

@@ -18,7 +18,7 @@ import srbench.registry as registry
 from srbench.errors import ModelNotFoundError, SRBenchError
 
 PLUGIN_CODE = textwrap.dedent(
-    '''
+    """
     import torch
     from srbench.registry import ModelCard, register_model
 
@@ -40,7 +40,7 @@ PLUGIN_CODE = textwrap.dedent(
     ))
     def tiny_plugin(scale, **overrides):
         return TinySR(scale)
-    '''
+    """
 )
 
 
@@ -58,8 +58,13 @@ def plugin_site(tmp_path, monkeypatch):
     site = tmp_path / "site"
     site.mkdir()
     _install(site, "srbench_tiny_plugin", "srbench_tiny_plugin", PLUGIN_CODE, "tiny")
-    _install(site, "srbench_broken_plugin", "srbench_broken_plugin",
-             "raise ImportError('this plugin needs a package that is not installed')\n", "broken")
+    _install(
+        site,
+        "srbench_broken_plugin",
+        "srbench_broken_plugin",
+        "raise ImportError('this plugin needs a package that is not installed')\n",
+        "broken",
+    )
     monkeypatch.syspath_prepend(str(site))
     yield site
     registry.unregister_model("tiny_plugin")
@@ -99,19 +104,42 @@ def test_unknown_name_suggests_close_matches():
 
 def test_plugin_through_the_cli(plugin_site, tmp_path):
     """`srbench models` lists it and `srbench run` runs it, in a fresh process."""
-    env = {**os.environ, "PYTHONPATH": f"{plugin_site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
-           "SRBENCH_CACHE": str(tmp_path / "cache")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{plugin_site}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        "SRBENCH_CACHE": str(tmp_path / "cache"),
+    }
     listing = subprocess.run(
         [sys.executable, "-m", "srbench", "models", "tiny*"],
-        capture_output=True, text=True, env=env, timeout=300, check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
     )
     assert "tiny_plugin" in listing.stdout
     assert "756" in listing.stdout  # parameters at x3
     assert "broken" in listing.stderr  # the broken plugin is reported, not fatal
     result = subprocess.run(
-        [sys.executable, "-m", "srbench", "run", "--models", "tiny_plugin", "--datasets", "demo",
-         "--scales", "2", "--allow-random-weights", "--results-dir", str(tmp_path / "r")],
-        capture_output=True, text=True, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "srbench",
+            "run",
+            "--models",
+            "tiny_plugin",
+            "--datasets",
+            "demo",
+            "--scales",
+            "2",
+            "--allow-random-weights",
+            "--results-dir",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr
     assert "tiny_plugin" in result.stdout

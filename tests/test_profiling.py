@@ -199,6 +199,7 @@ def test_cpu_latency_record_structure():
         assert lat[key] >= 0
     assert lat["min_ms"] <= lat["median_ms"]
     assert lat["repeats"] == 3 and lat["warmup"] == 1 and len(lat["times_ms"]) == 3
+    assert len(lat["load_average_1min"]) == 2
     assert lat["threads"] == record["threads"] == torch.get_num_threads()
     assert record["device_type"] == "cpu" and record["precision_label"] == "fp32"
     assert record["peak_memory"]["status"] == "not measured"

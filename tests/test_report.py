@@ -56,15 +56,19 @@ def make_store(root: Path) -> Path:
     store.append(fabricated("bicubic", STANDARD, "set5", 2, 31.11, 5))
     store.append(fabricated(EVIL, STANDARD, "set5", 2, 35.55, 5, sha="e" * 64))
     store.append(fabricated("srcnn_915", STANDARD, "synthetic", 2, 12.34, 3, sha="random-init"))
-    store.append(fabricated("drn_s", STANDARD, "set5", 2, 36.01, 5, sha="a" * 64,
-                            ablation={"study": "drn-rdb", "variant": "full"}))  # fmt: skip
-    store.append(fabricated("drn_s_nodistill", STANDARD, "set5", 2, 35.80, 5, sha="b" * 64,
-                            ablation={"study": "drn-rdb", "variant": f"no-distill {EVIL}"}))  # fmt: skip
+    # as `srbench ablate` writes them: ablation (study), variant, model_overrides, params
+    store.append(fabricated("drn_s", STANDARD, "set5", 2, 36.01, 5, sha="a" * 64, ablation="drn",
+                            variant="drn_s", model_overrides={}, params=529379))  # fmt: skip
+    store.append(fabricated("drn_s", STANDARD, "set5", 2, 35.80, 5, sha="b" * 64, ablation="drn",
+                            variant=f"no-distill {EVIL}", model_overrides={"use_distill": False},
+                            params=381475))  # fmt: skip
+    store.append(fabricated("drn_s_plain", STANDARD, "set5", 2, 35.90, 5, sha="c" * 64,
+                            ablation="drn", variant="plain-matched"))  # fmt: skip
     return root
 
 
 def fake_costs(model: str, scale: int) -> dict:
-    table = {"bicubic": 0, "srcnn_915": 8129, "drn_s": 529379, "drn_s_nodistill": 381475}
+    table = {"bicubic": 0, "srcnn_915": 8129, "drn_s": 529379, "drn_s_plain": 520739}
     if model not in table:
         raise KeyError(model)
     return {"params": table[model], "macs": 1e9 + table[model] * 1e5, "network_macs": 0}
@@ -146,9 +150,9 @@ def test_paper_vs_measured_only_under_the_same_protocol(report):
     assert "Paper vs measured" not in _section(html, STANDARD)
 
 
-def test_partial_sets_and_random_weights_are_flagged(report):
+def test_random_weights_are_flagged(report):
     html = report.read_text()
-    assert "partial: 5 of 5" not in html
+    assert "partial:" not in html  # every fabricated set5 result has all 5 images
     assert "random weights: numbers are meaningless" in html
     assert "srcnn_915: random weights cannot be reproduced" in html
 
@@ -173,7 +177,12 @@ def test_visual_comparison_reproduces_the_stored_psnr(report):
 def test_ablation_section_and_footer(report):
     html = report.read_text()
     assert 'id="ablation"' in html
-    assert "study=drn-rdb, variant=full" in html and "36.01" in html
+    ablation = html[html.index('<section id="ablation">') : html.index('<footer id="provenance">')]
+    assert "Ablation <code>drn</code>" in ablation
+    order = [ablation.index(v) for v in ("<td>drn_s</td>", "<td>no-distill", "<td>plain-matched")]
+    assert order == sorted(order)  # in the order they were measured
+    assert "36.01" in ablation and "381,475" in ablation and "use_distill=False" in ablation
+    assert "(registered drn_s_plain)" in ablation  # no params in the record: the card's, marked
     footer = html[html.index('<footer id="provenance">') :]
     assert STANDARD.hash in footer and LEGACY.hash in footer
     assert STANDARD.definition["crop"] in footer
@@ -182,10 +191,15 @@ def test_ablation_section_and_footer(report):
 
 def test_no_ablation_section_without_ablation_records(tmp_path):
     root = tmp_path / "r"
-    ResultStore(root).append(fabricated("bicubic", STANDARD, "set5", 2, 33.0, 5))
+    ResultStore(root).append(fabricated("bicubic", STANDARD, "set5", 2, 33.0, 3))
+    ResultStore(root).append(
+        fabricated("bicubic", STANDARD, "set14", 2, 30.0, 14, standard_benchmark=False)
+    )
     html = build_report(root, tmp_path / "o", cost_fn=fake_costs, visual_images=0).read_text()
     assert 'id="ablation"' not in html
     assert "Protocol <code>standard@" in html
+    assert 'title="partial: 3 of 5 images"' in html  # a mean over a subset is flagged
+    assert 'title="unverified images (not the standard benchmark)"' in html
 
 
 def test_empty_store_and_stale_images(tmp_path):

@@ -69,7 +69,7 @@ def test_builtin_recipes_parse_and_name_runs():
     recipe = load_recipe("default")
     assert run_name(recipe) == "edsr_baseline-x2-t91bsd200-it300k-b16"
     tiny = load_recipe("tiny-cpu")
-    assert run_name(tiny) == "srcnn-x2-t91-it3k-b16"
+    assert run_name(tiny) == "srcnn-x2-t91-it1500-b16"
     variant = load_recipe(
         "default",
         model="drn_s",
