@@ -160,7 +160,6 @@ def test_determinism(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_card_complete(name):
-    card = get_card(name)
     check_card(name)
 
 
