@@ -379,5 +379,252 @@ def weights_convert(
     console.print(f"wrote {output} (sha256 {digest})", highlight=False)
 
 
+def _split_dict(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SRBenchError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set data.batch_size=8")
+        out[key.strip()] = value.strip()
+    return out
+
+
+ResultsDir = Annotated[Path, typer.Option(help="Result store folder.")]
+WeightsOpt = Annotated[
+    list[Path] | None, typer.Option(help="safetensors files or folders (repeatable).")
+]
+
+
+@app.command()
+def profile(
+    models: Annotated[str, typer.Option(help="Names or wildcards, or 'all'.")] = "all",
+    scales: Annotated[str, typer.Option(help="Comma-separated scales.")] = "2,3,4",
+    sizes: Annotated[
+        str, typer.Option(help="720p (1280x720 HR output), 256 (256x256 LR), WxH, hr:WxH.")
+    ] = "720p,256",
+    device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
+    precision: Annotated[
+        str, typer.Option(help="fp32, tf32, fp16, bf16 (comma-separated).")
+    ] = "fp32",
+    repeats: Annotated[int, typer.Option(help="Timed repeats (median, IQR, min).")] = 10,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up passes.")] = 2,
+    budget_s: Annotated[
+        float | None, typer.Option(help="Stop timing after this many seconds.")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (recorded).")] = None,
+    cudnn_benchmark: Annotated[bool, typer.Option("--cudnn-benchmark")] = False,
+    no_latency: Annotated[
+        bool, typer.Option("--no-latency", help="Parameters and MACs only.")
+    ] = False,
+    output: Annotated[
+        Path, typer.Option(help="JSON-lines file the records are appended to.")
+    ] = Path("results/profile.jsonl"),
+) -> None:
+    """Parameters, MACs/FLOPs, latency and peak memory, labelled with units and environment."""
+    from srbench.profiling_cli import profile_command
+
+    try:
+        profile_command(
+            models,
+            scales,
+            sizes,
+            device,
+            precision,
+            repeats,
+            warmup,
+            budget_s,
+            output,
+            threads=threads,
+            cudnn_benchmark=cudnn_benchmark,
+            latency=not no_latency,
+            console=console,
+            err_console=err_console,
+        )
+    except SRBenchError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def report(
+    results_dir: ResultsDir = Path("results"),
+    output_dir: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
+    data_root: DataRoot = None,
+    weights: WeightsOpt = None,
+    visual_images: Annotated[int, typer.Option(help="Images in the visual comparison.")] = 3,
+    device: Annotated[str, typer.Option(help="Device for the visual crops.")] = "cpu",
+) -> None:
+    """Render reports/index.html: tables, Pareto plots, paper vs measured, visual crops."""
+    from srbench.report_cli import report_command
+
+    try:
+        report_command(
+            results_dir,
+            output_dir,
+            data_root,
+            index_weights(weights or []),
+            visual_images=visual_images,
+            device=device,
+            console=console,
+            err_console=err_console,
+        )
+    except SRBenchError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def pareto(
+    results_dir: ResultsDir = Path("results"),
+    output_dir: Annotated[Path, typer.Option(help="Folder for the PNG/SVG plots.")] = Path(
+        "reports"
+    ),
+    quality: Annotated[str, typer.Option(help="psnr_db or ssim.")] = "psnr_db",
+    cost: Annotated[
+        str, typer.Option(help="params, macs, network_macs, latency_ms or memory_bytes.")
+    ] = "params",
+) -> None:
+    """Pareto plots (quality vs cost) per dataset and scale, computed from the store."""
+    from srbench.report_cli import pareto_command
+
+    try:
+        pareto_command(
+            results_dir, output_dir, quality, cost, console=console, err_console=err_console
+        )
+    except SRBenchError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def check(
+    baseline: Annotated[Path, typer.Option(help="Committed baseline JSON.")] = Path(
+        "results/baseline.json"
+    ),
+    results_dir: ResultsDir = Path("results"),
+    run_fresh: Annotated[
+        bool, typer.Option("--run", help="Measure the baseline's entries afresh first.")
+    ] = False,
+    data_root: DataRoot = None,
+    weights: WeightsOpt = None,
+    device: Annotated[str, typer.Option()] = "cpu",
+    show_all: Annotated[bool, typer.Option("--all", help="Show unchanged rows too.")] = False,
+) -> None:
+    """Compare results with the baseline (PSNR -0.01 dB, SSIM -0.0002, params/MACs exact)."""
+    from srbench.report_cli import check_command
+
+    try:
+        code = check_command(
+            baseline,
+            results_dir,
+            run=run_fresh,
+            data_root=data_root,
+            weights=index_weights(weights or []),
+            device=device,
+            show_all=show_all,
+            console=console,
+            err_console=err_console,
+        )
+    except SRBenchError as exc:
+        _fail(str(exc))
+    raise typer.Exit(code)
+
+
+baseline_app = typer.Typer(help="The committed metrics baseline (written only on request).")
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("update")
+def baseline_update(
+    baseline: Annotated[Path, typer.Option(help="Baseline JSON to write.")] = Path(
+        "results/baseline.json"
+    ),
+    results_dir: ResultsDir = Path("results"),
+    models: Annotated[str | None, typer.Option(help="Comma-separated models.")] = None,
+    datasets: Annotated[str | None, typer.Option(help="Comma-separated datasets.")] = None,
+    scales: Annotated[str | None, typer.Option(help="Comma-separated scales.")] = None,
+) -> None:
+    """Write the baseline from the store (explicitly; `check` never does)."""
+    from srbench.report_cli import baseline_update_command
+
+    try:
+        baseline_update_command(
+            baseline, results_dir, models=models, datasets=datasets, scales=scales, console=console
+        )
+    except SRBenchError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def train(
+    recipe: Annotated[str, typer.Argument(help="Recipe YAML or built-in name.")] = "default",
+    model: Annotated[str | None, typer.Option(help="Override the recipe's model.")] = None,
+    scale: Annotated[int | None, typer.Option(help="Override the recipe's scale.")] = None,
+    iterations: Annotated[int | None, typer.Option(help="Override the iterations.")] = None,
+    data_root: DataRoot = None,
+    output_dir: Annotated[Path, typer.Option(help="Folder for run folders.")] = Path("runs"),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the last checkpoint.")
+    ] = False,
+    device: Annotated[str, typer.Option()] = "cpu",
+    benchmark: Annotated[
+        bool, typer.Option("--benchmark", help="Measure loop vs bare-step patches/s instead.")
+    ] = False,
+    compile_model: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the model.")
+    ] = False,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Recipe override KEY=VALUE (repeatable).")
+    ] = None,
+) -> None:
+    """Train a model under a recipe (one recipe for every model)."""
+    from srbench.training.cli import train_command
+
+    try:
+        train_command(
+            recipe,
+            model,
+            scale,
+            iterations,
+            data_root,
+            output_dir,
+            resume,
+            device,
+            benchmark,
+            compile_model,
+            _split_dict(set_),
+        )
+    except SRBenchError as exc:
+        _fail(str(exc))
+
+
+@app.command()
+def ablate(
+    spec: Annotated[
+        str, typer.Argument(help="Ablation spec YAML or built-in name.")
+    ] = "ablation-drn",
+    data_root: DataRoot = None,
+    output_dir: Annotated[Path, typer.Option(help="Folder for run folders.")] = Path("runs"),
+    results_dir: ResultsDir = Path("results"),
+    device: Annotated[str, typer.Option()] = "cpu",
+    iterations: Annotated[int | None, typer.Option(help="Override the shared budget.")] = None,
+    compile_model: Annotated[bool, typer.Option("--compile")] = False,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE (repeatable).")] = None,
+) -> None:
+    """Train a grid of variants under one budget and store their scores."""
+    from srbench.training.cli import ablate_command
+
+    try:
+        ablate_command(
+            spec,
+            data_root,
+            output_dir,
+            results_dir,
+            device,
+            iterations,
+            compile_model,
+            _split_dict(set_),
+        )
+    except SRBenchError as exc:
+        _fail(str(exc))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

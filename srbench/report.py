@@ -385,7 +385,7 @@ def _visuals(
     from srbench.color import rgb_to_y
     from srbench.imresize import modcrop
     from srbench.inference import infer
-    from srbench.protocols import LRCache, get_protocol, prepare, score
+    from srbench.protocols import LRCache, get_protocol, prepare, preview_rgb, score
 
     skipped: list[str] = []
     protocol_id, scale = str(group["protocol"].iloc[0]), int(group["scale"].iloc[0])
@@ -430,7 +430,13 @@ def _visuals(
                 box = (top, left, size)
                 hr_pixels = modcrop(hr.pixels, scale)
                 if protocol_id == "legacy-y":
-                    hr_show = np.round(prepared.target_y).astype(np.uint8)
+                    # Only Y is scored; the HR is shown in colour where it has colour.
+                    hr_rgb = getattr(prepared, "hr_rgb", None)
+                    hr_show = (
+                        hr_rgb
+                        if hr_rgb is not None
+                        else np.round(prepared.target_y).astype(np.uint8)
+                    )
                 else:
                     hr_show = (
                         hr_pixels if hr_pixels.ndim == 3 else np.repeat(hr_pixels[..., None], 3, 2)
@@ -454,8 +460,9 @@ def _visuals(
             note = ""
             if want is not None and abs(float(want) - scored.psnr_db) > 1e-6:
                 note = f"differs from the stored {fmt(want, 3)} dB"
+            show = preview_rgb(protocol, scored, prepared)  # legacy-y: SR Y + LR chroma
             src = f"{IMG_DIR}/{prefix}_v{v_index}_m{m_index}.png"
-            Image.fromarray(sr[top : top + size, left : left + size]).save(out / src)
+            Image.fromarray(show[top : top + size, left : left + size]).save(out / src)
             crops.append(Crop(str(p.label), src, fmt(scored.psnr_db), fmt(crop_psnr), note))
         if box is not None:
             top, left, size = box
