@@ -84,7 +84,9 @@ def test_idn_per_image_values(set5_results, scale):
         if r["model"] == "idn" and r["scale"] == scale
     }
     for image, want in IDN_PER_IMAGE[scale].items():
-        assert got[image] == pytest.approx(want, abs=0.006), image
+        # printed to 2 decimals by an independent script; its Set5 means differ from ours by
+        # <= 0.003 dB, single images by up to 0.01 dB
+        assert got[image] == pytest.approx(want, abs=0.015), image
 
 
 @pytest.mark.data
