@@ -75,3 +75,20 @@ def environment(device: torch.device | str = "cpu") -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         **device_description(device),
     }
+
+
+def record_provenance(env: dict, device: torch.device, run_id: str, seed: int) -> dict[str, object]:
+    """The provenance fields every stored per-image record carries."""
+    from datetime import datetime, timezone
+
+    return {
+        "run_id": run_id,
+        "seed": seed,
+        "device": env.get("gpu_name") or env["cpu_model"],
+        "device_type": device.type,
+        "torch_threads": env["torch_threads"],
+        "srbench_version": env["srbench_version"],
+        "git_commit": env["git_commit"],
+        "torch_version": env["torch"],
+        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

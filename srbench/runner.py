@@ -27,7 +27,7 @@ from srbench.data import (
 from srbench.errors import SRBenchError
 from srbench.inference import infer
 from srbench.protocols import LRCache, Protocol, get_protocol, prepare, preview_rgb, score
-from srbench.provenance import environment
+from srbench.provenance import environment, record_provenance
 from srbench.registry import create_model, get_card
 from srbench.results import ResultStore, record_key
 
@@ -216,15 +216,7 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                         "hr_sha256": hr.pixels_sha256,
                         "dataset_fingerprint": source.fingerprint,
                         "standard_benchmark": source.is_standard,
-                        "run_id": run_id,
-                        "seed": config.seed,
-                        "device": env.get("gpu_name") or env["cpu_model"],
-                        "device_type": device.type,
-                        "torch_threads": env["torch_threads"],
-                        "srbench_version": env["srbench_version"],
-                        "git_commit": env["git_commit"],
-                        "torch_version": env["torch"],
-                        "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                        **record_provenance(env, device, run_id, config.seed),
                     }
                     store.append([record])
                     yield RunEvent("image", card.name, scale, source.key, image=name, record=record)

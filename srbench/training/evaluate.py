@@ -129,7 +129,7 @@ def result_records(
     extra: dict | None = None,
 ) -> list[dict]:
     """Result-store records with the runner's fields, plus ``extra`` (e.g. ablation tags)."""
-    from srbench.provenance import environment
+    from srbench.provenance import environment, record_provenance
 
     proto = get_protocol(protocol)
     device = torch.device(device)
@@ -155,15 +155,7 @@ def result_records(
                 "hr_sha256": s["hr_sha256"],
                 "dataset_fingerprint": s["dataset_fingerprint"],
                 "standard_benchmark": s["standard_benchmark"],
-                "run_id": run_id,
-                "seed": seed,
-                "device": env.get("gpu_name") or env["cpu_model"],
-                "device_type": device.type,
-                "torch_threads": env["torch_threads"],
-                "srbench_version": env["srbench_version"],
-                "git_commit": env["git_commit"],
-                "torch_version": env["torch"],
-                "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                **record_provenance(env, device, run_id, seed),
                 **(extra or {}),
             }
         )
