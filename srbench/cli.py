@@ -109,6 +109,14 @@ def run(
         Path | None,
         typer.Option(help="Save SR images (PNG, RGB; Y models get bicubic chroma) here."),
     ] = None,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile",
+            help="Also store params, MACs (720p output, 256x256 LR) and latency of each model "
+            "in <results-dir>/profile.jsonl, as `srbench profile` does.",
+        ),
+    ] = False,
 ) -> None:
     """Measure PSNR/SSIM of models on benchmarks; resumable, results go to the store."""
     from srbench.data import available_benchmarks, resolve_data_root
@@ -152,6 +160,25 @@ def run(
     except ValueError as exc:
         _fail(f"bad option value: {exc}")
     _print_and_save_summary(config, sources, records)
+    if profile:
+        from srbench.profiling_cli import profile_command
+
+        try:
+            profile_command(
+                ",".join(config.models),
+                ",".join(map(str, config.scales)),
+                "720p,256",
+                device,
+                "fp32",
+                5,
+                1,
+                None,
+                Path(results_dir) / "profile.jsonl",
+                console=console,
+                err_console=err_console,
+            )
+        except SRBenchError as exc:
+            _fail(str(exc))
 
 
 def _run_with_progress(config, sources) -> list[dict]:

@@ -185,3 +185,23 @@ def test_wrong_scale_weights_from_the_cli(tmp_path):
     )
     message = _one_line_error(result)
     assert "the weights given for idn are for x3" in message and "not x2" in message
+
+
+def test_run_with_profile_stores_efficiency_numbers(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRBENCH_CACHE", str(tmp_path / "cache"))
+    result = _invoke(
+        "run",
+        "--models",
+        "bicubic",
+        "--datasets",
+        "demo",
+        "--scales",
+        "4",
+        "--results-dir",
+        str(tmp_path / "r"),
+        "--profile",
+    )
+    assert result.exit_code == 0, result.output
+    profile = [json.loads(x) for x in (tmp_path / "r" / "profile.jsonl").read_text().splitlines()]
+    assert {r["model"] for r in profile} == {"bicubic"}
+    assert len(profile) == 2  # the 720p-output and the 256x256-LR conventions
