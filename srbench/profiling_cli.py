@@ -14,8 +14,6 @@ How each number is made: ``docs/efficiency.md``.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from srbench.profiling import (
     resolve_precision,
 )
 from srbench.registry import get_card, list_models
+from srbench.results import append_jsonl
 
 DEFAULT_OUTPUT = Path("results/profile.jsonl")
 
@@ -81,16 +80,8 @@ def _scales(spec: str | Sequence[int | str]) -> list[int]:
 
 
 def append_records(path: Path | str, records: Sequence[dict[str, Any]]) -> None:
-    """Append records as JSON lines (one ``write`` per batch, then ``fsync``)."""
-    if not records:
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records)
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    """Append records as JSON lines, with the result store's locking and torn-line sealing."""
+    append_jsonl(path, records)
 
 
 def _g(value: int | None) -> str:

@@ -44,6 +44,36 @@ def record_key(record: dict) -> tuple:
     return tuple(record.get(f) for f in KEY_FIELDS)
 
 
+def append_jsonl(path: str | Path, records: Iterable[dict]) -> None:
+    """Append records, one JSON line each, atomically with respect to other writers.
+
+    The whole batch goes out in ``write`` calls made while holding an exclusive ``flock`` on a
+    file opened with ``O_APPEND``, then ``fsync``; a torn last line left by a killed writer is
+    sealed with a newline first, so it can never glue onto the new records.
+    """
+    data = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records)
+    if not data:
+        return
+    payload = data.encode()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        size = os.fstat(fd).st_size
+        # A writer killed mid-line leaves no trailing newline: seal the torn line.
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            payload = b"\n" + payload
+        view = memoryview(payload)
+        while view:  # os.write may write less than asked (signals, huge batches)
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
     """The JSON objects of a JSON-lines file in file order (``[]`` if it does not exist).
 
@@ -85,32 +115,8 @@ class ResultStore:
         return self.root / RECORDS_FILE
 
     def append(self, records: Iterable[dict]) -> None:
-        """Append records, one JSON line each, atomically with respect to other writers.
-
-        The whole batch goes out in ``write`` calls made while holding an exclusive ``flock`` on a
-        file opened with ``O_APPEND``, then ``fsync``; a torn last line left by a killed writer is
-        sealed with a newline first, so it can never glue onto the new records.
-        """
-        data = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records)
-        if not data:
-            return
-        payload = data.encode()
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.records_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            size = os.fstat(fd).st_size
-            # A writer killed mid-line leaves no trailing newline: seal the torn line.
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                payload = b"\n" + payload
-            view = memoryview(payload)
-            while view:  # os.write may write less than asked (signals, huge batches)
-                written = os.write(fd, view)
-                view = view[written:]
-            os.fsync(fd)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        """Append records to the store (see :func:`append_jsonl`)."""
+        append_jsonl(self.records_path, records)
 
     def iter_records(self) -> list[dict]:
         """Every complete record in file order; torn or corrupt lines are skipped."""
