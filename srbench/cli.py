@@ -653,5 +653,56 @@ def ablate(
         _fail(str(exc))
 
 
+zoo_app = typer.Typer(help="The model zoo: every model trained under one recipe (zoo.yaml).")
+app.add_typer(zoo_app, name="zoo")
+ZooSpec = Annotated[str, typer.Option("--spec", help="Zoo spec YAML or built-in name.")]
+ZooDir = Annotated[
+    Path | None,
+    typer.Option("--output-dir", help="Run folders (default ~/.cache/srbench/zoo)."),
+]
+ZooModels = Annotated[str | None, typer.Option(help="Comma-separated subset of the zoo's models.")]
+ZooScales = Annotated[str | None, typer.Option(help="Comma-separated subset of scales.")]
+
+
+def _scales_list(scales: str | None) -> list[int] | None:
+    return [int(s.lower().lstrip("x")) for s in _split(scales)] or None
+
+
+@zoo_app.command("train")
+def zoo_train(
+    spec: ZooSpec = "zoo",
+    output_dir: ZooDir = None,
+    models: ZooModels = None,
+    scales: ZooScales = None,
+    data_root: DataRoot = None,
+    device: Annotated[str, typer.Option()] = "cpu",
+) -> None:
+    """Train every zoo run in order; finished runs are skipped, interrupted ones resume."""
+    from srbench.training.cli import zoo_train_command
+
+    try:
+        zoo_train_command(
+            spec, output_dir, _split(models) or None, _scales_list(scales), data_root, device
+        )
+    except SRBenchError as exc:
+        _fail(str(exc))
+
+
+@zoo_app.command("status")
+def zoo_status(
+    spec: ZooSpec = "zoo",
+    output_dir: ZooDir = None,
+    models: ZooModels = None,
+    scales: ZooScales = None,
+) -> None:
+    """Which zoo runs are finished, interrupted or not started, with their training time."""
+    from srbench.training.cli import zoo_status_command
+
+    try:
+        zoo_status_command(spec, output_dir, _split(models) or None, _scales_list(scales))
+    except SRBenchError as exc:
+        _fail(str(exc))
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

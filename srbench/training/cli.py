@@ -269,3 +269,77 @@ def print_ablation(info: dict[str, Any]) -> None:
         f"records tagged ablation={info['ablation']} in {Path(info['results_dir']) / 'records.jsonl'}",
         highlight=False,
     )
+
+
+def _hours(seconds: float | None) -> str:
+    if not seconds:
+        return "-"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
+
+
+def zoo_status_command(
+    spec: str | Path = "zoo",
+    output_dir: str | Path | None = None,
+    models: list[str] | None = None,
+    scales: list[int] | None = None,
+) -> list[dict[str, Any]]:
+    """``srbench zoo status``: every run of the zoo, finished / interrupted / new; prints."""
+    from srbench.training.zoo import DEFAULT_ZOO_DIR, load_zoo, run_status, select
+
+    zoo = load_zoo(spec)
+    out = Path(output_dir or DEFAULT_ZOO_DIR).expanduser()
+    table = Table(title=f"zoo {zoo.name} ({zoo.source}) in {out}")
+    for column in ("run", "state", "iteration", "train time", "Set5 PSNR_dB (standard)"):
+        table.add_column(column, justify="left" if column in ("run", "state") else "right")
+    rows = []
+    for run in select(zoo, models, scales):
+        status = run_status(run, out)
+        val = (status.get("run_json") or {}).get("validation") or {}
+        psnr = ", ".join(f"{k} {v['psnr_db']:.2f}" for k, v in val.items()) or "-"
+        table.add_row(
+            run.label,
+            status["state"],
+            f"{status['iteration']}/{run.recipe.iterations}",
+            _hours(status["train_seconds"]),
+            psnr,
+        )
+        rows.append({"run": run.name, **{k: v for k, v in status.items() if k != "run_json"}})
+    console.print(table)
+    return rows
+
+
+def zoo_train_command(
+    spec: str | Path = "zoo",
+    output_dir: str | Path | None = None,
+    models: list[str] | None = None,
+    scales: list[int] | None = None,
+    data_root: str | Path | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """``srbench zoo train``: train the zoo (or a subset), skipping finished runs; prints."""
+    from srbench.training.zoo import DEFAULT_ZOO_DIR, iter_zoo, load_zoo, select
+
+    zoo = load_zoo(spec)
+    runs = select(zoo, models, scales)
+    out = Path(output_dir or DEFAULT_ZOO_DIR).expanduser()
+    r = zoo.recipe
+    _say(
+        f"zoo [bold]{zoo.name}[/] ({zoo.source}): {len(runs)} runs, {r.iterations} iterations "
+        f"each, batch {r.data.batch_size}, LR patch {r.data.patch_size}, recipe hash of the "
+        f"shared part {r.hash}; run folders in {out}"
+    )
+    info: dict[str, Any] = {}
+    with _progress() as progress:
+        printer = None
+        for event in iter_zoo(runs, output_dir=out, data_root=data_root, device=device):
+            label = f"[{event.index + 1}/{event.total} {event.run.label}] " if event.run else ""
+            if event.kind == "run-skip":
+                _say(f"{label}finished earlier ({_hours(event.info['train_seconds'])}); skipped")
+            elif event.kind == "run-start":
+                printer = _TrainPrinter(progress, label)
+            elif event.kind == "train" and printer is not None:
+                printer(event.train_event)
+            elif event.kind == "zoo-done":
+                info = event.info
+    _say(f"zoo done: {len(info.get('runs', []))} of {len(runs)} runs finished")
+    return info

@@ -7,10 +7,9 @@ to the end. A run lives in ``<output_dir>/<run name>/``:
 * ``train_log.jsonl`` -- one line per log interval (``kind: "train"``: iteration, per-step losses,
   mean loss, learning rate, patches/s) and per validation (``kind: "val"``: PSNR/SSIM per
   dataset, with the protocol);
-* ``checkpoint.safetensors`` + ``checkpoint.json`` -- model, EMA and optimizer tensors (the
-  optimizer state flattened into ``optim/...`` tensors) and a small JSON state: iteration, the
-  patch sampler's and torch's RNG states as lists, the scheduler state, the recipe hash and the
-  sha256 of the tensor file;
+* ``checkpoint.pt`` -- one ``torch.save`` of model, EMA, optimizer and scheduler states, the patch
+  samplers' and torch's RNG states, the iteration, the recipe hash and the training seconds so
+  far; written atomically and read back with ``torch.load(weights_only=True)``;
 * ``weights.safetensors`` (``srbench.weights.save_weights``: usable by ``srbench run --weights``
   for models without constructor overrides) and ``run.json`` at the end. With EMA enabled, the
   final weights and the validations are the EMA model's.
@@ -18,8 +17,14 @@ to the end. A run lives in ``<output_dir>/<run name>/``:
 Resuming (``resume=True``) restores all of that, so the losses and weights after a resume equal
 those of an uninterrupted run (bit for bit on CPU; the tests check it).
 
-Precision: ``auto`` is bf16 autocast on CUDA and fp32 elsewhere; on CUDA the model and its inputs
-are channels_last. ``compile`` wraps the (DDP) model in ``torch.compile``.
+Precision: ``auto`` picks by the device's capabilities (``srbench.training.precision``: bf16
+autocast + channels_last where the hardware multiplies bf16, fp32 + channels_last on AVX-512, plain
+fp32 otherwise); master weights stay fp32. ``compile`` wraps the (DDP) model in ``torch.compile``.
+
+``init_from`` starts a run from a finished run's weights (x3/x4 from x2: tensors whose shape
+differs, the upsampler, keep their fresh initialisation and are listed in ``run.json``);
+``multiscale: [2, 3, 4]`` trains one network for several scales (VDSR), one scale per iteration
+in turn, each with its own patch sampler.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from srbench.errors import SRBenchError
 from srbench.protocols import LRCache
 from srbench.registry import create_model, get_card
 from srbench.training import distributed
+from srbench.training import precision as precision_mod
 from srbench.training.data import (
     PatchSampler,
     TrainingSet,
@@ -57,13 +63,13 @@ from srbench.training.evaluate import (
     summarise_scores,
     validation_sources,
 )
+from srbench.training.precision import TrainPrecision
 from srbench.training.recipe import Recipe, check_model, dump_recipe, run_name
 
-CHECKPOINT_TENSORS = "checkpoint.safetensors"
-CHECKPOINT_STATE = "checkpoint.json"
+CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "weights.safetensors"
 LOG_FILE = "train_log.jsonl"
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2
 
 
 class TrainingError(SRBenchError):
@@ -85,10 +91,9 @@ class TrainEvent:
 # ----------------------------------------------------------------------------------------------
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        return "bf16" if device.type == "cuda" else "fp32"
-    return precision
+def resolve_precision(precision: str, device: torch.device) -> TrainPrecision:
+    """What ``precision`` (``auto`` included) means on ``device`` (see ``training.precision``)."""
+    return precision_mod.resolve(precision, device)
 
 
 def make_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -155,7 +160,7 @@ class TrainStep:
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         *,
         device: torch.device,
-        precision: str = "fp32",
+        precision: TrainPrecision,
         grad_clip: float | None = None,
         params: Sequence[torch.Tensor] | None = None,
     ) -> None:
@@ -163,8 +168,8 @@ class TrainStep:
         self.optimizer = optimizer
         self.loss_fn = loss_fn
         self.device = device
-        self.bf16 = precision == "bf16"
-        self.channels_last = device.type == "cuda"
+        self.bf16 = precision.autocast_bf16
+        self.channels_last = precision.channels_last
         self.grad_clip = grad_clip
         self.params = list(params if params is not None else net.parameters())
 
@@ -191,63 +196,8 @@ def count_params(model: nn.Module) -> int:
 # ----------------------------------------------------------------------------------------------
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return [_json_value(v) for v in value]
-    if isinstance(value, list):
-        return [_json_value(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json_value(v) for k, v in value.items()}
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    if isinstance(value, torch.dtype):
-        return str(value)
-    raise TrainingError(f"cannot store {type(value).__name__} value {value!r} in a checkpoint")
-
-
-def flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
-    """``optimizer.state_dict()`` -> (tensors named ``optim/...``, a JSON skeleton)."""
-    tensors: dict[str, torch.Tensor] = {}
-
-    def walk(value: Any, path: str) -> Any:
-        if torch.is_tensor(value):
-            tensors[path] = value.detach().to("cpu").contiguous()
-            return {"__tensor__": path}
-        if isinstance(value, dict):
-            return {str(k): walk(v, f"{path}/{k}") for k, v in value.items()}
-        if isinstance(value, tuple):
-            return {"__tuple__": [walk(v, f"{path}/{i}") for i, v in enumerate(value)]}
-        if isinstance(value, list):
-            return [walk(v, f"{path}/{i}") for i, v in enumerate(value)]
-        return _json_value(value)
-
-    skeleton = {
-        "state": {str(k): walk(v, f"optim/state/{k}") for k, v in state["state"].items()},
-        "param_groups": [walk(g, f"optim/group/{i}") for i, g in enumerate(state["param_groups"])],
-    }
-    return tensors, skeleton
-
-
-def unflatten_optimizer(skeleton: dict, tensors: dict[str, torch.Tensor]) -> dict:
-    def walk(value: Any) -> Any:
-        if isinstance(value, dict):
-            if set(value) == {"__tensor__"}:
-                return tensors[value["__tensor__"]]
-            if set(value) == {"__tuple__"}:
-                return tuple(walk(v) for v in value["__tuple__"])
-            return {k: walk(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        return value
-
-    return {
-        "state": {int(k): walk(v) for k, v in skeleton["state"].items()},
-        "param_groups": [walk(g) for g in skeleton["param_groups"]],
-    }
-
-
 def _restore_layout(optimizer: torch.optim.Optimizer) -> None:
-    """Give loaded optimizer state the memory format of its parameter (channels_last on CUDA)."""
+    """Give loaded optimizer state the memory format of its parameter (channels_last)."""
     for group in optimizer.param_groups:
         for p in group["params"]:
             for key, value in list(optimizer.state.get(p, {}).items()):
@@ -255,21 +205,8 @@ def _restore_layout(optimizer: torch.optim.Optimizer) -> None:
                     optimizer.state[p][key] = torch.empty_like(p, dtype=value.dtype).copy_(value)
 
 
-def _module_tensors(prefix: str, module: nn.Module) -> dict[str, torch.Tensor]:
-    return {
-        f"{prefix}/{k}": v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()
-    }
-
-
-def _load_module(prefix: str, module: nn.Module, tensors: dict[str, torch.Tensor]) -> None:
-    sub = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + "/")}
-    module.load_state_dict(sub, strict=True)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+def _cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous() for k, v in module.state_dict().items()}
 
 
 def save_checkpoint(
@@ -280,50 +217,61 @@ def save_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
-    sampler: PatchSampler,
+    samplers: dict[int, PatchSampler],
     ema: Any | None,
+    train_seconds: float = 0.0,
 ) -> Path:
-    from safetensors.torch import save
+    """The whole training state as one ``torch.save`` file, written atomically.
 
-    from srbench.weights import file_sha256
-
-    tensors = _module_tensors("model", model)
-    if ema is not None:
-        tensors.update(_module_tensors("ema", ema.module))
-    optim_tensors, optim_skeleton = flatten_optimizer(optimizer.state_dict())
-    tensors.update(optim_tensors)
-    path = run_dir / CHECKPOINT_TENSORS
-    _atomic_write_bytes(
-        path, save(tensors, metadata={"srbench.checkpoint": str(CHECKPOINT_FORMAT)})
-    )
+    It holds only tensors and plain containers, so :func:`read_checkpoint` reads it back with
+    ``torch.load(weights_only=True)`` (no unpickling of arbitrary objects).
+    """
     state = {
         "format": CHECKPOINT_FORMAT,
         "iteration": iteration,
         "run_name": run_name(recipe),
         "recipe_hash": recipe.hash,
-        "tensors_sha256": file_sha256(path),
-        "sampler_rng": sampler.state(),
-        "torch_rng": torch.get_rng_state().tolist(),
-        "cuda_rng": [s.tolist() for s in torch.cuda.get_rng_state_all()]
+        "train_seconds": float(train_seconds),
+        "model": _cpu_state(model),
+        "ema": _cpu_state(ema.module) if ema is not None else None,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "sampler_rng": {int(s): p.generator.get_state() for s, p in samplers.items()},
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all()
         if torch.cuda.is_available() and torch.cuda.is_initialized()
         else None,
-        "scheduler": _json_value(scheduler.state_dict()),
-        "optimizer": optim_skeleton,
     }
-    _atomic_write_bytes(run_dir / CHECKPOINT_STATE, (json.dumps(state) + "\n").encode())
+    path = run_dir / CHECKPOINT_FILE
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
 
 
-def read_checkpoint_state(run_dir: Path) -> dict | None:
-    path = run_dir / CHECKPOINT_STATE
+def read_checkpoint(run_dir: Path) -> dict | None:
+    """The checkpoint of ``run_dir`` (``torch.load(weights_only=True)``), or None if it has none."""
+    path = run_dir / CHECKPOINT_FILE
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a torn or foreign file: torch raises several types
+        msg = " ".join(str(exc).split())[:200]
         raise TrainingError(
-            f"{path}: unreadable checkpoint state ({exc}); delete the run folder"
+            f"{path}: unreadable checkpoint ({msg}); delete {path} to restart this run from "
+            "iteration 0"
         ) from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise TrainingError(
+            f"{path}: not an srbench checkpoint of format {CHECKPOINT_FORMAT}; delete {path} to "
+            "restart this run from iteration 0"
+        )
+    return state
 
 
 def load_checkpoint(
@@ -334,39 +282,91 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
-    sampler: PatchSampler,
+    samplers: dict[int, PatchSampler],
     ema: Any | None,
 ) -> int:
-    from safetensors.torch import load_file
-
-    from srbench.weights import file_sha256
-
     if state.get("recipe_hash") != recipe.hash:
         raise TrainingError(
             f"{run_dir}: the checkpoint was made with another recipe (hash "
             f"{state.get('recipe_hash')}, now {recipe.hash}); resume with the same recipe or start "
             "a new run folder"
         )
-    path = run_dir / CHECKPOINT_TENSORS
-    if not path.is_file() or file_sha256(path) != state.get("tensors_sha256"):
-        raise TrainingError(
-            f"{path}: missing or does not match {CHECKPOINT_STATE} (interrupted while saving?); "
-            "delete the run folder to start again"
-        )
-    tensors = load_file(str(path), device="cpu")
-    _load_module("model", model, tensors)
+    model.load_state_dict(state["model"], strict=True)
     if ema is not None:
-        _load_module("ema", ema.module, tensors)
-    optimizer.load_state_dict(unflatten_optimizer(state["optimizer"], tensors))
+        ema.module.load_state_dict(state["ema"], strict=True)
+    optimizer.load_state_dict(state["optimizer"])
     _restore_layout(optimizer)
     scheduler.load_state_dict(state["scheduler"])
-    sampler.load_state(state["sampler_rng"])
-    torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-    if state.get("cuda_rng") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(
-            [torch.tensor(s, dtype=torch.uint8) for s in state["cuda_rng"]]
-        )
+    for s, sampler in samplers.items():
+        sampler.generator.set_state(state["sampler_rng"][int(s)])
+    torch.set_rng_state(state["torch_rng"])
+    if state.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
     return int(state["iteration"])
+
+
+def init_tensors(
+    model: nn.Module, recipe: Recipe, output_dir: Path, model_name: str
+) -> dict[str, Any]:
+    """Start ``model`` from ``recipe.init_from`` (a finished run's name, or a weights file).
+
+    Tensors of equal name and shape are copied; the others keep their fresh initialisation and
+    are listed (e.g. an x4 upsampler started from x2 weights). The file must be for the same
+    architecture (its srbench metadata names the model).
+    """
+    from safetensors.torch import load_file
+
+    from srbench.weights import file_sha256, read_metadata
+
+    ref = str(recipe.init_from)
+    path = Path(ref).expanduser()
+    if path.suffix != ".safetensors":
+        path = output_dir / ref / WEIGHTS_FILE
+        if not path.is_file():
+            raise TrainingError(
+                f"{recipe.source}: init_from run {ref!r} has not finished ({path} missing); "
+                "train it first (the zoo orders runs so that it comes earlier)"
+            )
+    meta = read_metadata(path)
+    if meta.get("model") != model_name:
+        raise TrainingError(
+            f"{path}: init_from weights are for {meta.get('model')}, not {model_name}"
+        )
+    tensors = load_file(str(path), device="cpu")
+    own = model.state_dict()
+    copied, reinit = [], []
+    with torch.no_grad():
+        for key, value in own.items():
+            src = tensors.get(key)
+            if src is not None and tuple(src.shape) == tuple(value.shape):
+                value.copy_(src.to(value.dtype))
+                copied.append(key)
+            else:
+                reinit.append(key)
+    return {
+        "init_from": ref,
+        "init_sha256": file_sha256(path),
+        "init_copied": len(copied),
+        "init_reinitialised": reinit,
+    }
+
+
+def _tie_parameters(primary: nn.Module, other: nn.Module, model_name: str) -> None:
+    """Make ``other`` (the same network built for another scale) use ``primary``'s tensors."""
+    own = dict(primary.named_parameters())
+    theirs = dict(other.named_parameters())
+    if (
+        own.keys() != theirs.keys()
+        or any(own[k].shape != theirs[k].shape for k in own)
+        or primary.state_dict().keys() != other.state_dict().keys()
+    ):
+        raise TrainingError(
+            f"model {model_name} cannot be trained multi-scale: its tensors differ between "
+            "scales; train one run per scale instead"
+        )
+    for mod_name, module in other.named_modules():
+        for pname, _ in list(module.named_parameters(recurse=False)):
+            setattr(module, pname, own[f"{mod_name}.{pname}" if mod_name else pname])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -482,17 +482,24 @@ def _train(
     total = recipe.iterations
     last = total if stop_after is None else min(stop_after, total)
     precision = resolve_precision(recipe.precision, device)
+    scales = recipe.train_scales()
     batch = recipe.data.batch_size
     if batch % ctx.world_size:
         raise TrainingError(
             f"batch size {batch} is not divisible by the {ctx.world_size} processes; use a "
             "global batch that is a multiple of the process count"
         )
-
-    state = read_checkpoint_state(run_dir)
-    if state is not None and not resume and state.get("iteration") == total:
+    if len(scales) > 1 and (ctx.enabled or training_set is not None):
         raise TrainingError(
-            f"{run_dir}: this run already finished ({total} iterations); delete the folder to "
+            f"{recipe.source}: multi-scale training (multiscale: {list(scales)}) runs in one "
+            "process on the recipe's own data"
+        )
+
+    state = read_checkpoint(run_dir)
+    finished = (run_dir / WEIGHTS_FILE).is_file() and (run_dir / "run.json").is_file()
+    if finished and not resume:
+        raise TrainingError(
+            f"{run_dir}: this run already finished ({WEIGHTS_FILE} exists); delete the folder to "
             "train it again"
         )
     if state is not None and not resume:
@@ -500,17 +507,22 @@ def _train(
             f"{run_dir}: this run already has a checkpoint (iteration {state.get('iteration')}); "
             "pass --resume to continue it, or delete the folder to start again"
         )
-    if state is None and (run_dir / WEIGHTS_FILE).is_file() and not resume:
-        raise TrainingError(
-            f"{run_dir}: this run already finished ({WEIGHTS_FILE} exists); delete the folder to "
-            "train it again"
-        )
 
     # Model, optimizer, schedule and EMA: the same on every rank (same seed).
     torch.manual_seed(recipe.seed)
-    model = create_model(card.name, recipe.scale, **recipe.model_overrides).to(device)
-    if device.type == "cuda":
+    model = create_model(card.name, scales[0], **recipe.model_overrides).to(device)
+    init_info: dict[str, Any] = {}
+    if recipe.init_from and state is None:
+        init_info = init_tensors(model, recipe, output_dir, card.name)
+    elif recipe.init_from:
+        init_info = {"init_from": recipe.init_from}
+    if precision.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    models = {scales[0]: model}
+    for s in scales[1:]:
+        other = create_model(card.name, s, **recipe.model_overrides).to(device)
+        _tie_parameters(model, other, card.name)
+        models[s] = other
     optimizer = build_optimizer(model, recipe)
     scheduler = build_scheduler(optimizer, recipe)
     ema = None
@@ -519,34 +531,45 @@ def _train(
 
         ema = ModelEmaV3(model, decay=recipe.ema.decay, use_warmup=recipe.ema.warmup)
 
-    # Data: decoded once, LR made once, held on the device.
+    # Data: decoded once, LR made once per scale, held on the device.
     t_data = time.perf_counter()
-    if training_set is None:
-        training_set = prepare_training_set(
-            recipe, data_root=data_root, images=images, device=device
-        )
-    elif training_set.device != device:
-        training_set = training_set.to(device)
     want_channels = 1 if card.input_channels == "y" else 3
-    if training_set.scale != recipe.scale or training_set.channels != want_channels:
-        raise TrainingError(
-            f"training set is x{training_set.scale} with {training_set.channels} channels; "
-            f"{card.name} x{recipe.scale} needs x{recipe.scale} with {want_channels}"
+    samplers: dict[int, PatchSampler] = {}
+    skipped = 0
+    n_images = 0
+    if len(scales) > 1 and images is None:
+        images = load_training_images(recipe.data.train, data_root)
+    for index, s in enumerate(scales):
+        if training_set is None or len(scales) > 1:
+            tset = prepare_training_set(
+                recipe.replace(scale=s), data_root=data_root, images=images, device=device
+            )
+        elif training_set.device != device:
+            tset = training_set.to(device)
+        else:
+            tset = training_set
+        if tset.scale != s or tset.channels != want_channels:
+            raise TrainingError(
+                f"training set is x{tset.scale} with {tset.channels} channels; "
+                f"{card.name} x{s} needs x{s} with {want_channels}"
+            )
+        samplers[s] = PatchSampler(
+            tset,
+            recipe.data.patch_size,
+            batch,
+            seed=recipe.seed + index,
+            hflip=recipe.data.hflip,
+            vflip=recipe.data.vflip,
+            rot90=recipe.data.rot90,
+            rank=ctx.rank,
+            world_size=ctx.world_size,
         )
-    sampler = PatchSampler(
-        training_set,
-        recipe.data.patch_size,
-        batch,
-        seed=recipe.seed,
-        hflip=recipe.data.hflip,
-        vflip=recipe.data.vflip,
-        rot90=recipe.data.rot90,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
-    )
+        skipped = max(skipped, samplers[s].skipped)
+        n_images = len(tset)
     data_seconds = time.perf_counter() - t_data
 
     start = 0
+    train_seconds = 0.0
     if resume and state is not None:
         start = load_checkpoint(
             run_dir,
@@ -555,9 +578,10 @@ def _train(
             model=model,
             optimizer=optimizer,
             scheduler=scheduler,
-            sampler=sampler,
+            samplers=samplers,
             ema=ema,
         )
+        train_seconds = float(state.get("train_seconds", 0.0))
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
@@ -567,51 +591,70 @@ def _train(
             (run_dir / LOG_FILE).unlink()
     distributed.barrier(ctx)
 
-    net: nn.Module = model
+    nets: dict[int, nn.Module] = dict(models)
     if ctx.enabled:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
+        nets = {
+            scales[0]: DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        }
     if compile:
-        net = torch.compile(net)  # type: ignore[assignment]
-    step = TrainStep(
-        net,
-        optimizer,
-        make_loss(recipe.loss),
-        device=device,
-        precision=precision,
-        grad_clip=recipe.optimizer.grad_clip,
-        params=list(model.parameters()),
-    )
-    eval_model = ema.module if ema is not None else model
+        nets = {s: torch.compile(n) for s, n in nets.items()}  # type: ignore[misc]
+    steps = {
+        s: TrainStep(
+            net,
+            optimizer,
+            make_loss(recipe.loss),
+            device=device,
+            precision=precision,
+            grad_clip=recipe.optimizer.grad_clip,
+            params=list(model.parameters()),
+        )
+        for s, net in nets.items()
+    }
+
+    def eval_model(s: int) -> nn.Module:
+        if ema is None:
+            return models[s]
+        if s == scales[0]:
+            return ema.module
+        shadow = copy.deepcopy(models[s])
+        shadow.load_state_dict(ema.module.state_dict())
+        return shadow
 
     val_cfg = recipe.validation
     wants_val = bool(val_cfg.datasets) and (val_cfg.interval > 0 or val_cfg.at_end)
-    if ctx.is_main and wants_val and validation_images is None:
-        validation_images = prepare_sources(
-            validation_sources(val_cfg.datasets, data_root),
-            recipe.scale,
-            card.input_channels,
-            val_cfg.protocol,
-        )
+    val_sets: dict[int, list[PreparedImage]] = {}
+    if ctx.is_main and wants_val:
+        if validation_images is not None and len(scales) == 1:
+            val_sets[scales[0]] = validation_images
+        else:
+            sources = validation_sources(val_cfg.datasets, data_root)
+            for s in scales:
+                val_sets[s] = prepare_sources(sources, s, card.input_channels, val_cfg.protocol)
 
     def validate(iteration: int) -> TrainEvent:
-        scores = list(iter_scores(eval_model, validation_images or [], val_cfg.protocol, device))
-        summary = summarise_scores(scores)
-        _append_log(
-            run_dir,
-            {
-                "kind": "val",
-                "iteration": iteration,
-                "protocol": val_cfg.protocol,
-                "ema": ema is not None,
-                "results": summary,
-            },
-        )
+        merged: dict[str, dict[str, float]] = {}
+        for s in scales:
+            scores = list(iter_scores(eval_model(s), val_sets[s], val_cfg.protocol, device))
+            summary = summarise_scores(scores)
+            _append_log(
+                run_dir,
+                {
+                    "kind": "val",
+                    "iteration": iteration,
+                    "scale": s,
+                    "protocol": val_cfg.protocol,
+                    "ema": ema is not None,
+                    "results": summary,
+                },
+            )
+            for key, value in summary.items():
+                merged[key if len(scales) == 1 else f"{key} x{s}"] = value
         return TrainEvent(
-            "validate", iteration, total, {"results": summary, "protocol": val_cfg.protocol}
+            "validate", iteration, total, {"results": merged, "protocol": val_cfg.protocol}
         )
 
     yield TrainEvent(
@@ -623,26 +666,38 @@ def _train(
             "run_dir": str(run_dir),
             "model": card.name,
             "scale": recipe.scale,
+            "scales": list(scales),
             "params": count_params(model),
-            "images": len(training_set),
-            "images_too_small": sampler.skipped,
+            "images": n_images,
+            "images_too_small": skipped,
             "data_seconds": data_seconds,
             "device": str(device),
-            "precision": precision,
+            "precision": precision.name,
+            "precision_reason": precision.reason,
             "world_size": ctx.world_size,
             "per_rank_batch": batch // ctx.world_size,
             "resumed_from": start if start else None,
             "recipe_hash": recipe.hash,
+            **init_info,
         },
     )
 
     losses: list[torch.Tensor] = []
     tick = time.perf_counter()
+    segment_start = tick
     interval_start = start
     for it in range(start, last):
         scheduler.step_update(it)
-        lr_patch, hr_patch = sampler.sample()
-        losses.append(step(lr_patch, hr_patch))
+        s = scales[it % len(scales)]
+        lr_patch, hr_patch = samplers[s].sample()
+        loss = steps[s](lr_patch, hr_patch)
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"{run_dir}: the loss became {loss.item()} at iteration {it + 1}; the last "
+                "checkpoint is kept, but resuming will diverge again: lower optimizer.lr or set "
+                "optimizer.grad_clip in a new recipe"
+            )
+        losses.append(loss)
         if ema is not None:
             ema.update(model, step=it + 1)
         done = it + 1
@@ -679,8 +734,9 @@ def _train(
                 model=model,
                 optimizer=optimizer,
                 scheduler=scheduler,
-                sampler=sampler,
+                samplers=samplers,
                 ema=ema,
+                train_seconds=train_seconds + time.perf_counter() - segment_start,
             )
             yield TrainEvent("checkpoint", done, total, {"path": str(run_dir)})
         paused = do_val or do_checkpoint
@@ -690,6 +746,7 @@ def _train(
             tick = time.perf_counter()
             interval_start = done
 
+    train_seconds += time.perf_counter() - segment_start
     if last < total:
         yield TrainEvent("done", last, total, {"finished": False, "run_dir": str(run_dir)})
         return
@@ -704,22 +761,32 @@ def _train(
             model=model,
             optimizer=optimizer,
             scheduler=scheduler,
-            sampler=sampler,
+            samplers=samplers,
             ema=ema,
+            train_seconds=train_seconds,
         )
+        from srbench.provenance import environment
         from srbench.weights import save_weights
 
         weights = run_dir / WEIGHTS_FILE
-        sha = save_weights(eval_model, weights, model_name=card.name, scale=recipe.scale)
+        final_model = ema.module if ema is not None else model
+        sha = save_weights(
+            final_model,
+            weights,
+            model_name=card.name,
+            scale=scales if len(scales) > 1 else recipe.scale,
+        )
         final_val = None
         if wants_val and val_cfg.at_end:
             event = validate(total)
             final_val = event.info["results"]
             yield event
+        env = environment(device)
         summary = {
             "run_name": name,
             "model": card.name,
             "scale": recipe.scale,
+            "scales": list(scales),
             "model_overrides": recipe.model_overrides,
             "params": count_params(model),
             "iterations": total,
@@ -730,8 +797,16 @@ def _train(
             "validation": final_val,
             "validation_protocol": val_cfg.protocol if final_val else None,
             "world_size": ctx.world_size,
-            "precision": precision,
+            "precision": precision.name,
+            "precision_reason": precision.reason,
             "device": str(device),
+            "train_seconds": round(train_seconds, 1),
+            "cpu_model": env["cpu_model"],
+            "torch_threads": env["torch_threads"],
+            "torch": env["torch"],
+            "git_commit": env["git_commit"],
+            **{k: v for k, v in env.items() if k.startswith(("gpu_", "cuda_"))},
+            **init_info,
         }
         (run_dir / "run.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
         info.update(summary, weights_path=str(weights))
@@ -808,7 +883,7 @@ def train_benchmark(
     n_channels = 1 if channels == "y" else 3
     prec = resolve_precision(precision, dev)
     net = net.to(dev).train()
-    if dev.type == "cuda":
+    if prec.channels_last:
         net = net.to(memory_format=torch.channels_last)
     nets = {"loop": net, "bare": copy.deepcopy(net)}
     compiled = {k: torch.compile(v) if compile else v for k, v in nets.items()}
@@ -863,7 +938,8 @@ def train_benchmark(
         "scale": scale,
         "batch": batch,
         "patch": patch,
-        "precision": prec,
+        "precision": prec.name,
+        "precision_reason": prec.reason,
         "device": str(dev),
         "compile": compile,
         "steps": steps,

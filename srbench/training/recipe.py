@@ -10,11 +10,14 @@ meaningless; unknown keys are an error naming the key and the known ones)::
     iterations: 300000
     loss: l1                     # l1 | mse | charbonnier
     seed: 0
-    precision: auto              # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
+    precision: auto              # auto (by the device's capabilities) | fp32 | fp32-cl | bf16
     compile: false               # torch.compile the model
     log_interval: 100            # iterations between loss logs / progress updates
     checkpoint_interval: 5000    # iterations between checkpoints (0: only at the end)
     run_name: null               # default: made from the recipe (see :func:`run_name`)
+    init_from: null              # a finished run's name (same output folder) or a .safetensors
+                                 # file to start from; tensors of another shape are re-initialised
+    multiscale: []               # e.g. [2, 3, 4]: one network for these scales, in turn per step
     data:
       train: [T91, BSD200]       # folders under the data root (their HR/ subfolder if any) or paths
       patch_size: 48             # LR patch side; the HR patch is patch_size * scale
@@ -69,9 +72,9 @@ from typing import Any
 import yaml
 
 from srbench.errors import ModelNotFoundError, SRBenchError
+from srbench.training.precision import PRECISIONS
 
 LOSSES = ("l1", "mse", "charbonnier")
-PRECISIONS = ("auto", "fp32", "bf16")
 SCHEDULES = ("multistep", "cosine", "constant")
 
 
@@ -140,6 +143,8 @@ class Recipe:
     log_interval: int = 100
     checkpoint_interval: int = 5000
     run_name: str | None = None
+    init_from: str | None = None
+    multiscale: tuple[int, ...] = ()
     data: DataConfig = field(default_factory=DataConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -168,6 +173,10 @@ class Recipe:
         d["data"].pop("cache_lr", None)
         canonical = json.dumps(d, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def train_scales(self) -> tuple[int, ...]:
+        """The scales the network is trained for: ``multiscale`` if set, else ``(scale,)``."""
+        return tuple(self.multiscale) if self.multiscale else (self.scale,)
 
     def milestones(self) -> list[int]:
         """Multistep milestones in iterations (fractions resolved against ``iterations``)."""
@@ -310,6 +319,8 @@ def _check_values(recipe: Recipe, where: str) -> None:
         raise bad(f"ema.decay must be between 0 and 1, got {recipe.ema.decay}")
     if not recipe.data.train:
         raise bad("data.train must name at least one folder")
+    if any(s < 1 for s in recipe.multiscale):
+        raise bad(f"multiscale must list positive scales, got {list(recipe.multiscale)}")
     from timm.optim import list_optimizers
 
     if recipe.optimizer.name.lower() not in list_optimizers():
@@ -342,11 +353,12 @@ def check_model(recipe: Recipe, where: str | None = None) -> None:
         raise RecipeError(f"{where}: {exc}") from None
     if not card.trainable:
         raise RecipeError(f"{where}: model {card.name!r} has nothing to train")
-    if recipe.scale not in card.scales:
-        raise RecipeError(
-            f"{where}: model {card.name!r} does not support scale x{recipe.scale} (supported: "
-            f"{', '.join(f'x{s}' for s in card.scales)})"
-        )
+    for scale in recipe.train_scales():
+        if scale not in card.scales:
+            raise RecipeError(
+                f"{where}: model {card.name!r} does not support scale x{scale} (supported: "
+                f"{', '.join(f'x{s}' for s in card.scales)})"
+            )
     try:
         with torch.device("meta"):
             create_model(card.name, recipe.scale, **recipe.model_overrides)
@@ -359,6 +371,9 @@ def recipe_from_dict(raw: dict[str, Any], source: str = "<dict>", *, check: bool
     """Validate a recipe mapping (as read from YAML)."""
     recipe = _build(Recipe, raw, source)
     recipe = dataclasses.replace(recipe, source=source)
+    if recipe.multiscale:  # one network for several scales: `scale` is the first of them
+        scales = tuple(sorted(set(recipe.multiscale)))
+        recipe = dataclasses.replace(recipe, multiscale=scales, scale=scales[0])
     if recipe.model is not None:
         from srbench.registry import get_card
 
@@ -378,7 +393,7 @@ def builtin_recipes() -> list[str]:
     return sorted(
         p.name[: -len(".yaml")]
         for p in folder.iterdir()
-        if p.name.endswith(".yaml") and not p.name.startswith("ablation-")
+        if p.name.endswith(".yaml") and not p.name.startswith(("ablation-", "zoo"))
     )
 
 
@@ -529,19 +544,24 @@ def _count(n: int) -> str:
 
 
 def run_name(recipe: Recipe) -> str:
-    """``{model}-x{scale}[-{overrides}]-{data}-it{iterations}-b{batch}``, or ``recipe.run_name``.
+    """``{model}-x{scale}[-{overrides}]-{data}-it{iterations}-b{batch}-{hash}``, or
+    ``recipe.run_name``.
 
-    e.g. ``edsr_baseline-x2-t91bsd200-it300k-b16``, ``drn_s-x2-nf16-relu-nodistill-t91-it2k-b8``.
+    e.g. ``edsr_baseline-x2-t91bsd200-it300k-b16-3f2a9c``, ``vdsr-x2x3x4-t91bsd200-it1k-b16-…``.
+    The trailing six hex digits are the recipe hash's, so two recipes that differ only in, say,
+    the learning rate never share a run folder.
     """
     if recipe.run_name:
         return recipe.run_name
     if recipe.model is None:
         raise RecipeError(f"{recipe.source}: no model given; set `model:` or pass --model")
-    parts = [recipe.model, f"x{recipe.scale}", *_override_tokens(recipe.model_overrides)]
+    scales = "".join(f"x{s}" for s in recipe.train_scales())
+    parts = [recipe.model, scales, *_override_tokens(recipe.model_overrides)]
     parts += [
         data_tag(recipe.data.train),
         f"it{_count(recipe.iterations)}",
         f"b{recipe.data.batch_size}",
+        recipe.hash[:6],
     ]
     return "-".join(parts)
 

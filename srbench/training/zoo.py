@@ -1,0 +1,242 @@
+"""The model zoo: every model trained under one recipe, as one resumable batch.
+
+A zoo spec (``srbench/recipes/zoo.yaml``) is a YAML mapping::
+
+    name: zoo
+    recipe: {...}                  # one complete recipe without model/scale: the shared budget
+    finetune_from: 2               # x3/x4 runs start from the same model's x2 weights
+    runs:                          # models and their scales
+      - {model: idn, scales: [2, 3, 4]}
+      - {model: vdsr, multiscale: [2, 3, 4]}   # one network for all three (VDSR's paper)
+
+:func:`plan` expands it into runs in training order -- every x2 run first (they are the
+fine-tuning starts), then x3, x4, then multi-scale ones -- each a :class:`Recipe` that differs
+from the others only in ``model``, ``scale``/``multiscale`` and ``init_from``. :func:`iter_zoo`
+trains them one after the other: a finished run (``run.json`` present) is skipped, an interrupted
+one resumes from its checkpoint exactly, so the same command can be started again after any stop.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from srbench.training.recipe import (
+    Recipe,
+    RecipeError,
+    read_yaml,
+    recipe_from_dict,
+    run_name,
+)
+
+DEFAULT_ZOO_DIR = Path("~/.cache/srbench/zoo")
+_SPEC_KEYS = ("name", "description", "recipe", "finetune_from", "runs")
+_RUN_KEYS = ("model", "scales", "multiscale")
+
+
+@dataclass(frozen=True)
+class ZooRun:
+    recipe: Recipe
+    name: str  # run folder name (srbench.training.recipe.run_name)
+
+    @property
+    def model(self) -> str:
+        return str(self.recipe.model)
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        return self.recipe.train_scales()
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {'/'.join(f'x{s}' for s in self.scales)}"
+
+
+@dataclass(frozen=True)
+class Zoo:
+    name: str
+    recipe: Recipe  # the shared recipe (model unset)
+    runs: tuple[ZooRun, ...]
+    finetune_from: int | None = 2
+    description: str = ""
+    source: str = "<dict>"
+
+
+@dataclass
+class ZooEvent:
+    """``kind``: run-skip (already finished), run-start, train (a training event), zoo-done."""
+
+    kind: str
+    index: int
+    total: int
+    run: ZooRun | None = None
+    train_event: Any = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_keys(where: str, raw: dict, known: tuple[str, ...], what: str) -> None:
+    import difflib
+
+    for key in raw:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise RecipeError(
+                f"{where}: unknown {what} key {key!r}{hint} (known: {', '.join(known)})"
+            )
+
+
+def zoo_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Zoo:
+    _check_keys(source, raw, _SPEC_KEYS, "zoo spec")
+    base = raw.get("recipe")
+    if not isinstance(base, dict):
+        raise RecipeError(f"{source}: `recipe:` must be a mapping (the shared training recipe)")
+    for key in ("model", "scale", "multiscale", "init_from", "run_name", "model_overrides"):
+        if key in base:
+            raise RecipeError(f"{source}: the shared recipe must not set {key!r} (set per run)")
+    shared = recipe_from_dict(base, source, check=False)
+    finetune = raw.get("finetune_from", 2)
+    if finetune is not None and (not isinstance(finetune, int) or finetune < 1):
+        raise RecipeError(f"{source}: finetune_from must be a scale (e.g. 2) or null")
+    entries = raw.get("runs") or []
+    if not isinstance(entries, list) or not entries:
+        raise RecipeError(f"{source}: `runs:` must list at least one model")
+
+    single: list[tuple[int, str]] = []  # (scale, model)
+    multi: list[tuple[tuple[int, ...], str]] = []
+    for i, entry in enumerate(entries):
+        where = f"{source}: runs[{i}]"
+        if not isinstance(entry, dict) or "model" not in entry:
+            raise RecipeError(f"{where}: each run is a mapping with a `model:`")
+        _check_keys(where, entry, _RUN_KEYS, "run")
+        if "multiscale" in entry:
+            scales = entry["multiscale"]
+            if "scales" in entry:
+                raise RecipeError(f"{where}: give `scales` or `multiscale`, not both")
+            multi.append((tuple(int(s) for s in scales), str(entry["model"])))
+        else:
+            for s in entry.get("scales", [2]):
+                single.append((int(s), str(entry["model"])))
+
+    def make(model: str, **changes: Any) -> Recipe:
+        d = shared.to_dict()
+        d.update(model=model, **changes)
+        return recipe_from_dict(d, source)
+
+    runs: list[ZooRun] = []
+    seen: set[str] = set()
+    by_model_scale: dict[tuple[str, int], ZooRun] = {}
+    order = sorted(single, key=lambda t: (t[0] != (finetune or 0), t[0]))  # stable per scale
+    for scale, model in order:
+        changes: dict[str, Any] = {"scale": scale}
+        start = by_model_scale.get((model, finetune)) if finetune else None
+        if start is not None and scale != finetune:
+            changes["init_from"] = start.name
+        recipe = make(model, **changes)
+        run = ZooRun(recipe, run_name(recipe))
+        if run.name in seen:
+            raise RecipeError(f"{source}: {run.label} is listed twice")
+        seen.add(run.name)
+        by_model_scale[(recipe.model, scale)] = run  # type: ignore[index]
+        runs.append(run)
+    for scales, model in multi:
+        recipe = make(model, multiscale=list(scales))
+        run = ZooRun(recipe, run_name(recipe))
+        if run.name in seen:
+            raise RecipeError(f"{source}: {run.label} is listed twice")
+        seen.add(run.name)
+        runs.append(run)
+    return Zoo(
+        name=str(raw.get("name") or Path(source).stem),
+        recipe=shared,
+        runs=tuple(runs),
+        finetune_from=finetune,
+        description=str(raw.get("description") or ""),
+        source=source,
+    )
+
+
+def load_zoo(name_or_path: str | Path = "zoo") -> Zoo:
+    raw, source = read_yaml(name_or_path, "zoo spec")
+    return zoo_from_dict(raw, source)
+
+
+def select(
+    zoo: Zoo, models: Sequence[str] | None = None, scales: Sequence[int] | None = None
+) -> list[ZooRun]:
+    """The zoo's runs for these models/scales (all when None), in training order."""
+    from srbench.registry import get_card
+
+    wanted = {get_card(m).name for m in models} if models else None
+    known = {r.model for r in zoo.runs}
+    for m in wanted or ():
+        if m not in known:
+            raise RecipeError(
+                f"{m} is not in the zoo {zoo.source} (it has: {', '.join(sorted(known))})"
+            )
+    return [
+        r
+        for r in zoo.runs
+        if (wanted is None or r.model in wanted)
+        and (not scales or any(s in scales for s in r.scales))
+    ]
+
+
+def run_status(run: ZooRun, output_dir: str | Path) -> dict[str, Any]:
+    """``{"state": finished|interrupted|new, "iteration", "train_seconds", "run_json"}``."""
+    run_dir = Path(output_dir).expanduser() / run.name
+    summary = run_dir / "run.json"
+    if summary.is_file() and (run_dir / "weights.safetensors").is_file():
+        info = json.loads(summary.read_text(encoding="utf-8"))
+        return {
+            "state": "finished",
+            "iteration": info.get("iterations"),
+            "train_seconds": info.get("train_seconds"),
+            "run_json": info,
+        }
+    from srbench.training.loop import read_checkpoint
+
+    state = read_checkpoint(run_dir)
+    if state is not None:
+        return {
+            "state": "interrupted",
+            "iteration": int(state["iteration"]),
+            "train_seconds": float(state.get("train_seconds", 0.0)),
+        }
+    return {"state": "new", "iteration": 0, "train_seconds": 0.0}
+
+
+def iter_zoo(
+    runs: Sequence[ZooRun],
+    *,
+    output_dir: str | Path = DEFAULT_ZOO_DIR,
+    data_root: str | Path | None = None,
+    device: str = "cpu",
+) -> Iterator[ZooEvent]:
+    """Train ``runs`` in order; skip finished ones, resume interrupted ones (never prints)."""
+    from srbench.training.loop import iter_train
+
+    out = Path(output_dir).expanduser()
+    total = len(runs)
+    done: list[dict[str, Any]] = []
+    for index, run in enumerate(runs):
+        status = run_status(run, out)
+        if status["state"] == "finished":
+            done.append(status["run_json"])
+            yield ZooEvent("run-skip", index, total, run, info=status)
+            continue
+        yield ZooEvent("run-start", index, total, run, info=status)
+        for event in iter_train(
+            run.recipe,
+            output_dir=out,
+            data_root=data_root,
+            device=device,
+            resume=status["state"] == "interrupted",
+        ):
+            yield ZooEvent("train", index, total, run, train_event=event)
+            if event.kind == "done" and event.info.get("finished"):
+                done.append(event.info)
+    yield ZooEvent("zoo-done", total, total, info={"runs": done, "output_dir": str(out)})
