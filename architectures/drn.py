@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from architectures.edsr import DIV2K_RGB_MEAN, MeanShift, Upsampler
+from srbench.pretrained import zoo_weights
 from srbench.registry import ModelCard, register_model
 
 ACTIVATIONS = ("elu", "relu", "leakyrelu")
@@ -233,7 +234,11 @@ _COMMON_ASSUMPTIONS = (
 
 
 def _card(
-    name: str, config: dict[str, object], size_note: str, extra: tuple[str, ...]
+    name: str,
+    config: dict[str, object],
+    size_note: str,
+    extra: tuple[str, ...],
+    aliases: tuple[str, ...] = (),
 ) -> ModelCard:
     width_etc = ", ".join(f"{k}={v}" for k, v in config.items())
     return ModelCard(
@@ -245,6 +250,8 @@ def _card(
         input_channels="rgb",
         pre_upsampled=False,
         licence=_LICENCE,
+        aliases=aliases,
+        weights=zoo_weights(name),
         assumptions=(*_COMMON_ASSUMPTIONS, f"Configuration ({size_note}): {width_etc}.", *extra),
         notes=(
             "Reconstruction of DRN (Sun et al. 2019); no official code or weights exist, so there "
@@ -338,7 +345,11 @@ def _build(name: str, base: dict[str, object], scale: int, overrides: dict[str, 
             "count at x2, x3 and x4 (the pixel-shuffle upsampler grows with the scale, so a width "
             "above ~34 cannot stay within 5% of IDN at all three scales); the paper states none "
             "of them.",
+            "`drn` is an alias of drn_s: the configuration near IDN's size (0.55 M parameters), "
+            "because the DRN paper's claim is made among lightweight models of IDN's size, and "
+            "IDN (with official weights) is the comparison srbench can make exactly.",
         ),
+        aliases=("drn",),
     )
 )
 def drn_s(scale: int, **overrides: object) -> nn.Module:

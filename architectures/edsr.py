@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from srbench.pretrained import zoo_weights
 from srbench.registry import ModelCard, PublishedResult, register_model
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
@@ -144,6 +145,8 @@ class EDSR(nn.Module):
             for d, s, p, q in _PUBLISHED
         ),
         published_params={2: 1_369_859, 3: 1_554_499, 4: 1_517_571},
+        aliases=("edsr",),
+        weights=zoo_weights("edsr_baseline"),
         assumptions=(
             "Input/output RGB in [0, 1]; scaled to [0, 255] internally (the original's rgb_range "
             "255), so official weights apply unchanged.",

@@ -17,6 +17,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from srbench.imresize import imresize_torch
+from srbench.pretrained import zoo_weights
 from srbench.registry import ModelCard, PublishedResult, register_model
 
 _SRC_VDSR = "Kim et al., CVPR 2016 (VDSR paper), Table 3"
@@ -112,6 +113,7 @@ def _check(overrides: dict[str, object], allowed: set[str], name: str) -> None:
             for d, s, p, q, src in _PUBLISHED_955
         ),
         published_params={2: 57_281, 3: 57_281, 4: 57_281},
+        weights=zoo_weights("srcnn"),
         assumptions=(_PADDING_NOTE,),
         notes=(
             "9-5-5 with 64/32 filters. Published numbers: the VDSR-paper lineage of SRCNN results "

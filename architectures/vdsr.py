@@ -11,6 +11,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from srbench.imresize import imresize_torch
+from srbench.pretrained import zoo_weights
 from srbench.registry import ModelCard, PublishedResult, WeightsRef, register_model
 
 _SRC_VDSR = "Kim et al., CVPR 2016 (VDSR paper), Table 3"
@@ -100,7 +101,8 @@ class VDSR(nn.Module):
             for d, s, p, q, src in _PUBLISHED
         ),
         published_params={2: 665_921, 3: 665_921, 4: 665_921},
-        weights={2: _WEIGHTS, 3: _WEIGHTS, 4: _WEIGHTS},
+        official_weights={2: _WEIGHTS, 3: _WEIGHTS, 4: _WEIGHTS},
+        weights=zoo_weights("vdsr"),
         notes=(
             "Single multi-scale model; the official weights reproduce the published Set5 values "
             "within 0.01 dB under the legacy-y protocol."

@@ -55,8 +55,13 @@ DataRoot = Annotated[
 @app.command()
 def run(
     models: Annotated[
-        str, typer.Option(help="Comma-separated model names (`srbench models`).")
-    ] = "bicubic",
+        str | None,
+        typer.Option(
+            help="Comma-separated model names (`srbench models`; aliases such as drn, edsr; "
+            "NAME.official for the authors' weights). Default: every model srbench ships "
+            "weights for, plus bicubic."
+        ),
+    ] = None,
     datasets: Annotated[
         str | None,
         typer.Option(
@@ -125,7 +130,13 @@ def run(
     from srbench.runner import DEMO_NOTICE, RunConfig, benchmark_source, demo_source
 
     try:
-        model_names = [get_card(m).name for m in _split(models)]  # fail fast on unknown names
+        from srbench.registry import list_models, resolve
+
+        # Fail fast on unknown names; an alias and its target are one model (deduplicated).
+        model_names = list(dict.fromkeys(resolve(m).key for m in _split(models)))
+        default_models = not model_names
+        if default_models:
+            model_names = list_models(pretrained=True)
         get_protocol(protocol)
         root = resolve_data_root(data_root)
         dataset_keys = _split(datasets)
@@ -153,6 +164,7 @@ def run(
             force=force,
             allow_random_weights=allow_random_weights,
             save_images=save_images,
+            skip_missing_weights=default_models,
         )
         records = _run_with_progress(config, sources)
     except SRBenchError as exc:
@@ -204,7 +216,7 @@ def _run_with_progress(config, sources) -> list[dict]:
                 progress.advance(task)
                 if event.record:
                     records.append(event.record)
-            elif event.kind == "tiled":
+            elif event.kind in ("tiled", "no-weights"):
                 err_console.print(f"[yellow]note:[/] {event.message}", highlight=False)
     return records
 
@@ -268,25 +280,9 @@ def _print_and_save_summary(config, sources, new_records: list[dict]) -> None:
 
 
 def index_weights(paths: list[Path]) -> dict[tuple[str, int], Path]:
-    """Map (model, scale) -> safetensors file, from the metadata srbench writes in each file."""
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(path.glob("*.safetensors")))
-        elif path.exists():
-            files.append(path)
-        else:
-            raise SRBenchError(f"{path}: weights file not found")
-    index: dict[tuple[str, int], Path] = {}
-    if not files:
-        return index
-    from srbench.weights import read_metadata
+    from srbench.weights import index_weights as index
 
-    for file in files:
-        meta = read_metadata(file)
-        for scale in meta["scales"]:
-            index[(meta["model"], scale)] = file
-    return index
+    return index(paths)
 
 
 @app.command()
@@ -297,7 +293,7 @@ def models(
     from srbench.registry import create_model, get_card, list_models, model_origin
 
     table = Table(title="srbench models (trainable parameters)")
-    for column in ("name", "family", "input", "x2", "x3", "x4", "paper", "from"):
+    for column in ("name", "aliases", "family", "input", "x2", "x3", "x4", "weights", "paper"):
         table.add_column(column)
     for name in list_models(pattern):
         card = get_card(name)
@@ -306,15 +302,25 @@ def models(
             if scale in card.scales:
                 model = create_model(name, scale=scale)
                 counts[scale] = f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,}"
+
+        def scales(refs: dict) -> str:
+            return "/".join(f"x{s}" for s in sorted(refs))
+
+        weights = []
+        if card.weights:
+            weights.append(f"shipped {scales(card.weights)}")
+        if card.official_weights:
+            weights.append(f"{name}.official {scales(card.official_weights)}")
         table.add_row(
             name,
+            ", ".join(card.aliases) or "-",
             card.family,
             card.input_channels,
             counts.get(2, "-"),
             counts.get(3, "-"),
             counts.get(4, "-"),
-            f"{card.paper.split(',')[0]} ({card.year})",
-            model_origin(name),
+            "; ".join(weights) or ("none needed" if not card.trainable else "-"),
+            f"{card.paper.split(',')[0]} ({card.year}) [{model_origin(name)}]",
         )
     console.print(table)
 
@@ -700,6 +706,22 @@ def zoo_status(
 
     try:
         zoo_status_command(spec, output_dir, _split(models) or None, _scales_list(scales))
+    except SRBenchError as exc:
+        _fail(str(exc))
+
+
+@zoo_app.command("ship")
+def zoo_ship(
+    spec: ZooSpec = "zoo",
+    output_dir: ZooDir = None,
+    models: ZooModels = None,
+    scales: ZooScales = None,
+) -> None:
+    """Copy finished zoo runs' weights into the package (float16) and pin their sha256."""
+    from srbench.training.cli import zoo_ship_command
+
+    try:
+        zoo_ship_command(spec, output_dir, _split(models) or None, _scales_list(scales))
     except SRBenchError as exc:
         _fail(str(exc))
 

@@ -51,12 +51,18 @@ class PublishedResult:
 
 @dataclass(frozen=True)
 class WeightsRef:
-    """Default weights for one scale: a safetensors file identified by its sha256."""
+    """Weights for one scale: a safetensors file identified by its sha256."""
 
     filename: str
     sha256: str
-    source: str  # where the original weights come from
+    source: str  # where the weights come from (a zoo run, the authors' release)
     url: str | None = None
+    shipped: bool = False  # inside the srbench package (srbench/pretrained/), found by default
+
+
+# Weight tags a model name may carry (``idn.official``): the authors' released weights, told apart
+# from srbench's own equal-budget training (the plain name) in the store and the report.
+WEIGHT_TAGS = ("official",)
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,12 @@ class ModelCard:
     licence: str = "unknown"
     published: tuple[PublishedResult, ...] = ()
     published_params: dict[int, int] = field(default_factory=dict)  # scale -> trainable params
+    # srbench's own weights (the zoo, shipped in the package): what the plain name runs with.
     weights: dict[int, WeightsRef] = field(default_factory=dict)
+    # The authors' released weights, converted: what ``<name>.official`` runs with.
+    official_weights: dict[int, WeightsRef] = field(default_factory=dict)
+    # Other names a user may type (``drn`` -> drn_s); one name in results, the card's.
+    aliases: tuple[str, ...] = ()
     assumptions: tuple[str, ...] = ()
     notes: str = ""
     # Trainable models are trained by `srbench train`; bicubic is not.
@@ -99,6 +110,23 @@ class ModelCard:
 
 
 @dataclass(frozen=True)
+class ModelRef:
+    """A resolved model name: the card, and the weights tag (``""``: srbench's own weights)."""
+
+    card: ModelCard
+    tag: str = ""
+
+    @property
+    def key(self) -> str:
+        """The name results are stored under: ``idn`` or ``idn.official``."""
+        return f"{self.card.name}.{self.tag}" if self.tag else self.card.name
+
+    @property
+    def weights(self) -> dict[int, WeightsRef]:
+        return self.card.official_weights if self.tag == "official" else self.card.weights
+
+
+@dataclass(frozen=True)
 class _Entry:
     factory: Callable[..., Any]
     card: ModelCard
@@ -110,17 +138,26 @@ _loaded = False
 _loading = False
 
 
+_ALIASES: dict[str, str] = {}
+
+
 def register_model(card: ModelCard) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator registering ``factory(scale, **overrides)`` under ``card.name``."""
+    """Decorator registering ``factory(scale, **overrides)`` under ``card.name`` (and aliases)."""
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
         name = card.name
-        if name in _REGISTRY:
-            raise SRBenchError(
-                f"model name {name!r} is registered twice ({_REGISTRY[name].origin} and "
-                f"{factory.__module__}); rename one of them"
-            )
+        if "." in name:
+            raise SRBenchError(f"model name {name!r} must not contain '.' (it separates tags)")
+        for taken in (name, *card.aliases):
+            owner = _REGISTRY.get(taken) or _REGISTRY.get(_ALIASES.get(taken, ""))
+            if owner is not None:
+                raise SRBenchError(
+                    f"model name {taken!r} is registered twice ({owner.origin} and "
+                    f"{factory.__module__}); rename one of them"
+                )
         _REGISTRY[name] = _Entry(factory=factory, card=card, origin=factory.__module__)
+        for alias in card.aliases:
+            _ALIASES[alias] = name
         return factory
 
     return decorator
@@ -128,7 +165,10 @@ def register_model(card: ModelCard) -> Callable[[Callable[..., Any]], Callable[.
 
 def unregister_model(name: str) -> None:
     """Remove a model (for tests that register temporary models)."""
-    _REGISTRY.pop(name, None)
+    entry = _REGISTRY.pop(name, None)
+    if entry is not None:
+        for alias in entry.card.aliases:
+            _ALIASES.pop(alias, None)
 
 
 def _load_plugins() -> None:
@@ -163,24 +203,66 @@ def reload_plugins() -> None:
     _load_plugins()
 
 
-def list_models(pattern: str | Iterable[str] = "*", *, trainable: bool | None = None) -> list[str]:
-    """Registered model names matching a shell-style wildcard (or any of several), sorted."""
+def list_models(
+    pattern: str | Iterable[str] = "*",
+    *,
+    trainable: bool | None = None,
+    pretrained: bool = False,
+    tags: bool = False,
+) -> list[str]:
+    """Registered model names matching a shell-style wildcard (or any of several), sorted.
+
+    A pattern also matches through an alias (``drn`` finds drn_s). ``pretrained``: only models
+    with srbench weights for some scale (or parameter-free ones); ``tags``: add ``NAME.official``
+    for models whose authors' weights srbench knows.
+    """
     _load_plugins()
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
-    names = sorted(n for n in _REGISTRY if any(fnmatch.fnmatchcase(n, p.lower()) for p in patterns))
+    patterns = [p.lower() for p in ([pattern] if isinstance(pattern, str) else list(pattern))]
+
+    def matches(entry: _Entry) -> bool:
+        names = (entry.card.name, *entry.card.aliases)
+        return any(fnmatch.fnmatchcase(n, p) for n in names for p in patterns)
+
+    entries = [e for _, e in sorted(_REGISTRY.items()) if matches(e)]
     if trainable is not None:
-        names = [n for n in names if _REGISTRY[n].card.trainable == trainable]
-    return names
+        entries = [e for e in entries if e.card.trainable == trainable]
+    if pretrained:
+        entries = [e for e in entries if e.card.weights or not e.card.trainable]
+    names = [e.card.name for e in entries]
+    if tags:
+        names += [f"{e.card.name}.official" for e in entries if e.card.official_weights]
+    return sorted(names)
+
+
+def _split_tag(name: str) -> tuple[str, str]:
+    base, _, tag = name.strip().lower().replace("-", "_").partition(".")
+    return _ALIASES.get(base, base), tag
+
+
+def resolve(name: str) -> ModelRef:
+    """``drn`` -> drn_s, ``edsr`` -> edsr_baseline, ``idn.official`` -> (idn, official)."""
+    base, tag = _split_tag(name)
+    card = _entry(base).card
+    if tag and tag not in WEIGHT_TAGS:
+        raise ModelNotFoundError(
+            f"unknown weights tag {tag!r} in {name!r}; a model name is NAME or NAME.official"
+        )
+    if tag == "official" and not card.official_weights:
+        raise ModelNotFoundError(
+            f"{name!r}: the authors of {card.name} published no weights that srbench knows of; "
+            f"use {card.name} (srbench's own training)"
+        )
+    return ModelRef(card, tag)
 
 
 def _entry(name: str) -> _Entry:
     _load_plugins()
-    key = name.lower().replace("-", "_")
+    key, _ = _split_tag(name)
     if key in _REGISTRY:
         return _REGISTRY[key]
     # Names containing what was typed ("edsr" -> edsr_baseline) first, then near-misses ("idm").
-    close = [n for n in sorted(_REGISTRY) if key in n]
-    close += [n for n in difflib.get_close_matches(key, list(_REGISTRY), n=3, cutoff=0.5)]
+    close = [n for n in sorted([*_REGISTRY, *_ALIASES]) if key in n]
+    close += difflib.get_close_matches(key, [*_REGISTRY, *_ALIASES], n=3, cutoff=0.5)
     close = list(dict.fromkeys(close))[:3]
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ModelNotFoundError(f"unknown model {name!r}{hint} (`srbench models` lists them all)")
@@ -197,10 +279,12 @@ def model_origin(name: str) -> str:
 def create_model(name: str, scale: int, pretrained: bool | str = False, **overrides: Any) -> Any:
     """Build a registered model for ``scale``.
 
-    ``pretrained``: False (random init), True (the card's default weights for this scale, looked
-    up in the weights directory), or a path to a safetensors file. Loading is always strict.
+    ``pretrained``: False (random init), True (the weights the name selects: srbench's shipped
+    zoo weights, or the authors' for ``NAME.official``, verified against the card's sha256), or
+    a path to a safetensors file. Loading is always strict.
     """
     entry = _entry(name)
+    ref = resolve(name)
     card = entry.card
     if scale not in card.scales:
         raise SRBenchError(
@@ -214,6 +298,6 @@ def create_model(name: str, scale: int, pretrained: bool | str = False, **overri
     if pretrained:
         from srbench.weights import load_weights, resolve_default_weights
 
-        path = resolve_default_weights(card, scale) if pretrained is True else pretrained
+        path = resolve_default_weights(ref, scale) if pretrained is True else pretrained
         model.srbench_weights_sha256 = load_weights(model, path, card=card, scale=scale)
     return model

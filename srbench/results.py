@@ -8,9 +8,9 @@ skips and the next writer seals with a newline. Resuming a run skips every key a
 store; ``--force`` appends newer records, and the last record of a key wins
 (``tests/test_results.py`` checks all of this, a real ``kill -9`` included).
 
-Record fields (units in the names): ``model, weights_sha256, scale, dataset, image, protocol,
-protocol_hash, ensemble, precision, psnr_db, ssim, latency_ms, tiled, hr_sha256, dataset_fingerprint,
-device, run_id, srbench_version, git_commit, torch_version, seed, time_utc``.
+The record's fields, its key and its metrics are defined in :mod:`srbench.schema`. Lines that
+are not valid records (``{}``, a string where a number belongs, NaN scores) are skipped and
+counted with their line numbers (:attr:`ResultStore.invalid`), never entering a table.
 """
 
 from __future__ import annotations
@@ -21,27 +21,16 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+
+from srbench.schema import KEY_FIELDS, METRIC_NAMES, invalid_reason, record_key
 
 RECORDS_FILE = "records.jsonl"
 # Written by `srbench profile` (srbench.profiling_cli.DEFAULT_OUTPUT) next to the records.
 PROFILE_FILE = "profile.jsonl"
-KEY_FIELDS = (
-    "model",
-    "weights_sha256",
-    "scale",
-    "dataset",
-    "image",
-    "protocol",
-    "protocol_hash",
-    "ensemble",
-    "precision",
-)
-
-
-def record_key(record: dict) -> tuple:
-    return tuple(record.get(f) for f in KEY_FIELDS)
+__all__ = ["KEY_FIELDS", "RECORDS_FILE", "ResultStore", "record_key"]
 
 
 def append_jsonl(path: str | Path, records: Iterable[dict]) -> None:
@@ -81,6 +70,12 @@ def read_jsonl(path: str | Path) -> list[dict]:
     The file is read under a shared ``flock``, so a batch another :class:`ResultStore` writer is
     appending is seen whole or not at all.
     """
+    return [record for _, record in _read_lines(path) if isinstance(record, dict)]
+
+
+def _read_lines(path: str | Path) -> list[tuple[int, Any]]:
+    """(line number, parsed JSON) of every line that parses; torn lines (a writer killed
+    mid-line, sealed by the next writer) are left out."""
     path = Path(path)
     if not path.is_file():
         return []
@@ -90,17 +85,17 @@ def read_jsonl(path: str | Path) -> list[dict]:
             data = fh.read()
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-    records = []
-    for line in data.split(b"\n"):
+    out = []
+    lines = data.split(b"\n")
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
         except ValueError:  # JSONDecodeError or UnicodeDecodeError: a torn line
             continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records
+        out.append((number, record))
+    return out
 
 
 @dataclass
@@ -109,6 +104,7 @@ class ResultStore:
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
+        self.invalid: list[tuple[int, str]] = []
 
     @property
     def records_path(self) -> Path:
@@ -119,8 +115,27 @@ class ResultStore:
         append_jsonl(self.records_path, records)
 
     def iter_records(self) -> list[dict]:
-        """Every complete record in file order; torn or corrupt lines are skipped."""
-        return read_jsonl(self.records_path)
+        """Every valid record in file order; torn, corrupt or invalid lines are skipped and
+        listed in :attr:`invalid` as (line number, reason)."""
+        records, invalid = [], []
+        for number, record in _read_lines(self.records_path):
+            reason = invalid_reason(record)
+            if reason is None:
+                records.append(record)
+            else:
+                invalid.append((number, reason))
+        self.invalid = invalid
+        return records
+
+    def invalid_summary(self) -> str | None:
+        """One line naming the skipped lines of the last read, or None when there were none."""
+        if not self.invalid:
+            return None
+        shown = ", ".join(f"{n} ({why})" for n, why in self.invalid[:5])
+        more = f" and {len(self.invalid) - 5} more" if len(self.invalid) > 5 else ""
+        return (
+            f"{self.records_path}: skipped {len(self.invalid)} invalid line(s): line {shown}{more}"
+        )
 
     def latest_records(self) -> list[dict]:
         """One record per key: the last one written (``--force`` re-runs append newer ones)."""
@@ -136,7 +151,7 @@ class ResultStore:
         """All current records as a DataFrame (one row per key)."""
         records = self.latest_records()
         if not records:
-            return pd.DataFrame(columns=[*KEY_FIELDS, "psnr_db", "ssim"])
+            return pd.DataFrame(columns=[*KEY_FIELDS, *METRIC_NAMES])
         return pd.DataFrame.from_records(records)
 
 
@@ -158,7 +173,8 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
         )
         if c in frame.columns
     ]
-    agg = {"psnr_db": "mean", "ssim": "mean", "image": "count"}
+    agg: dict[str, str] = {name: "mean" for name in METRIC_NAMES}
+    agg["image"] = "count"
     if "latency_ms" in frame.columns:
         agg["latency_ms"] = "median"
     out = frame.groupby(group, dropna=False).agg(agg).reset_index()

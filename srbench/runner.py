@@ -28,7 +28,7 @@ from srbench.errors import SRBenchError
 from srbench.inference import infer
 from srbench.protocols import LRCache, Protocol, get_protocol, prepare, preview_rgb, score
 from srbench.provenance import environment, record_provenance
-from srbench.registry import create_model, get_card
+from srbench.registry import ModelRef, create_model, resolve
 from srbench.results import ResultStore, record_key
 
 DEMO_IMAGES = ("astronaut", "camera", "chelsea", "coffee", "rocket")
@@ -96,6 +96,9 @@ class RunConfig:
     cache_lr: bool = True
     allow_random_weights: bool = False
     save_images: Path | None = None  # folder for SR PNGs (<model>/x<scale>/<dataset>/<image>.png)
+    # The default run (no --models): a model x scale srbench ships no weights for is skipped
+    # (and said so) instead of being an error.
+    skip_missing_weights: bool = False
 
 
 @dataclass
@@ -125,6 +128,22 @@ def _weights_for(config: RunConfig, model: str, scale: int) -> Path | bool:
     return False
 
 
+def stored_name(ref: ModelRef, scale: int, weights_sha256: str) -> str:
+    """The name a result is stored under: ``idn`` (srbench's weights or the user's own) or
+    ``idn.official`` -- also when the authors' file was passed with ``--weights``, because the
+    file, not the flag, decides whose weights they are."""
+    official = ref.card.official_weights.get(scale)
+    if ref.tag and (official is None or official.sha256 != weights_sha256):
+        raise SRBenchError(
+            f"{ref.key} x{scale}: the weights given (sha256 {weights_sha256[:12]}...) are not the "
+            f"authors' (the card pins {official.sha256[:12] if official else 'none'}...); run them "
+            f"as {ref.card.name}, or pass the authors' file"
+        )
+    if ref.tag or (official is not None and official.sha256 == weights_sha256):
+        return f"{ref.card.name}.official"
+    return ref.card.name
+
+
 def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEvent]:
     """Run every (model, scale, dataset, image); yields events and appends records to the store."""
     protocol: Protocol = get_protocol(config.protocol)
@@ -138,7 +157,8 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
     precision = "fp32"
 
     for model_name in config.models:
-        card = get_card(model_name)
+        ref = resolve(model_name)
+        card = ref.card
         if protocol.id == "legacy-y" and card.input_channels == "rgb":
             raise SRBenchError(
                 f"model {card.name} takes RGB but the legacy-y protocol is Y-only; "
@@ -146,20 +166,34 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
             )
         for scale in config.scales:
             weights = _weights_for(config, card.name, scale)
-            model = create_model(card.name, scale=scale, pretrained=weights).to(device).eval()
+            if weights is False and card.trainable and scale not in ref.weights:
+                if config.skip_missing_weights:
+                    yield RunEvent(
+                        "no-weights",
+                        ref.key,
+                        scale,
+                        "",
+                        message=f"{ref.key} x{scale}: no shipped weights yet; skipped",
+                    )
+                    continue
+            if weights is False and card.trainable and (ref.weights or ref.tag):
+                weights = True  # the weights the name selects: shipped zoo or the authors'
+            model = create_model(ref.key, scale=scale, pretrained=weights).to(device).eval()
             weights_sha = model.srbench_weights_sha256 or (
                 "none" if not any(True for _ in model.parameters()) else "random-init"
             )
             if weights_sha == "random-init" and not config.allow_random_weights:
                 raise SRBenchError(
-                    f"model {card.name} x{scale} has no weights: pass --weights FILE "
-                    "(see `srbench weights convert`) -- random weights give meaningless numbers"
+                    f"model {card.name} x{scale} has no weights: srbench ships none for this "
+                    "scale; pass --weights FILE (see `srbench weights convert`) -- random weights "
+                    "give meaningless numbers"
                 )
+            key = stored_name(ref, scale, weights_sha)
             for source in sources:
-                yield RunEvent("start", card.name, scale, source.key, total=len(source.names))
+                yield RunEvent("start", key, scale, source.key, total=len(source.names))
                 for name in source.names:
                     base = {
-                        "model": card.name,
+                        "model": key,
                         "weights_sha256": weights_sha,
                         "scale": scale,
                         "dataset": source.key,
@@ -170,7 +204,7 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                         "precision": precision,
                     }
                     if record_key(base) in done:
-                        yield RunEvent("skip", card.name, scale, source.key, image=name)
+                        yield RunEvent("skip", key, scale, source.key, image=name)
                         continue
                     hr = source.loader(name)
                     prepared = prepare(protocol, hr, scale, card.input_channels, cache)
@@ -192,7 +226,7 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                     if report.tiled and report.reason != "requested":
                         yield RunEvent(
                             "tiled",
-                            card.name,
+                            key,
                             scale,
                             source.key,
                             image=name,
@@ -202,7 +236,7 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                     if config.save_images is not None:
                         _save_png(
                             preview_rgb(protocol, scored, prepared),
-                            Path(config.save_images) / card.name / f"x{scale}" / source.key,
+                            Path(config.save_images) / key / f"x{scale}" / source.key,
                             name,
                         )
                     record = {
@@ -219,8 +253,8 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                         **record_provenance(env, device, run_id, config.seed),
                     }
                     store.append([record])
-                    yield RunEvent("image", card.name, scale, source.key, image=name, record=record)
-                yield RunEvent("done", card.name, scale, source.key)
+                    yield RunEvent("image", key, scale, source.key, image=name, record=record)
+                yield RunEvent("done", key, scale, source.key)
 
 
 def _save_png(pixels: np.ndarray, folder: Path, name: str) -> None:

@@ -277,13 +277,27 @@ def save_weights(
     ``scale`` is the scale the weights serve, or several for a scale-agnostic model (VDSR).
     Returns the sha256 of the written file (deterministic for given tensors and metadata).
     """
+    return save_tensors(model.state_dict(), path, model_name=model_name, scale=scale)
+
+
+def save_tensors(
+    tensors: Mapping[str, torch.Tensor],
+    path: str | os.PathLike[str],
+    *,
+    model_name: str,
+    scale: int | Iterable[int],
+    dtype: torch.dtype | None = None,
+) -> str:
+    """Write tensors as srbench safetensors (floating tensors cast to ``dtype`` if given)."""
     path = Path(path)
     metadata = {
         META_MODEL: model_name,
         META_SCALES: _scales_str(scale),
         META_FORMAT: FORMAT_VERSION,
     }
-    _write_atomic(path, _serialize(model.state_dict(), metadata))
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    _write_atomic(path, _serialize(tensors, metadata))
     return file_sha256(path)
 
 
@@ -327,8 +341,10 @@ def _strict_load(
 def load_weights(model: nn.Module, path: str | os.PathLike[str], *, card: Any, scale: int) -> str:
     """Strictly load an srbench safetensors file into ``model``; returns the file's sha256.
 
-    Refuses pickles, truncated/corrupt files, files for another model or scale, and any
-    missing, unexpected or mis-shaped tensor.
+    Refuses pickles, truncated/corrupt files, files for another model or scale, any missing,
+    unexpected or mis-shaped tensor, and non-finite values (one NaN gives black images and a
+    plausible-looking 7 dB). Half-precision files (the shipped zoo stores fp16) load into the
+    model's fp32 tensors.
     """
     path = Path(path)
     meta = _metadata(path, _read_header(path, card.name, scale))
@@ -354,12 +370,23 @@ def load_weights(model: nn.Module, path: str | os.PathLike[str], *, card: Any, s
             f"{path}: unreadable safetensors file ({msg}); re-download it or re-create it with "
             f"`srbench weights convert`"
         ) from None
+    bad = sorted(k for k, t in tensors.items() if t.is_floating_point() and not t.isfinite().all())
+    if bad:
+        raise WeightsError(
+            f"{path}: tensors with NaN or Inf values: {_names(bad)}; these weights are broken "
+            "(a diverged training or a damaged file): use other weights"
+        )
     _strict_load(model, tensors, path, f"model {card.name} x{scale}")
     return file_sha256(path)
 
 
+def shipped_dir() -> Path:
+    """The folder inside the srbench package holding the shipped zoo weights."""
+    return Path(__file__).resolve().parent / "pretrained"
+
+
 def weights_dirs() -> list[Path]:
-    """Where default weights are looked for: ``$SRBENCH_WEIGHTS`` (if set), then the cache."""
+    """Where weights are looked for: ``$SRBENCH_WEIGHTS`` (if set), then the cache."""
     dirs: list[Path] = []
     env = os.environ.get(ENV_WEIGHTS)
     if env:
@@ -368,34 +395,83 @@ def weights_dirs() -> list[Path]:
     return dirs
 
 
-def resolve_default_weights(card: Any, scale: int) -> Path:
-    """Path of the card's default weights for ``scale``, verified against the card's sha256."""
-    ref = card.weights.get(scale)
-    if ref is None:
+def resolve_default_weights(ref: Any, scale: int) -> Path:
+    """Path of the weights a model name selects (a :class:`srbench.registry.ModelRef`) for
+    ``scale``, verified against the sha256 pinned in the card.
+
+    Shipped zoo weights come from the package (no flag, no variable); the authors' weights
+    (``NAME.official``) from ``$SRBENCH_WEIGHTS`` or the cache, where `srbench weights fetch` /
+    `srbench weights convert` put them.
+    """
+    card = ref.card
+    wref = ref.weights.get(scale)
+    label = f"{ref.key} x{scale}"
+    if wref is None:
+        if ref.tag:
+            raise WeightsError(f"{label}: the authors published no x{scale} weights")
         raise WeightsError(
-            f"model {card.name} has no default weights for x{scale}; pass a safetensors file "
+            f"model {card.name} has no srbench weights for x{scale}; pass a safetensors file "
             f"(--weights FILE) or train one with `srbench train`"
         )
-    dirs = weights_dirs()
+    dirs = [shipped_dir()] if wref.shipped else weights_dirs()
     for folder in dirs:
-        candidate = folder / ref.filename
+        candidate = folder / wref.filename
         if candidate.is_file():
             digest = file_sha256(candidate)
-            if ref.sha256 and digest != ref.sha256:
+            if wref.sha256 and digest != wref.sha256:
+                fix = (
+                    "reinstall srbench"
+                    if wref.shipped
+                    else f"delete it and re-create it with `srbench weights fetch {ref.key}` "
+                    f"or `srbench weights convert` from {wref.source}"
+                )
                 raise WeightsError(
-                    f"{candidate}: sha256 {digest} does not match the {card.name} x{scale} model "
-                    f"card ({ref.sha256}); the file is corrupt or not the expected weights: delete "
-                    f"it and re-create it with `srbench weights convert` from {ref.source}"
+                    f"{candidate}: sha256 {digest} does not match the {label} model card "
+                    f"({wref.sha256}); the file is corrupt or not the expected weights: {fix}"
                 )
             return candidate
     looked = ", ".join(str(d) for d in dirs)
-    target = dirs[-1] / ref.filename
+    if wref.shipped:
+        raise WeightsError(
+            f"shipped weights {wref.filename} for {label} are missing from {looked}; the srbench "
+            "installation is incomplete: reinstall it"
+        )
+    target = dirs[-1] / wref.filename
     raise WeightsError(
-        f"default weights {ref.filename} for {card.name} x{scale} not found (looked in: "
-        f"{looked}; set ${ENV_WEIGHTS} to add a folder); create them with `srbench weights "
-        f"convert <official file> --model {card.name} --scale {scale} -o {target}` from "
-        f"{ref.source}" + (f" ({ref.url})" if ref.url else "")
+        f"weights {wref.filename} for {label} not found (looked in: {looked}; set "
+        f"${ENV_WEIGHTS} to add a folder); get them with `srbench weights fetch {ref.key}`, or "
+        f"`srbench weights convert <official file> -o {target}` from {wref.source}"
+        + (f" ({wref.url})" if wref.url else "")
     )
+
+
+def index_weights(paths: Iterable[str | os.PathLike[str]]) -> dict[tuple[str, int], Path]:
+    """Map (model, scale) -> safetensors file, from the metadata srbench writes in each file.
+
+    Two files claiming the same model and scale are an error naming both (never "the last one
+    wins").
+    """
+    files: list[Path] = []
+    for entry in paths:
+        path = Path(entry)
+        if path.is_dir():
+            files.extend(sorted(path.glob("*.safetensors")))
+        elif path.exists():
+            files.append(path)
+        else:
+            raise WeightsError(f"{path}: weights file not found")
+    index: dict[tuple[str, int], Path] = {}
+    for file in files:
+        meta = read_metadata(file)
+        for scale in meta["scales"]:
+            key = (meta["model"], scale)
+            if key in index and index[key].resolve() != file.resolve():
+                raise WeightsError(
+                    f"two weights files for {meta['model']} x{scale}: {index[key]} and {file}; "
+                    "keep one of them in the folder or pass the file itself"
+                )
+            index[key] = file
+    return index
 
 
 # ----------------------------------------------------------------------------------------------
@@ -565,6 +641,7 @@ __all__ = [
     "convert_official_npz",
     "convert_torch_checkpoint",
     "file_sha256",
+    "index_weights",
     "load_weights",
     "read_metadata",
     "resolve_default_weights",

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from srbench.errors import WeightsError
 from srbench.registry import create_model, get_card, list_models
@@ -19,10 +19,13 @@ from srbench.weights import (
     convert_official_npz,
     convert_torch_checkpoint,
     file_sha256,
+    index_weights,
     load_weights,
     read_metadata,
     resolve_default_weights,
+    save_tensors,
     save_weights,
+    shipped_dir,
 )
 
 
@@ -215,32 +218,99 @@ def test_missing_file(tmp_path):
 # ----------------------------------------------------------------------------------------------
 
 
-def test_resolve_default_weights(tmp_path, monkeypatch):
-    from srbench.registry import WeightsRef
+def test_resolve_official_weights(tmp_path, monkeypatch):
+    """``idn.official``: the authors' weights, from $SRBENCH_WEIGHTS or the cache, sha-checked."""
+    from srbench.registry import ModelRef, WeightsRef, resolve
 
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     weights_dir = tmp_path / "weights"
     monkeypatch.setenv("SRBENCH_WEIGHTS", str(weights_dir))
-    card = get_card("idn")
+    ref = resolve("idn.official")
+    assert ref.key == "idn.official" and ref.weights is ref.card.official_weights
 
     with pytest.raises(WeightsError) as exc:
-        resolve_default_weights(card, 2)
+        resolve_default_weights(ref, 2)
     msg = _one_line(exc)
     assert "idn_x2.safetensors" in msg and str(weights_dir) in msg
     assert str(tmp_path / "home" / ".cache" / "srbench" / "weights") in msg
-    assert "srbench weights convert" in msg and "Zheng222/IDN-Caffe" in msg
+    assert "srbench weights fetch idn.official" in msg and "Zheng222/IDN-Caffe" in msg
 
     path = _save(weights_dir, "idn", 2, filename="idn_x2.safetensors")
     with pytest.raises(WeightsError, match="does not match") as exc:  # random weights: wrong sha
-        resolve_default_weights(card, 2)
+        resolve_default_weights(ref, 2)
     assert str(path) in _one_line(exc)
 
-    ref = WeightsRef(filename="idn_x2.safetensors", sha256=file_sha256(path), source="test")
-    pinned = dataclasses.replace(card, weights={2: ref})
-    assert resolve_default_weights(pinned, 2) == path
+    pinned = WeightsRef(filename="idn_x2.safetensors", sha256=file_sha256(path), source="test")
+    card = dataclasses.replace(ref.card, official_weights={2: pinned})
+    assert resolve_default_weights(ModelRef(card, "official"), 2) == path
 
-    with pytest.raises(WeightsError, match="no default weights for x2"):
-        resolve_default_weights(get_card("srcnn"), 2)
+    with pytest.raises(WeightsError, match="no srbench weights for x2"):
+        resolve_default_weights(ModelRef(dataclasses.replace(get_card("srcnn"), weights={})), 2)
+
+
+def test_shipped_weights_resolve_without_flags_and_refuse_a_changed_file(tmp_path, monkeypatch):
+    """Shipped zoo weights come from the package folder; a file whose sha256 differs from the
+    card's pin is refused with a one-line error (never silently used)."""
+    import srbench.weights as weights_mod
+    from srbench.registry import ModelRef, WeightsRef
+
+    monkeypatch.setattr(weights_mod, "shipped_dir", lambda: tmp_path)
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path / "elsewhere"))
+    path = _save(tmp_path, "srcnn", 2, filename="srcnn_x2.safetensors")
+    pinned = WeightsRef("srcnn_x2.safetensors", file_sha256(path), "test", shipped=True)
+    ref = ModelRef(dataclasses.replace(get_card("srcnn"), weights={2: pinned}))
+    assert resolve_default_weights(ref, 2) == path
+    model = _model("srcnn", 2)
+    assert load_weights(model, path, card=ref.card, scale=2) == pinned.sha256
+
+    wrong = dataclasses.replace(pinned, sha256="0" * 64)
+    with pytest.raises(WeightsError) as exc:
+        resolve_default_weights(ModelRef(dataclasses.replace(ref.card, weights={2: wrong})), 2)
+    assert "does not match" in _one_line(exc) and "reinstall srbench" in _one_line(exc)
+    path.unlink()
+    with pytest.raises(WeightsError, match="installation is incomplete"):
+        resolve_default_weights(ref, 2)
+
+
+def test_every_shipped_file_matches_its_card_and_loads():
+    """The package's own weights: present, pinned, strictly loadable, fp16 storage, finite."""
+    from srbench.pretrained import SHIPPED
+    from srbench.registry import resolve
+
+    for model, by_scale in SHIPPED.items():
+        for scale in by_scale:
+            ref = resolve(model)
+            path = resolve_default_weights(ref, scale)
+            assert file_sha256(path) == ref.card.weights[scale].sha256
+            net = _model(model, scale)
+            load_weights(net, path, card=ref.card, scale=scale)
+            assert all(t.dtype == torch.float32 for t in net.state_dict().values())
+            assert all(t.dtype == torch.float16 for t in load_file(path).values())
+    files = {row[0] for by_scale in SHIPPED.values() for row in by_scale.values()}
+    total = sum((shipped_dir() / f).stat().st_size for f in files)
+    assert total <= 30 * 2**20  # the issue's budget for all shipped weights
+
+
+def test_non_finite_weights_are_refused(tmp_path):
+    model = _model("srcnn", 2)
+    state = model.state_dict()
+    state["conv1.weight"][0, 0, 0, 0] = float("nan")
+    path = tmp_path / "nan.safetensors"
+    save_tensors(state, path, model_name="srcnn", scale=2)
+    with pytest.raises(WeightsError) as exc:
+        load_weights(_model("srcnn", 2), path, card=get_card("srcnn"), scale=2)
+    assert "NaN or Inf" in _one_line(exc) and "conv1.weight" in _one_line(exc)
+    assert str(path) in _one_line(exc)
+
+
+def test_two_files_claiming_one_model_and_scale_are_an_error(tmp_path):
+    first = _save(tmp_path, "idn", 2, filename="a.safetensors")
+    second = _save(tmp_path, "idn", 2, filename="b.safetensors", seed=1)
+    with pytest.raises(WeightsError) as exc:
+        index_weights([tmp_path])
+    msg = _one_line(exc)
+    assert str(first) in msg and str(second) in msg and "idn x2" in msg
+    assert index_weights([first]) == {("idn", 2): first}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -343,3 +343,25 @@ def zoo_train_command(
                 info = event.info
     _say(f"zoo done: {len(info.get('runs', []))} of {len(runs)} runs finished")
     return info
+
+
+def zoo_ship_command(
+    spec: str | Path = "zoo",
+    output_dir: str | Path | None = None,
+    models: list[str] | None = None,
+    scales: list[int] | None = None,
+) -> list[dict[str, Any]]:
+    """``srbench zoo ship``: finished runs' weights into srbench/pretrained (fp16); prints."""
+    from srbench.training.zoo import DEFAULT_ZOO_DIR, load_zoo, select, ship
+
+    zoo = load_zoo(spec)
+    runs = select(zoo, models, scales)
+    shipped = ship(runs, output_dir=output_dir or DEFAULT_ZOO_DIR)
+    for row in shipped:
+        _say(
+            f"{row['model']} {'/'.join(f'x{s}' for s in row['scales'])}: {row['file']} "
+            f"sha256 {row['sha256']} ({row['run']}, {_hours(row['train_seconds'])})"
+        )
+    left = len(runs) - len(shipped)
+    _say(f"shipped {len(shipped)} runs" + (f"; {left} not finished yet" if left else ""))
+    return shipped
