@@ -7,21 +7,44 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from typer.core import TyperGroup
 
 from srbench.errors import SRBenchError
 
+
+class _OneErrorHandler(TyperGroup):
+    """Every command's library errors and OS faults become one line and exit code 2, here."""
+
+    def invoke(self, ctx: click.Context):
+        from srbench.devices import os_error_message
+
+        try:
+            return super().invoke(ctx)
+        except SRBenchError as exc:
+            _say_error(str(exc))
+        except OSError as exc:
+            _say_error(os_error_message(exc))
+        raise typer.Exit(2)
+
+
 app = typer.Typer(
+    cls=_OneErrorHandler,
     help="Benchmark and ablation suite for single-image super-resolution.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-data_app = typer.Typer(help="Benchmark data: where it is, and whether it verifies.")
-weights_app = typer.Typer(help="Weights: convert official checkpoints to safetensors.")
+data_app = typer.Typer(
+    cls=_OneErrorHandler, help="Benchmark data: where it is, and whether it verifies."
+)
+weights_app = typer.Typer(
+    cls=_OneErrorHandler, help="Weights: convert official checkpoints to safetensors."
+)
 app.add_typer(data_app, name="data")
 app.add_typer(weights_app, name="weights")
 
@@ -40,10 +63,34 @@ def _fail(message: str) -> None:
 
 
 def main() -> None:  # pragma: no cover - thin wrapper used by `python -m srbench`
+    """Entry point: the one error handler of the CLI (library errors and OS faults: one line)."""
+    import warnings
+
+    from srbench.devices import os_error_message
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+    warnings.showwarning = show_warning
     try:
-        app()
+        code = app(standalone_mode=False)
     except SRBenchError as exc:
-        _fail(str(exc))
+        _say_error(str(exc))
+        code = 2
+    except OSError as exc:  # full disk, read-only store, file-for-folder, ...: one line
+        _say_error(os_error_message(exc))
+        code = 2
+    except click.exceptions.Abort:
+        err_console.print("aborted", highlight=False)
+        code = 130
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _say_error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
 
 
 DataRoot = Annotated[
@@ -126,7 +173,6 @@ def run(
     """Measure PSNR/SSIM of models on benchmarks; resumable, results go to the store."""
     from srbench.data import available_benchmarks, resolve_data_root
     from srbench.protocols import get_protocol
-    from srbench.registry import get_card
     from srbench.runner import DEMO_NOTICE, RunConfig, benchmark_source, demo_source
 
     try:
@@ -216,7 +262,7 @@ def _run_with_progress(config, sources) -> list[dict]:
                 progress.advance(task)
                 if event.record:
                     records.append(event.record)
-            elif event.kind in ("tiled", "no-weights"):
+            elif event.kind in ("tiled", "no-weights", "note"):
                 err_console.print(f"[yellow]note:[/] {event.message}", highlight=False)
     return records
 
@@ -560,7 +606,9 @@ def check(
     raise typer.Exit(code)
 
 
-baseline_app = typer.Typer(help="The committed metrics baseline (written only on request).")
+baseline_app = typer.Typer(
+    cls=_OneErrorHandler, help="The committed metrics baseline (written only on request)."
+)
 app.add_typer(baseline_app, name="baseline")
 
 
@@ -659,7 +707,9 @@ def ablate(
         _fail(str(exc))
 
 
-zoo_app = typer.Typer(help="The model zoo: every model trained under one recipe (zoo.yaml).")
+zoo_app = typer.Typer(
+    cls=_OneErrorHandler, help="The model zoo: every model trained under one recipe (zoo.yaml)."
+)
 app.add_typer(zoo_app, name="zoo")
 ZooSpec = Annotated[str, typer.Option("--spec", help="Zoo spec YAML or built-in name.")]
 ZooDir = Annotated[

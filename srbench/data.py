@@ -102,13 +102,24 @@ def default_cache_dir() -> Path:
 
 
 def resolve_data_root(data_root: str | Path | None = None) -> Path:
-    """``--data-root``, then ``$SRBENCH_DATA``, then ``<user cache>/srbench/datasets``."""
+    """``--data-root``, then ``$SRBENCH_DATA``, then ``<user cache>/srbench/datasets``.
+
+    A folder the user named (flag or variable) must exist: a typo must not quietly turn a
+    benchmark run into a demo run. Only the default location may be absent.
+    """
     if data_root is not None:
-        return Path(data_root).expanduser()
-    env = os.environ.get(ENV_DATA_ROOT)
-    if env:
-        return Path(env).expanduser()
-    return default_cache_dir() / "datasets"
+        named, how = Path(data_root).expanduser(), "--data-root"
+    elif os.environ.get(ENV_DATA_ROOT):
+        named, how = Path(os.environ[ENV_DATA_ROOT]).expanduser(), f"${ENV_DATA_ROOT}"
+    else:
+        return default_cache_dir() / "datasets"
+    if not named.is_dir():
+        what = "is not a folder" if named.exists() else "does not exist"
+        raise DataError(
+            f"{named}: the data root given by {how} {what}; fix the path (it holds Set5/, "
+            f"Set14/, ...), or leave {how} unset to use the built-in demo set"
+        )
+    return named
 
 
 def pixels_sha256(pixels: np.ndarray) -> str:
@@ -150,6 +161,21 @@ def decode_image(path: Path) -> np.ndarray:
     return pixels
 
 
+LOSSY_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
+_LOSSY_NOTE = (
+    "JPEG is lossy: its pixels are not the standard benchmark image's, so srbench does not read "
+    "it; put the lossless original (PNG/WebP lossless/BMP/TIFF) there"
+)
+
+
+def _lossy_file(folder: Path, name: str) -> Path | None:
+    for suffix in LOSSY_SUFFIXES:
+        for candidate in (folder / f"{name}{suffix}", folder / f"{name}{suffix.upper()}"):
+            if candidate.is_file():
+                return candidate
+    return None
+
+
 def find_image_file(folder: Path, name: str) -> Path | None:
     for suffix in IMAGE_SUFFIXES:
         for candidate in (folder / f"{name}{suffix}", folder / f"{name}{suffix.upper()}"):
@@ -165,7 +191,7 @@ def hr_folder(spec: BenchmarkSpec, root: Path) -> Path:
 @dataclass(frozen=True)
 class ImageStatus:
     name: str
-    status: str  # "ok", "missing", "mismatch", "unreadable"
+    status: str  # "ok", "missing", "lossy", "mismatch", "unreadable"
     detail: str
     path: Path | None
 
@@ -177,7 +203,11 @@ def verify_benchmark(spec: BenchmarkSpec, root: Path) -> list[ImageStatus]:
     for image in spec.images:
         path = find_image_file(folder, image.name)
         if path is None:
-            statuses.append(ImageStatus(image.name, "missing", f"not found in {folder}", None))
+            lossy = _lossy_file(folder, image.name)
+            if lossy is not None:
+                statuses.append(ImageStatus(image.name, "lossy", f"{lossy}: {_LOSSY_NOTE}", lossy))
+            else:
+                statuses.append(ImageStatus(image.name, "missing", f"not found in {folder}", None))
             continue
         try:
             pixels = decode_image(path)
@@ -209,6 +239,9 @@ def load_hr(spec: BenchmarkSpec, root: Path, image: ImageSpec, *, verify: bool =
     folder = hr_folder(spec, root)
     path = find_image_file(folder, image.name)
     if path is None:
+        lossy = _lossy_file(folder, image.name)
+        if lossy is not None:
+            raise DataError(f"{lossy}: {_LOSSY_NOTE}")
         raise DataError(
             f"{folder / image.name}.png: missing image of {spec.name}; run "
             f"`srbench data verify --datasets {spec.key}` to list what is missing"
@@ -231,6 +264,12 @@ def check_benchmark_folder(spec: BenchmarkSpec, root: Path) -> None:
         hint = _HOW_TO_GET.get(spec.key, f"put the {spec.count} {spec.name} HR images there")
         raise DataError(f"{folder}: no {spec.name} folder; {hint} (or set --data-root)")
     if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+        lossy = sorted(p for p in folder.iterdir() if p.suffix.lower() in LOSSY_SUFFIXES)
+        if lossy:
+            raise DataError(
+                f"{folder}: holds {len(lossy)} JPEG file(s) (e.g. {lossy[0].name}) and no "
+                f"lossless image; {_LOSSY_NOTE}"
+            )
         raise DataError(
             f"{folder}: folder is empty; put the {spec.count} {spec.name} HR images there"
         )

@@ -36,18 +36,11 @@ import pandas as pd
 from srbench.errors import SRBenchError
 from srbench.pareto import CostFn, counted_costs, efficiency_table, load_profiles
 from srbench.results import ResultStore, summarise
+from srbench.schema import ENTRY_FIELDS
+from srbench.schema import METRICS as METRICS_SPEC
 
 SCHEMA = "srbench.baseline/1"
-ENTRY_KEY = (
-    "model",
-    "weights_sha256",
-    "protocol",
-    "protocol_hash",
-    "dataset",
-    "scale",
-    "ensemble",
-    "precision",
-)
+ENTRY_KEY = ENTRY_FIELDS
 METRICS = ("psnr_db", "ssim", "images", "params", "macs", "latency_ms")
 FAILING = ("regressed", "changed", "missing")
 
@@ -316,10 +309,27 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
             f"{path}: not an srbench baseline (expected schema {SCHEMA!r}); re-create it with "
             "`srbench baseline update`"
         )
-    for entry in data["entries"]:
+    if not data["entries"]:
+        raise SRBenchError(
+            f"{path}: the baseline has no entries, so it would pass anything; re-create it with "
+            "`srbench baseline update`"
+        )
+    for index, entry in enumerate(data["entries"]):
+        where = f"{path}: entry {index} ({entry.get('model')} x{entry.get('scale')} {entry.get('dataset')})"
         missing = [k for k in ENTRY_KEY[:6] if k not in entry]
         if missing:
-            raise SRBenchError(f"{path}: a baseline entry lacks {', '.join(missing)}")
+            raise SRBenchError(f"{where} lacks {', '.join(missing)}")
+        for spec in METRICS_SPEC:
+            value = entry.get(spec.name)
+            if (
+                not isinstance(value, (int, float))
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+            ):
+                raise SRBenchError(
+                    f"{where}: {spec.name} is {value!r}, not a number, so it could never fail; "
+                    "re-create the baseline with `srbench baseline update`"
+                )
     return data
 
 

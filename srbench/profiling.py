@@ -566,13 +566,18 @@ def count_macs(
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
+    """The requested device, where it exists; a GPU request on a machine without one is not an
+    error here (profiling then reports parameters and MACs, and latency as "not measured")."""
+    from srbench.devices import DeviceError
+    from srbench.devices import resolve_device as resolve
+
     try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ProfilingError(f"unknown device {device!r} (use cpu, cuda or cuda:N)") from exc
-    if dev.type not in ("cpu", "cuda"):
-        raise ProfilingError(f"device {device!r} is not supported by profiling (cpu, cuda, cuda:N)")
-    return dev
+        return resolve(device)
+    except DeviceError:
+        dev = torch.device(str(device).strip().lower()) if "cuda" in str(device).lower() else None
+        if dev is None:
+            raise
+        return dev
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,14 @@ from srbench.metrics import psnr, ssim
 
 @dataclass(frozen=True)
 class Protocol:
+    """One evaluation protocol: its identity (id, version, hashed definition) and its behaviour.
+
+    Subclasses own every step that differs between protocols -- how the LR input is made
+    (:meth:`prepare`), how an output is scored (:meth:`score`), what image is saved
+    (:meth:`preview`), which models can run under it (:meth:`check_model`) -- so that the
+    runner, training and the report never branch on a protocol's id.
+    """
+
     id: str
     version: int
     title: str
@@ -51,8 +60,79 @@ class Protocol:
     def label(self) -> str:
         return f"{self.id}@{self.hash}"
 
+    def check_model(self, input_channels: str) -> None:
+        """Raise a one-line error if a model taking ``input_channels`` cannot run under it."""
 
-STANDARD = Protocol(
+    def prepare(self, hr: HRImage, scale: int, input_channels: str, cache: LRCache) -> Prepared:
+        raise NotImplementedError(f"protocol {self.id!r} has no preparation step")
+
+    def score(self, output: np.ndarray, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
+        """(image to save, float64 Y to score) from a C x H x W float64 output in [0, 1]."""
+        raise NotImplementedError(f"protocol {self.id!r} has no scoring step")
+
+    def preview(self, scored: Scored, prepared: Prepared) -> np.ndarray:
+        """The SR image to save (RGB wherever the HR has colour)."""
+        return scored.sr_image
+
+
+@dataclass(frozen=True)
+class StandardProtocol(Protocol):
+    def prepare(self, hr: HRImage, scale: int, input_channels: str, cache: LRCache) -> Prepared:
+        pixels = modcrop(hr.pixels, scale)
+        rgb = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
+        lr = cache.get(hr, scale, "matlab-bicubic-rgb-uint8", lambda: imresize(rgb, 1 / scale))
+        target = rgb_to_y(rgb)
+        if input_channels == "y":
+            lr_ycbcr = rgb_to_ycbcr(lr)
+            chroma_up = imresize(lr_ycbcr[..., 1:], scale)
+            return Prepared(lr_ycbcr[None, ..., 0] / 255.0, target, scale, chroma_up)
+        return Prepared(lr.transpose(2, 0, 1).astype(np.float64) / 255.0, target, scale)
+
+    def score(self, output: np.ndarray, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
+        if output.shape[0] == 1:
+            y = output[0] * 255.0
+            rgb_float = ycbcr_to_rgb(np.concatenate([y[..., None], prepared.chroma_up], axis=2))
+        else:
+            rgb_float = output.transpose(1, 2, 0) * 255.0
+        sr_image = matlab_round_uint8(rgb_float)
+        return sr_image, rgb_to_y(sr_image)
+
+
+@dataclass(frozen=True)
+class LegacyYProtocol(Protocol):
+    def check_model(self, input_channels: str) -> None:
+        if input_channels == "rgb":
+            raise SRBenchError(
+                f"the {self.id} protocol is Y-only and this model takes RGB; use --protocol standard"
+            )
+
+    def prepare(self, hr: HRImage, scale: int, input_channels: str, cache: LRCache) -> Prepared:
+        self.check_model(input_channels)
+        pixels = modcrop(hr.pixels, scale)
+        y_hr = pixels if pixels.ndim == 2 else rgb_to_y_uint8(pixels)
+        lr = cache.get(
+            hr, scale, "matlab-bicubic-y-float64", lambda: imresize(y_hr / 255.0, 1 / scale)
+        )
+        hr_rgb = pixels if pixels.ndim == 3 else None
+        return Prepared(lr[None], y_hr.astype(np.float64), scale, hr_rgb=hr_rgb)
+
+    def score(self, output: np.ndarray, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
+        sr_image = matlab_round_uint8(output[0] * 255.0)
+        return sr_image, sr_image.astype(np.float64)
+
+    def preview(self, scored: Scored, prepared: Prepared) -> np.ndarray:
+        """Only Y is scored; the saved colour image takes its Cb/Cr from the bicubic down- and
+        up-scaled HR chroma (the information an LR image carries), never from the HR itself."""
+        if prepared.hr_rgb is None:
+            return scored.sr_image
+        s = prepared.scale
+        chroma = rgb_to_ycbcr(prepared.hr_rgb)[..., 1:]
+        chroma_up = imresize(imresize(chroma, 1 / s), s)
+        y = scored.sr_image.astype(np.float64)[..., None]
+        return matlab_round_uint8(ycbcr_to_rgb(np.concatenate([y, chroma_up], axis=2)))
+
+
+STANDARD = StandardProtocol(
     id="standard",
     version=1,
     title="Modern standard: RGB MATLAB-bicubic LR, uint8 SR, float BT.601 Y, crop = scale",
@@ -69,7 +149,7 @@ STANDARD = Protocol(
     },
 )
 
-LEGACY_Y = Protocol(
+LEGACY_Y = LegacyYProtocol(
     id="legacy-y",
     version=1,
     title="Legacy Y-only (SRCNN/VDSR/IDN test code): Y degraded in double, uint8(out*255)",
@@ -116,25 +196,56 @@ class Scored:
 
 
 class LRCache:
-    """LR images keyed by HR fingerprint, scale and degradation method, made once (``.npy``)."""
+    """LR images keyed by HR fingerprint, scale and degradation method, made once (``.npy``).
+
+    Each entry has a ``.sha256`` beside it (of the array's dtype, shape and bytes); an entry that
+    no longer matches it -- altered pixels that still load, a torn file -- is made again, and
+    :attr:`rebuilt` says so (the runner reports it), so a damaged cache can never move a number.
+    """
 
     def __init__(self, root: Path | None = None, enabled: bool = True):
         self.root = (root or default_cache_dir() / "lr") if enabled else None
+        self.rebuilt: list[str] = []
+
+    @staticmethod
+    def digest(array: np.ndarray) -> str:
+        h = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+        h.update(np.ascontiguousarray(array).tobytes())
+        return h.hexdigest()
 
     def get(self, hr: HRImage, scale: int, method: str, make) -> np.ndarray:
         if self.root is None:
             return make()
         path = self.root / method / f"{hr.pixels_sha256[:32]}_x{scale}.npy"
+        check = path.with_suffix(".sha256")
         if path.is_file():
             try:
-                return np.load(path, allow_pickle=False)
+                cached = np.load(path, allow_pickle=False)
+                expected = check.read_text(encoding="ascii").strip()
             except (OSError, ValueError):
-                path.unlink(missing_ok=True)  # a torn cache file: make it again
+                cached, expected = None, ""
+            if cached is not None and self.digest(cached) == expected:
+                return cached
+            self.rebuilt.append(
+                f"{path}: cached LR image of {hr.dataset}/{hr.name} x{scale} is damaged or "
+                "unverified; made it again"
+            )
         lr = make()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{id(lr)}.tmp.npy")
-        np.save(tmp, lr, allow_pickle=False)
-        tmp.replace(path)  # atomic: a concurrent reader sees the old or the new file
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.{id(lr)}.tmp.npy")
+            np.save(tmp, lr, allow_pickle=False)
+            check_tmp = check.with_suffix(f".{os.getpid()}.tmp")
+            check_tmp.write_text(self.digest(lr) + "\n", encoding="ascii")
+            # Atomic: a concurrent reader sees the old pair, the new pair, or a mismatch that it
+            # repairs; never a half-written array taken as valid.
+            check_tmp.replace(check)
+            tmp.replace(path)
+        except OSError as exc:
+            raise DataError(
+                f"{path.parent}: cannot write the LR cache ({exc.strerror or exc}); free disk "
+                f"space, fix its permissions, or point $SRBENCH_CACHE at a writable folder"
+            ) from None
         return lr
 
 
@@ -152,50 +263,20 @@ def _check_size(hr: HRImage, scale: int) -> None:
 def prepare(
     protocol: Protocol, hr: HRImage, scale: int, input_channels: str, cache: LRCache
 ) -> Prepared:
+    """Model input and scoring target of one HR image under ``protocol``."""
     _check_size(hr, scale)
-    pixels = modcrop(hr.pixels, scale)
-    if protocol.id == "standard":
-        rgb = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
-        lr = cache.get(hr, scale, "matlab-bicubic-rgb-uint8", lambda: imresize(rgb, 1 / scale))
-        target = rgb_to_y(rgb)
-        if input_channels == "y":
-            lr_ycbcr = rgb_to_ycbcr(lr)
-            chroma_up = imresize(lr_ycbcr[..., 1:], scale)
-            return Prepared(lr_ycbcr[None, ..., 0] / 255.0, target, scale, chroma_up)
-        return Prepared(lr.transpose(2, 0, 1).astype(np.float64) / 255.0, target, scale)
-    if protocol.id == "legacy-y":
-        if input_channels == "rgb":
-            raise SRBenchError(
-                "the legacy-y protocol is Y-only and this model takes RGB; use --protocol standard"
-            )
-        y_hr = pixels if pixels.ndim == 2 else rgb_to_y_uint8(pixels)
-        lr = cache.get(
-            hr, scale, "matlab-bicubic-y-float64", lambda: imresize(y_hr / 255.0, 1 / scale)
-        )
-        hr_rgb = pixels if pixels.ndim == 3 else None
-        return Prepared(lr[None], y_hr.astype(np.float64), scale, hr_rgb=hr_rgb)
-    raise SRBenchError(f"protocol {protocol.id!r} has no preparation step")
+    return protocol.prepare(hr, scale, input_channels, cache)
 
 
 def score(protocol: Protocol, output: torch.Tensor, prepared: Prepared) -> Scored:
     """Score one model output (C x H x W float tensor, values nominally in [0, 1])."""
     out = output.detach().to("cpu", torch.float64).numpy()
-    s = prepared.scale
-    if protocol.id == "standard":
-        if out.shape[0] == 1:
-            y = out[0] * 255.0
-            rgb_float = ycbcr_to_rgb(np.concatenate([y[..., None], prepared.chroma_up], axis=2))
-        else:
-            rgb_float = out.transpose(1, 2, 0) * 255.0
-        sr_image = matlab_round_uint8(rgb_float)
-        sr_y = rgb_to_y(sr_image)
-    else:
-        sr_image = matlab_round_uint8(out[0] * 255.0)
-        sr_y = sr_image.astype(np.float64)
+    sr_image, sr_y = protocol.score(out, prepared)
     if sr_y.shape != prepared.target_y.shape:
         raise SRBenchError(
             f"model output {sr_y.shape} does not match the HR size {prepared.target_y.shape}"
         )
+    s = prepared.scale
     sr_t = torch.from_numpy(sr_y)
     hr_t = torch.from_numpy(prepared.target_y)
     return Scored(
@@ -206,16 +287,5 @@ def score(protocol: Protocol, output: torch.Tensor, prepared: Prepared) -> Score
 
 
 def preview_rgb(protocol: Protocol, scored: Scored, prepared: Prepared) -> np.ndarray:
-    """The SR image to save: RGB wherever the HR has colour.
-
-    Under ``standard`` this is exactly the scored image. Under ``legacy-y`` only Y is scored; the
-    saved colour image takes its Cb/Cr from the bicubic down- and up-scaled HR chroma (the
-    information an LR image carries), never from the HR itself.
-    """
-    if protocol.id == "standard" or prepared.hr_rgb is None:
-        return scored.sr_image
-    s = prepared.scale
-    chroma = rgb_to_ycbcr(prepared.hr_rgb)[..., 1:]
-    chroma_up = imresize(imresize(chroma, 1 / s), s)
-    y = scored.sr_image.astype(np.float64)[..., None]
-    return matlab_round_uint8(ycbcr_to_rgb(np.concatenate([y, chroma_up], axis=2)))
+    """The SR image to save: RGB wherever the HR has colour (see :meth:`Protocol.preview`)."""
+    return protocol.preview(scored, prepared)

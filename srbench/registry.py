@@ -86,6 +86,10 @@ class ModelCard:
     official_weights: dict[int, WeightsRef] = field(default_factory=dict)
     # Other names a user may type (``drn`` -> drn_s); one name in results, the card's.
     aliases: tuple[str, ...] = ()
+    # Per-layer learning-rate multipliers the architecture needs ((parameter-name wildcard,
+    # multiplier), first match wins), applied by every recipe alike; each one's reason is in
+    # the card's assumptions.
+    lr_scales: tuple[tuple[str, float], ...] = ()
     assumptions: tuple[str, ...] = ()
     notes: str = ""
     # Trainable models are trained by `srbench train`; bicubic is not.
@@ -276,6 +280,59 @@ def model_origin(name: str) -> str:
     return _entry(name).origin
 
 
+_CHECKED: set[tuple[str, int, str]] = set()
+_CHANNELS = ("y", "rgb", "any")
+
+
+def _check_contract(entry: _Entry, model: Any, scale: int, overrides: dict[str, Any]) -> None:
+    """The first time a model is built (per scale and options): its card is well-formed and
+    it maps an (N, C, h, w) input to (N, C, h*scale, w*scale). A plugin that breaks the
+    contract gets one error naming it, here, instead of a wrong number or a traceback later."""
+    import torch
+
+    card = entry.card
+    key = (card.name, scale, repr(sorted(overrides.items())))
+    if key in _CHECKED:
+        return
+    where = f"model {card.name!r} (registered by {entry.origin})"
+    if card.input_channels not in _CHANNELS:
+        raise SRBenchError(
+            f"{where}: card input_channels is {card.input_channels!r}; it must be one of "
+            f"{', '.join(_CHANNELS)} (lower case)"
+        )
+    if not isinstance(model, torch.nn.Module):
+        raise SRBenchError(f"{where}: the factory returned {type(model).__name__}, not a Module")
+    params = list(model.parameters()) + list(model.buffers())
+    if any(p.device.type == "meta" for p in params):
+        return  # built for a shape check only (recipes): nothing to run
+    side = max(8, card.input_multiple) if card.input_multiple > 1 else 8
+    channels = 1 if card.input_channels == "y" else 3
+    device = params[0].device if params else torch.device("cpu")
+    # A private generator: the check must not move the global RNG (training seeds it).
+    x = torch.rand(1, channels, side, side, generator=torch.Generator().manual_seed(0))
+    x = x.to(device)
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            out = model(x)
+    except Exception as exc:  # a plugin's own failure: named, in one line
+        msg = " ".join(str(exc).split())[:200]
+        raise SRBenchError(
+            f"{where}: forward on a {side}x{side} input failed ({type(exc).__name__}: {msg})"
+        ) from None
+    finally:
+        model.train(was_training)
+    want = (1, channels, side * scale, side * scale)
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != want:
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise SRBenchError(
+            f"{where}: x{scale} output for a (1, {channels}, {side}, {side}) input is {got}, not "
+            f"{want}; the model must return the SR image at exactly scale x the input size"
+        )
+    _CHECKED.add(key)
+
+
 def create_model(name: str, scale: int, pretrained: bool | str = False, **overrides: Any) -> Any:
     """Build a registered model for ``scale``.
 
@@ -292,6 +349,7 @@ def create_model(name: str, scale: int, pretrained: bool | str = False, **overri
             f"{', '.join(f'x{s}' for s in card.scales)})"
         )
     model = entry.factory(scale=scale, **overrides)
+    _check_contract(entry, model, scale, overrides)
     model.srbench_card = card
     model.srbench_scale = scale
     model.srbench_weights_sha256 = None

@@ -54,10 +54,16 @@ def append_jsonl(path: str | Path, records: Iterable[dict]) -> None:
         if size and os.pread(fd, 1, size - 1) != b"\n":
             payload = b"\n" + payload
         view = memoryview(payload)
-        while view:  # os.write may write less than asked (signals, huge batches)
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
+        try:
+            while view:  # os.write may write less than asked (signals, huge batches)
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        except OSError as exc:
+            # Full disk / file-size limit mid-batch: take the partial batch back out, so the
+            # store never holds half a record; the caller reports the error once.
+            os.ftruncate(fd, size)
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
@@ -98,6 +104,10 @@ def _read_lines(path: str | Path) -> list[tuple[int, Any]]:
     return out
 
 
+class InvalidRecordsWarning(UserWarning):
+    """Lines of a store that are not valid records were skipped (the message lists them)."""
+
+
 @dataclass
 class ResultStore:
     root: Path
@@ -125,6 +135,10 @@ class ResultStore:
             else:
                 invalid.append((number, reason))
         self.invalid = invalid
+        if invalid:
+            import warnings
+
+            warnings.warn(self.invalid_summary() or "", InvalidRecordsWarning, stacklevel=2)
         return records
 
     def invalid_summary(self) -> str | None:

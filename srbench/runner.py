@@ -24,12 +24,14 @@ from srbench.data import (
     load_hr,
     pixels_sha256,
 )
+from srbench.devices import resolve_device
 from srbench.errors import SRBenchError
 from srbench.inference import infer
 from srbench.protocols import LRCache, Protocol, get_protocol, prepare, preview_rgb, score
 from srbench.provenance import environment, record_provenance
 from srbench.registry import ModelRef, create_model, resolve
-from srbench.results import ResultStore, record_key
+from srbench.results import ResultStore
+from srbench.schema import SCORER_VERSION, record_key
 
 DEMO_IMAGES = ("astronaut", "camera", "chelsea", "coffee", "rocket")
 DEMO_NOTICE = (
@@ -100,6 +102,12 @@ class RunConfig:
     # (and said so) instead of being an error.
     skip_missing_weights: bool = False
 
+    def __post_init__(self) -> None:
+        # A name, scale or dataset given twice is one request (never two computations).
+        self.models = list(dict.fromkeys(self.models))
+        self.datasets = list(dict.fromkeys(self.datasets))
+        self.scales = list(dict.fromkeys(int(s) for s in self.scales))
+
 
 @dataclass
 class RunEvent:
@@ -147,7 +155,7 @@ def stored_name(ref: ModelRef, scale: int, weights_sha256: str) -> str:
 def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEvent]:
     """Run every (model, scale, dataset, image); yields events and appends records to the store."""
     protocol: Protocol = get_protocol(config.protocol)
-    device = torch.device(config.device)
+    device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     env = environment(device)
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
@@ -159,23 +167,22 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
     for model_name in config.models:
         ref = resolve(model_name)
         card = ref.card
-        if protocol.id == "legacy-y" and card.input_channels == "rgb":
-            raise SRBenchError(
-                f"model {card.name} takes RGB but the legacy-y protocol is Y-only; "
-                "use --protocol standard"
-            )
+        try:
+            protocol.check_model(card.input_channels)
+        except SRBenchError as exc:
+            raise SRBenchError(f"model {card.name}: {exc}") from None
         for scale in config.scales:
             weights = _weights_for(config, card.name, scale)
-            if weights is False and card.trainable and scale not in ref.weights:
-                if config.skip_missing_weights:
-                    yield RunEvent(
-                        "no-weights",
-                        ref.key,
-                        scale,
-                        "",
-                        message=f"{ref.key} x{scale}: no shipped weights yet; skipped",
-                    )
-                    continue
+            no_weights = weights is False and card.trainable and scale not in ref.weights
+            if no_weights and config.skip_missing_weights:
+                yield RunEvent(
+                    "no-weights",
+                    ref.key,
+                    scale,
+                    "",
+                    message=f"{ref.key} x{scale}: no shipped weights yet; skipped",
+                )
+                continue
             if weights is False and card.trainable and (ref.weights or ref.tag):
                 weights = True  # the weights the name selects: shipped zoo or the authors'
             model = create_model(ref.key, scale=scale, pretrained=weights).to(device).eval()
@@ -192,6 +199,9 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
             for source in sources:
                 yield RunEvent("start", key, scale, source.key, total=len(source.names))
                 for name in source.names:
+                    # The image is read first: its pixel fingerprint is part of the key, so a
+                    # result made from other pixels (an unverified copy) is never reused.
+                    hr = source.loader(name)
                     base = {
                         "model": key,
                         "weights_sha256": weights_sha,
@@ -202,12 +212,17 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                         "protocol_hash": protocol.hash,
                         "ensemble": config.ensemble,
                         "precision": precision,
+                        "hr_sha256": hr.pixels_sha256,
+                        "standard_benchmark": source.is_standard,
+                        "scorer_version": SCORER_VERSION,
                     }
                     if record_key(base) in done:
                         yield RunEvent("skip", key, scale, source.key, image=name)
                         continue
-                    hr = source.loader(name)
                     prepared = prepare(protocol, hr, scale, card.input_channels, cache)
+                    while cache.rebuilt:
+                        message = cache.rebuilt.pop(0)
+                        yield RunEvent("note", key, scale, source.key, image=name, message=message)
                     lr = torch.from_numpy(prepared.model_input).to(device, torch.float32)[None]
                     if device.type == "cuda":
                         torch.cuda.synchronize()
@@ -223,6 +238,12 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                     if device.type == "cuda":
                         torch.cuda.synchronize()
                     latency_ms = (time.perf_counter() - start) * 1e3
+                    if not torch.isfinite(output).all():
+                        raise SRBenchError(
+                            f"model {key} x{scale} gave NaN or Inf pixels on {source.key}/{name} "
+                            f"(weights {weights_sha[:12]}); nothing was stored for this image: the "
+                            "weights are broken or the model overflows in this precision"
+                        )
                     if report.tiled and report.reason != "requested":
                         yield RunEvent(
                             "tiled",
@@ -247,9 +268,7 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                         # `srbench profile` makes the latency numbers to compare.
                         "wall_ms": latency_ms,
                         "tiled": report.tiled,
-                        "hr_sha256": hr.pixels_sha256,
                         "dataset_fingerprint": source.fingerprint,
-                        "standard_benchmark": source.is_standard,
                         **record_provenance(env, device, run_id, config.seed),
                     }
                     store.append([record])
@@ -262,8 +281,11 @@ def _save_png(pixels: np.ndarray, folder: Path, name: str) -> None:
 
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{name}.tmp.png"
-    Image.fromarray(pixels).save(tmp)
-    tmp.replace(folder / f"{name}.png")
+    try:
+        Image.fromarray(pixels).save(tmp)
+        tmp.replace(folder / f"{name}.png")
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def run(config: RunConfig, sources: list[DatasetSource]) -> list[dict]:
