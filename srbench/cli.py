@@ -439,23 +439,37 @@ def data_verify(
 @weights_app.command("convert")
 def weights_convert(
     source: Annotated[
-        Path, typer.Argument(help="Official .npz (IDN/VDSR) or a PyTorch checkpoint.")
+        Path,
+        typer.Argument(
+            help="The authors' file: IDN .caffemodel, VDSR .mat, EDSR-PyTorch .pt, an .npz, a "
+            "PyTorch state dict or a foreign safetensors file (detected from its bytes)."
+        ),
     ],
-    model: Annotated[str, typer.Option(help="Registered model name.")],
-    scale: Annotated[int, typer.Option(help="Scale the weights are for.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="safetensors file to write.")],
+    model: Annotated[
+        str | None, typer.Option(help="Registered model name, where the file cannot tell.")
+    ] = None,
+    scale: Annotated[
+        int | None, typer.Option(help="Scale the weights are for, where the file cannot tell.")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "-o", "--output", help="safetensors file to write (default: the weights cache)."
+        ),
+    ] = None,
 ) -> None:
-    """Convert official weights to a strict-loading safetensors file."""
-    from srbench.weights import convert_official_npz, convert_torch_checkpoint
+    """Convert weights to a strict-loading srbench safetensors file."""
+    from srbench.convert import convert
 
-    try:
-        if source.suffix == ".npz":
-            digest = convert_official_npz(source, model, scale, output)
-        else:
-            digest = convert_torch_checkpoint(source, model, scale, output)
-    except SRBenchError as exc:
-        _fail(str(exc))
-    console.print(f"wrote {output} (sha256 {digest})", highlight=False)
+    result = convert(source, output, model=model, scale=scale)
+    scales = "/".join(f"x{s}" for s in result.scales)
+    console.print(
+        f"wrote {result.path} ({result.model} {scales}, from {result.format}; sha256 "
+        f"{result.sha256})",
+        highlight=False,
+    )
+    if result.note:
+        err_console.print(f"[yellow]note:[/] {result.note}", highlight=False)
 
 
 def _split_dict(pairs: list[str] | None) -> dict[str, str]:

@@ -86,10 +86,6 @@ class ModelCard:
     official_weights: dict[int, WeightsRef] = field(default_factory=dict)
     # Other names a user may type (``drn`` -> drn_s); one name in results, the card's.
     aliases: tuple[str, ...] = ()
-    # Per-layer learning-rate multipliers the architecture needs ((parameter-name wildcard,
-    # multiplier), first match wins), applied by every recipe alike; each one's reason is in
-    # the card's assumptions.
-    lr_scales: tuple[tuple[str, float], ...] = ()
     assumptions: tuple[str, ...] = ()
     notes: str = ""
     # Trainable models are trained by `srbench train`; bicubic is not.

@@ -18,12 +18,11 @@ so the sha256 of a converted official checkpoint can be pinned in a model card.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -474,172 +473,7 @@ def index_weights(paths: Iterable[str | os.PathLike[str]]) -> dict[tuple[str, in
     return index
 
 
-# ----------------------------------------------------------------------------------------------
-# Conversion of official weights
-# ----------------------------------------------------------------------------------------------
-
-_SUFFIXES = {
-    "_w": "weight",
-    "_b": "bias",
-    "/weight": "weight",
-    "/bias": "bias",
-    ":weight": "weight",
-    ":bias": "bias",
-    ".w": "weight",
-    ".b": "bias",
-}
-
-
-def _normalise_key(key: str) -> str:
-    if key.endswith((".weight", ".bias")):
-        return key
-    for suffix, kind in _SUFFIXES.items():
-        if key.endswith(suffix):
-            return f"{key[: -len(suffix)]}.{kind}"
-    return key
-
-
-def _build(model_name: str, scale: int) -> tuple[nn.Module, Any, tuple[int, ...]]:
-    """Model, card, and the scales its weights serve (all card scales sharing one weights file)."""
-    from srbench.registry import create_model, get_card
-
-    card = get_card(model_name)
-    model = create_model(card.name, scale)
-    ref = card.weights.get(scale)
-    if ref is None:
-        scales: tuple[int, ...] = (scale,)
-    else:
-        scales = tuple(sorted(s for s, r in card.weights.items() if r.filename == ref.filename))
-    return model, card, scales
-
-
-def _save_converted(
-    model: nn.Module,
-    tensors: dict[str, torch.Tensor],
-    source: Path,
-    card: Any,
-    scale: int,
-    scales: tuple[int, ...],
-    out_path: str | os.PathLike[str],
-) -> str:
-    ref_dtype = {k: v.dtype for k, v in model.state_dict().items()}
-    tensors = {
-        k: (v.to(ref_dtype[k]) if k in ref_dtype and v.is_floating_point() else v)
-        for k, v in tensors.items()
-    }
-    _strict_load(model, tensors, source, f"model {card.name} x{scale}")
-    return save_weights(model, out_path, model_name=card.name, scale=scales)
-
-
-def convert_official_npz(
-    npz_path: str | os.PathLike[str],
-    model_name: str,
-    scale: int,
-    out_path: str | os.PathLike[str],
-) -> str:
-    """Convert an official NumPy archive (IDN/VDSR, see reference-weights/README.md) to srbench
-    safetensors; returns the sha256 of the written file (deterministic).
-
-    Keys such as ``conv1.weight`` map one-to-one onto the srbench modules (``conv1_w``/``conv1_b``
-    and ``conv1/weight`` spellings are accepted too); layouts are PyTorch's, so no kernel is
-    flipped or transposed. Loading into the model is strict.
-    """
-    source = Path(npz_path)
-    if not source.is_file():
-        raise WeightsError(f"{source}: file not found")
-    try:
-        with np.load(source, allow_pickle=False) as archive:
-            arrays = {_normalise_key(k): np.array(archive[k]) for k in archive.files}
-    except (ValueError, OSError, EOFError) as exc:
-        msg = " ".join(str(exc).split())
-        raise WeightsError(
-            f"{source}: not a readable NumPy .npz archive of plain arrays ({msg}); pass the "
-            f"official .npz file"
-        ) from None
-    model, card, scales = _build(model_name, scale)
-    tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
-    return _save_converted(model, tensors, source, card, scale, scales, out_path)
-
-
-_WRAPPER_KEYS = ("state_dict", "model", "params_ema", "params", "net", "generator")
-
-
-def _unwrap(obj: Any, source: Path) -> dict[str, torch.Tensor]:
-    if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        return dict(obj)
-    if isinstance(obj, Mapping):
-        for key in _WRAPPER_KEYS:
-            inner = obj.get(key)
-            if isinstance(inner, Mapping) and inner:
-                return _unwrap(inner, source)
-    raise WeightsError(
-        f"{source}: no state dict of tensors found (looked at the top level and under "
-        f"{', '.join(_WRAPPER_KEYS)}); save the model's state_dict() and convert that"
-    )
-
-
-def convert_torch_checkpoint(
-    pth_path: str | os.PathLike[str],
-    model_name: str,
-    scale: int,
-    out_path: str | os.PathLike[str],
-    *,
-    drop: Iterable[str] = (),
-    rename: Mapping[str, str] | Callable[[str], str] | None = None,
-) -> str:
-    """Convert a PyTorch checkpoint (or a foreign safetensors file) to srbench safetensors.
-
-    Pickles are read with ``torch.load(weights_only=True)`` only -- tensors and plain containers,
-    never code. A ``state_dict``/``model``/``params`` wrapper and a ``module.`` prefix are removed;
-    keys matching a ``drop`` wildcard (e.g. ``"sub_mean.*"`` for EDSR's frozen mean-shift layers)
-    are discarded, ``rename`` maps the rest; loading into the model is strict. Returns the sha256
-    of the written file.
-    """
-    source = Path(pth_path)
-    if not source.is_file():
-        raise WeightsError(f"{source}: file not found")
-    if source.suffix.lower() == ".safetensors":
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-
-        _read_header(source, model_name, scale)
-        try:
-            obj: Any = load_file(str(source), device="cpu")
-        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-            msg = " ".join(str(exc).split())
-            raise WeightsError(f"{source}: unreadable safetensors file ({msg})") from None
-    else:
-        import pickle
-
-        try:
-            obj = torch.load(source, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            msg = " ".join(str(exc).split())[:300]
-            raise WeightsError(
-                f"{source}: the checkpoint holds more than tensors and plain containers, which "
-                f"srbench will not unpickle ({msg}); re-save only model.state_dict() with "
-                f"torch.save and convert that"
-            ) from None
-        except (RuntimeError, OSError, EOFError, ValueError) as exc:
-            msg = " ".join(str(exc).split())[:300]
-            raise WeightsError(f"{source}: unreadable PyTorch checkpoint ({msg})") from None
-    tensors = _unwrap(obj, source)
-    if all(k.startswith("module.") for k in tensors):
-        tensors = {k[len("module.") :]: v for k, v in tensors.items()}
-    patterns = list(drop)
-    tensors = {
-        k: v for k, v in tensors.items() if not any(fnmatch.fnmatchcase(k, p) for p in patterns)
-    }
-    if rename is not None:
-        mapper = rename if callable(rename) else (lambda k: rename.get(k, k))  # type: ignore[union-attr]
-        tensors = {mapper(k): v for k, v in tensors.items()}
-    model, card, scales = _build(model_name, scale)
-    return _save_converted(model, tensors, source, card, scale, scales, out_path)
-
-
 __all__ = [
-    "convert_official_npz",
-    "convert_torch_checkpoint",
     "file_sha256",
     "index_weights",
     "load_weights",

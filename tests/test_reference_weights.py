@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from srbench.convert import convert_official_npz
 from srbench.results import summarise
 from srbench.runner import RunConfig, benchmark_source, run
-from srbench.weights import convert_official_npz
 
 # Published Set5 PSNR (legacy Y-only MATLAB pipeline): IDN (CVPR 2018), VDSR (CVPR 2016).
 PUBLISHED_SET5 = {

@@ -13,11 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from srbench.convert import convert_official_npz, convert_torch_checkpoint
 from srbench.errors import WeightsError
 from srbench.registry import create_model, get_card, list_models
 from srbench.weights import (
-    convert_official_npz,
-    convert_torch_checkpoint,
     file_sha256,
     index_weights,
     load_weights,

@@ -117,26 +117,8 @@ def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
         kwargs["betas"] = tuple(cfg.betas)
         if name != "lion":
             kwargs["eps"] = cfg.eps
-    card = getattr(model, "srbench_card", None)
-    scales = tuple(getattr(card, "lr_scales", ()) or ())
-    target: Any = model
-    if scales:
-        # The architecture's own per-layer rates (card.lr_scales, e.g. IDN's transposed
-        # convolution), as timm's ``lr_scale`` param-group key: the schedulers multiply it in.
-        import fnmatch
-
-        groups: dict[float, list[torch.Tensor]] = {}
-        for pname, param in model.named_parameters():
-            if not param.requires_grad:
-                continue
-            scale = next((v for pat, v in scales if fnmatch.fnmatchcase(pname, pat)), 1.0)
-            groups.setdefault(scale, []).append(param)
-        target = [
-            {"params": params, "lr_scale": scale, "weight_decay": cfg.weight_decay}
-            for scale, params in sorted(groups.items(), reverse=True)
-        ]
     return create_optimizer_v2(
-        target,
+        model,
         opt=name,
         lr=cfg.lr,
         weight_decay=cfg.weight_decay,
