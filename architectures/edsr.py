@@ -2,9 +2,8 @@
 
 Module names follow the authors' EDSR-PyTorch code (``head.0``, ``body.{i}.body.{0,2}``,
 ``body.16``, ``tail.0.{0,2}``, ``tail.1``), so an official checkpoint converts with only the
-mean-shift layers dropped:
-``srbench.weights.convert_torch_checkpoint(pt, "edsr_baseline", s, out, drop=("sub_mean.*",
-"add_mean.*"))``.
+mean-shift layers checked and dropped: ``srbench weights convert edsr_baseline_x2-1bc95232.pt``
+(``srbench.convert`` recognises the release's keys and reads the scale from the upsampler).
 
 Value range: srbench feeds RGB in [0, 1]; like the original (``rgb_range`` = 255), the model
 multiplies by 255 internally, subtracts the DIV2K RGB mean x 255, runs the network, adds the mean
@@ -19,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from srbench.pretrained import zoo_weights
-from srbench.registry import ModelCard, PublishedResult, register_model
+from srbench.registry import ModelCard, PublishedResult, WeightsRef, register_model
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
 
@@ -127,6 +126,22 @@ class EDSR(nn.Module):
         return self.add_mean(x) / self.rgb_range
 
 
+# The EDSR-PyTorch release (sanghyun-son/EDSR-PyTorch, MIT). Only the 8-hex sha256 prefix in
+# each file name is public (as torch.hub checks it); the converted file's sha256 cannot be
+# pinned until someone converts the real file, so it is left empty (not checked on load).
+_RELEASE = "https://cv.snu.ac.kr/research/EDSR/models"
+_OFFICIAL = {
+    s: WeightsRef(
+        filename=f"edsr_baseline_x{s}.safetensors",
+        sha256="",
+        source=f"EDSR-PyTorch release edsr_baseline_x{s}-{prefix}.pt (the authors', DIV2K-trained)",
+        url=f"{_RELEASE}/edsr_baseline_x{s}-{prefix}.pt",
+        download_sha256=prefix,
+    )
+    for s, prefix in ((2, "1bc95232"), (3, "abf2a44e"), (4, "6b446fab"))
+}
+
+
 @register_model(
     ModelCard(
         name="edsr_baseline",
@@ -146,6 +161,7 @@ class EDSR(nn.Module):
         ),
         published_params={2: 1_369_859, 3: 1_554_499, 4: 1_517_571},
         aliases=("edsr",),
+        official_weights=_OFFICIAL,
         weights=zoo_weights("edsr_baseline"),
         assumptions=(
             "Input/output RGB in [0, 1]; scaled to [0, 255] internally (the original's rgb_range "

@@ -49,20 +49,29 @@ _PUBLISHED = (
 )
 
 # sha256 of the safetensors files `srbench weights convert` writes from the official npz files
-# (srbench.weights.convert_official_npz; the output is byte-for-byte deterministic).
+# (srbench.convert: from the .caffemodel or its .npz copy; the output is byte-for-byte
+# deterministic).
 WEIGHTS_SHA256 = {
     2: "d8d81531ad4cde9b59302b9a64ef6167253248d7ee9c9f287da7c9f277663da4",
     3: "0c4b9a9a18616b19abdb6cffed8afe567321c406a9d4255258da1c226aef26ac",
     4: "88152a3496c01bb9ad19f744fa21d4286df0f4fc5ebba8662f80bc418fee8860",
+}
+# sha256 of the authors' original files as published (what `srbench weights fetch` checks).
+DOWNLOAD_SHA256 = {
+    2: "eed047c60c2af108140e14a1ebcd78701c5645837c35c740419ab3533db26b99",
+    3: "ef94a2760f3975876021b6be884f27c491e445937934be0339d5711cf1afa1af",
+    4: "1be49ba811d6d3f2fd61bbaa345e4a5a70746bb24f723b734dc8af9c817b96c2",
 }
 _WEIGHTS = {
     s: WeightsRef(
         filename=f"idn_x{s}.safetensors",
         sha256=sha,
         source=(
-            f"Zheng222/IDN-Caffe test/caffemodel/IDN_x{s}.caffemodel (official, trained on 291 "
-            f"images), as shared/reference-weights/idn_x{s}.npz"
+            f"Zheng222/IDN-Caffe test/caffemodel/IDN_x{s}.caffemodel (the authors' model, trained "
+            "on the 291 images; repository without a licence file, so not redistributed)"
         ),
+        url=f"https://github.com/Zheng222/IDN-Caffe/raw/master/test/caffemodel/IDN_x{s}.caffemodel",
+        download_sha256=DOWNLOAD_SHA256[s],
     )
     for s, sha in WEIGHTS_SHA256.items()
 }

@@ -36,17 +36,18 @@ _PUBLISHED = (
 )
 
 # sha256 of the safetensors file `srbench weights convert` writes from the official npz
-# (srbench.weights.convert_official_npz; the output is byte-for-byte deterministic).
+# (srbench.convert: from the .mat or its .npz copy; the output is byte-for-byte deterministic).
 WEIGHTS_FILENAME = "vdsr.safetensors"
 WEIGHTS_SHA256 = "5466c0383d122183b0aba7701e1605b1852dc5016d723311d1b40dbfc5326887"
 _WEIGHTS = WeightsRef(
     filename=WEIGHTS_FILENAME,
     sha256=WEIGHTS_SHA256,
     source=(
-        "VDSR authors' official test model (Kim et al.), via huangzehao/caffe-vdsr "
-        "Test/VDSR_Official.mat, as shared/reference-weights/vdsr_official.npz; one model for "
-        "x2/x3/x4"
+        "VDSR authors' official test model (Kim et al.), via huangzehao/caffe-vdsr (MIT) "
+        "Test/VDSR_Official.mat; one model for x2/x3/x4"
     ),
+    url="https://github.com/huangzehao/caffe-vdsr/raw/master/Test/VDSR_Official.mat",
+    download_sha256="f613166660840af1a2ca47e31b0337b951e7c4e094364f6135a16d81a55c323c",
 )
 
 

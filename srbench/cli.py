@@ -10,7 +10,15 @@ from typing import Annotated
 import click
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -470,6 +478,43 @@ def weights_convert(
     )
     if result.note:
         err_console.print(f"[yellow]note:[/] {result.note}", highlight=False)
+
+
+@weights_app.command("fetch")
+def weights_fetch(
+    names: Annotated[
+        list[str], typer.Argument(help="Models whose authors' weights to get: idn, vdsr, edsr.")
+    ],
+) -> None:
+    """Download the authors' weights (pinned by URL and sha256 in the card), check, convert.
+
+    They are then used by `srbench run --models NAME.official`. $SRBENCH_WEIGHTS_MIRROR fetches
+    the same file names from a mirror.
+    """
+    from srbench.fetch import fetch
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err_console,
+        disable=not err_console.is_terminal and not _progress_forced(),
+    ) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(name: str, done: int, total: int | None) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=done)
+
+        for name in dict.fromkeys(names):
+            for got in fetch(name, progress=report):
+                scales = "/".join(f"x{s}" for s in got.scales)
+                console.print(
+                    f"{got.key} {scales}: {got.path} (sha256 {got.sha256}, from {got.url})",
+                    highlight=False,
+                )
 
 
 def _split_dict(pairs: list[str] | None) -> dict[str, str]:

@@ -428,7 +428,10 @@ def _load_torch(source: Path) -> dict[str, torch.Tensor]:
     import pickle
 
     try:
-        obj = torch.load(source, map_location="cpu", weights_only=True)
+        # A file object, not the path: torch.load dispatches on a ".safetensors" suffix, and a
+        # renamed .pth must be read as what its bytes are.
+        with open(source, "rb") as fh:
+            obj = torch.load(fh, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         msg = " ".join(str(exc).split())[:300]
         raise WeightsError(
@@ -537,7 +540,7 @@ def convert(
     digest = _save_converted(net, tensors, path, card, chosen, scales, out_path)
     note = ""
     if official is not None and digest != official.sha256:
-        other = [s for s, r in card.official_weights.items() if r.sha256 == digest]
+        other = _matching_other_scales(net, card, chosen)
         if other:
             Path(out_path).unlink(missing_ok=True)
             raise WeightsError(
@@ -550,6 +553,24 @@ def convert(
             f"results with them are stored under {name}, not {name}.official"
         )
     return Converted(Path(out_path), digest, name, scales, fmt, note)
+
+
+def _matching_other_scales(net: nn.Module, card: Any, scale: int) -> list[int]:
+    """Scales whose pinned official file these very tensors would be (the x3 file converted as
+    x2 has x2's shapes where the architecture's tensors do not depend on the scale)."""
+    import hashlib
+
+    from srbench.weights import FORMAT_VERSION, META_FORMAT, META_MODEL, META_SCALES, _serialize
+
+    state = net.state_dict()
+    out = []
+    for other, ref in sorted(card.official_weights.items()):
+        if other == scale or not ref.sha256:
+            continue
+        meta = {META_MODEL: card.name, META_SCALES: str(other), META_FORMAT: FORMAT_VERSION}
+        if hashlib.sha256(_serialize(state, meta)).hexdigest() == ref.sha256:
+            out.append(other)
+    return out
 
 
 def _read_npz(source: Path) -> dict[str, torch.Tensor]:

@@ -56,7 +56,10 @@ class WeightsRef:
     filename: str
     sha256: str
     source: str  # where the weights come from (a zoo run, the authors' release)
-    url: str | None = None
+    url: str | None = None  # where the authors' original file is published (`weights fetch`)
+    # sha256 of that original download: 64 hex digits, or a prefix where only that is public
+    # (EDSR-PyTorch puts 8 hex digits in its file names, as torch.hub checks them)
+    download_sha256: str | None = None
     shipped: bool = False  # inside the srbench package (srbench/pretrained/), found by default
 
 

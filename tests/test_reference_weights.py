@@ -5,17 +5,14 @@ from __future__ import annotations
 import pytest
 
 from srbench.convert import convert_official_npz
+from srbench.registry import get_card
 from srbench.results import summarise
 from srbench.runner import RunConfig, benchmark_source, run
 
-# Published Set5 PSNR (legacy Y-only MATLAB pipeline): IDN (CVPR 2018), VDSR (CVPR 2016).
+# Published Set5 PSNR (legacy Y-only MATLAB pipeline), read from the model cards: IDN (CVPR
+# 2018), VDSR (CVPR 2016).
 PUBLISHED_SET5 = {
-    ("idn", 2): 37.83,
-    ("idn", 3): 34.11,
-    ("idn", 4): 31.82,
-    ("vdsr", 2): 37.53,
-    ("vdsr", 3): 33.66,
-    ("vdsr", 4): 31.35,
+    (m, s): get_card(m).published_for("set5", s).psnr_db for m in ("idn", "vdsr") for s in (2, 3, 4)
 }
 # Per-image IDN values from the reference-weights README (independent MATLAB-style script).
 IDN_PER_IMAGE = {
@@ -69,7 +66,7 @@ def test_official_weights_reproduce_set5(set5_results, model, scale):
     import pandas as pd
 
     summary = summarise(pd.DataFrame(set5_results))
-    row = summary[(summary.model == model) & (summary.scale == scale)].iloc[0]
+    row = summary[(summary.model == f"{model}.official") & (summary.scale == scale)].iloc[0]
     assert row.images == 5
     tolerance = TOLERANCE_DB.get((model, scale), 0.01)
     assert row.psnr_db == pytest.approx(PUBLISHED_SET5[(model, scale)], abs=tolerance)
@@ -81,7 +78,7 @@ def test_idn_per_image_values(set5_results, scale):
     got = {
         r["image"]: r["psnr_db"]
         for r in set5_results
-        if r["model"] == "idn" and r["scale"] == scale
+        if r["model"] == "idn.official" and r["scale"] == scale
     }
     for image, want in IDN_PER_IMAGE[scale].items():
         # printed to 2 decimals by an independent script; its Set5 means differ from ours by
@@ -93,5 +90,9 @@ def test_idn_per_image_values(set5_results, scale):
 def test_weights_hash_is_recorded(set5_results, converted):
     from srbench.weights import file_sha256
 
-    idn2 = {r["weights_sha256"] for r in set5_results if r["model"] == "idn" and r["scale"] == 2}
+    idn2 = {
+        r["weights_sha256"]
+        for r in set5_results
+        if r["model"] == "idn.official" and r["scale"] == 2
+    }
     assert idn2 == {file_sha256(converted[("idn", 2)])}

@@ -364,11 +364,13 @@ def test_convert_official_npz(reference_weights, tmp_path, monkeypatch):
     for scale in (2, 3, 4):
         out = tmp_path / f"idn_x{scale}.safetensors"
         digest = convert_official_npz(reference_weights / f"idn_x{scale}.npz", "idn", scale, out)
-        assert digest == get_card("idn").weights[scale].sha256  # deterministic, pinned in the card
+        assert (
+            digest == get_card("idn").official_weights[scale].sha256
+        )  # deterministic, pinned in the card
         assert read_metadata(out) == {"model": "idn", "scales": (scale,), "format": "1"}
     out = tmp_path / "vdsr.safetensors"
     digest = convert_official_npz(reference_weights / "vdsr_official.npz", "vdsr", 2, out)
-    assert digest == get_card("vdsr").weights[2].sha256
+    assert digest == get_card("vdsr").official_weights[2].sha256
     assert read_metadata(out)["scales"] == (2, 3, 4)
     assert (
         convert_official_npz(
@@ -377,11 +379,12 @@ def test_convert_official_npz(reference_weights, tmp_path, monkeypatch):
         == digest
     )
 
-    # The converted files are the cards' default weights: found via $SRBENCH_WEIGHTS, sha-checked.
+    # The converted files are the authors' weights, what NAME.official loads: found via
+    # $SRBENCH_WEIGHTS, sha-checked.
     monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path))
     for name, scale in (("idn", 3), ("vdsr", 4)):
-        model = create_model(name, scale, pretrained=True)
-        assert model.srbench_weights_sha256 == get_card(name).weights[scale].sha256
+        model = create_model(f"{name}.official", scale, pretrained=True)
+        assert model.srbench_weights_sha256 == get_card(name).official_weights[scale].sha256
 
     with pytest.raises(WeightsError) as exc:  # IDN weights into VDSR: every mismatch is named
         convert_official_npz(reference_weights / "idn_x2.npz", "vdsr", 2, tmp_path / "x.st")
