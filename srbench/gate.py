@@ -309,6 +309,9 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
             f"{path}: not an srbench baseline (expected schema {SCHEMA!r}); re-create it with "
             "`srbench baseline update`"
         )
+    from srbench.results import migrate_record
+
+    data["entries"] = [migrate_record(e) for e in data["entries"]]
     if not data["entries"]:
         raise SRBenchError(
             f"{path}: the baseline has no entries, so it would pass anything; re-create it with "

@@ -104,6 +104,30 @@ def _read_lines(path: str | Path) -> list[tuple[int, Any]]:
     return out
 
 
+def migrate_record(record: dict) -> dict:
+    """Read a record written by an older srbench as today's code would have written it.
+
+    Before the ``NAME.official`` tag existed, results of the authors' weights were stored under
+    the plain name (``idn`` with the official file's sha256); they are renamed here, on read, so
+    an old store loads with every number unchanged and the authors' weights and srbench's own
+    training are never mixed under one name (``tests/test_results.py``).
+    """
+    from srbench.errors import ModelNotFoundError
+    from srbench.registry import get_card
+
+    name = record.get("model")
+    if not isinstance(name, str) or "." in name:
+        return record
+    try:
+        card = get_card(name)
+    except ModelNotFoundError:
+        return record
+    official = card.official_weights.get(record.get("scale"))  # type: ignore[arg-type]
+    if official is not None and official.sha256 == record.get("weights_sha256"):
+        return {**record, "model": f"{card.name}.official"}
+    return record
+
+
 class InvalidRecordsWarning(UserWarning):
     """Lines of a store that are not valid records were skipped (the message lists them)."""
 
@@ -131,7 +155,7 @@ class ResultStore:
         for number, record in _read_lines(self.records_path):
             reason = invalid_reason(record)
             if reason is None:
-                records.append(record)
+                records.append(migrate_record(record))
             else:
                 invalid.append((number, reason))
         self.invalid = invalid

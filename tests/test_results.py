@@ -259,3 +259,36 @@ def test_kill9_then_rerun_equals_uninterrupted_run(tmp_path, data_root):
     kept = {record_key(r): r["run_id"] for r in survivors}
     final = {record_key(r): r["run_id"] for r in ResultStore(resumed).iter_records()}
     assert all(final[k] == run_id for k, run_id in kept.items())
+
+
+def test_old_records_of_the_authors_weights_are_read_as_official(tmp_path):
+    """Stores written before the NAME.official tag: the authors' weights are renamed on read,
+    srbench's own (or a user's) weights keep the plain name, and no number changes."""
+    from srbench.registry import get_card
+
+    pinned = get_card("idn").official_weights[2].sha256
+    old = [
+        {"model": "idn", "weights_sha256": pinned, "scale": 2, "dataset": "set5", "image": "baby",
+         "protocol": "legacy-y", "protocol_hash": "h", "psnr_db": 38.88, "ssim": 0.97},
+        {"model": "idn", "weights_sha256": "f" * 64, "scale": 2, "dataset": "set5",
+         "image": "baby", "protocol": "legacy-y", "protocol_hash": "h", "psnr_db": 35.0,
+         "ssim": 0.95},
+        {"model": "bicubic", "weights_sha256": "none", "scale": 2, "dataset": "set5",
+         "image": "baby", "protocol": "legacy-y", "protocol_hash": "h", "psnr_db": 33.9,
+         "ssim": 0.93},
+    ]  # fmt: skip
+    store = ResultStore(tmp_path)
+    store.append(old)
+    got = store.iter_records()
+    assert [r["model"] for r in got] == ["idn.official", "idn", "bicubic"]
+    assert [r["psnr_db"] for r in got] == [38.88, 35.0, 33.9]
+
+
+def test_committed_store_loads_with_official_names():
+    from pathlib import Path
+
+    store = ResultStore(Path(__file__).resolve().parent.parent / "results")
+    records = store.iter_records()
+    assert records and store.invalid == []
+    models = {r["model"] for r in records}
+    assert {"idn.official", "vdsr.official", "bicubic"} <= models
