@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -205,7 +204,7 @@ def run(
         config = RunConfig(
             models=model_names,
             datasets=dataset_keys,
-            scales=[int(s) for s in _split(scales)],
+            scales=_scales_list(scales) or [],
             protocol=protocol,
             data_root=root,
             weights=index_weights(weights or []),
@@ -220,12 +219,12 @@ def run(
             save_images=save_images,
             skip_missing_weights=default_models,
         )
-        records = _run_with_progress(config, sources)
+        keys, records = _run_with_progress(config, sources)
     except SRBenchError as exc:
         _fail(str(exc))
     except ValueError as exc:
         _fail(f"bad option value: {exc}")
-    _print_and_save_summary(config, sources, records)
+    _print_and_save_summary(config, sources, keys, records)
     if profile:
         from srbench.profiling_cli import profile_command
 
@@ -247,10 +246,10 @@ def run(
             _fail(str(exc))
 
 
-def _run_with_progress(config, sources) -> list[dict]:
+def _run_with_progress(config, sources) -> tuple[list[tuple], list[dict]]:
     from srbench.runner import iter_run
 
-    records = []
+    records, keys = [], []
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -268,11 +267,12 @@ def _run_with_progress(config, sources) -> list[dict]:
                 )
             elif event.kind in ("image", "skip") and task is not None:
                 progress.advance(task)
+                keys.append(event.key)
                 if event.record:
                     records.append(event.record)
             elif event.kind in ("tiled", "no-weights", "note"):
                 err_console.print(f"[yellow]note:[/] {event.message}", highlight=False)
-    return records
+    return keys, records
 
 
 def _progress_forced() -> bool:
@@ -281,24 +281,12 @@ def _progress_forced() -> bool:
     return os.environ.get("SRBENCH_PROGRESS") == "1"
 
 
-def _print_and_save_summary(config, sources, new_records: list[dict]) -> None:
+def _print_and_save_summary(config, sources, run_keys: list[tuple], new_records: list[dict]):
     from srbench.protocols import get_protocol
-    from srbench.provenance import environment
-    from srbench.results import ResultStore, summarise
+    from srbench.runner import write_summary
 
     protocol = get_protocol(config.protocol)
-    frame = ResultStore(config.results_dir).load()
-    if frame.empty:
-        _fail("no results were produced")
-    wanted = frame[
-        frame["model"].isin(config.models)
-        & frame["dataset"].isin([s.key for s in sources])
-        & frame["scale"].isin(list(config.scales))
-        & (frame["protocol"] == protocol.id)
-        & (frame["protocol_hash"] == protocol.hash)
-        & (frame["ensemble"] == config.ensemble)
-    ]
-    summary = summarise(wanted)
+    summary, path = write_summary(config, sources, run_keys, new_records)
     table = Table(title=f"PSNR (dB) / SSIM on Y -- protocol {protocol.label}")
     for column in ("model", "scale", "dataset", "PSNR_dB", "SSIM", "images"):
         table.add_column(column, justify="right" if column not in ("model", "dataset") else "left")
@@ -312,23 +300,9 @@ def _print_and_save_summary(config, sources, new_records: list[dict]) -> None:
             str(row.images),
         )
     console.print(table)
-    run_summary = {
-        "protocol": {"id": protocol.id, "hash": protocol.hash, "definition": protocol.definition},
-        "datasets": {
-            s.key: {"fingerprint": s.fingerprint, "standard": s.is_standard} for s in sources
-        },
-        "environment": environment(config.device),
-        "new_records": len(new_records),
-        "summary": json.loads(summary.to_json(orient="records")),
-    }
-    out = Path(config.results_dir) / "runs"
-    out.mkdir(parents=True, exist_ok=True)
-    name = new_records[0]["run_id"] if new_records else "resumed-" + protocol.id
-    path = out / f"{name}.json"
-    path.write_text(json.dumps(run_summary, indent=1) + "\n")
     err_console.print(
-        f"{len(new_records)} new per-image results in {Path(config.results_dir) / 'records.jsonl'}; "
-        f"summary with provenance in {path}",
+        f"{len(new_records)} new per-image results in "
+        f"{Path(config.results_dir) / 'records.jsonl'}; summary with provenance in {path}",
         highlight=False,
     )
 
@@ -780,7 +754,8 @@ ZooScales = Annotated[str | None, typer.Option(help="Comma-separated subset of s
 
 
 def _scales_list(scales: str | None) -> list[int] | None:
-    return [int(s.lower().lstrip("x")) for s in _split(scales)] or None
+    """``"2,3"`` or ``"x2,x3"`` -> [2, 3]."""
+    return [int(s.lower().removeprefix("x")) for s in _split(scales)] or None
 
 
 @zoo_app.command("train")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -121,6 +122,7 @@ class RunEvent:
     image: str = ""
     message: str = ""
     record: dict | None = None
+    key: tuple | None = None  # the store key of the image's result (image and skip events)
 
 
 def _weights_for(config: RunConfig, model: str, scale: int) -> Path | bool:
@@ -217,7 +219,9 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                         "scorer_version": SCORER_VERSION,
                     }
                     if record_key(base) in done:
-                        yield RunEvent("skip", key, scale, source.key, image=name)
+                        yield RunEvent(
+                            "skip", key, scale, source.key, image=name, key=record_key(base)
+                        )
                         continue
                     prepared = prepare(protocol, hr, scale, card.input_channels, cache)
                     while cache.rebuilt:
@@ -272,7 +276,10 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
                         **record_provenance(env, device, run_id, config.seed),
                     }
                     store.append([record])
-                    yield RunEvent("image", key, scale, source.key, image=name, record=record)
+                    yield RunEvent(
+                        "image", key, scale, source.key, image=name, record=record,
+                        key=record_key(base),
+                    )  # fmt: skip
                 yield RunEvent("done", key, scale, source.key)
 
 
@@ -286,6 +293,45 @@ def _save_png(pixels: np.ndarray, folder: Path, name: str) -> None:
         tmp.replace(folder / f"{name}.png")
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_summary(
+    config: RunConfig, sources: list[DatasetSource], keys: list[tuple], new_records: list[dict]
+) -> tuple[Any, Path]:
+    """The run's results -- exactly the images it computed or found in the store, never other
+    weights' or protocols' records under the same name -- averaged per model, scale and dataset,
+    and written with their provenance to ``<results_dir>/runs/<run id>.json``."""
+    import json
+
+    import pandas as pd
+
+    from srbench.results import summarise
+
+    protocol = get_protocol(config.protocol)
+    wanted = set(keys)
+    records = [
+        r for r in ResultStore(config.results_dir).latest_records() if record_key(r) in wanted
+    ]
+    if not records:
+        raise SRBenchError("no results were produced")
+    summary = summarise(pd.DataFrame.from_records(records))
+    run_summary = {
+        "protocol": {"id": protocol.id, "hash": protocol.hash, "definition": protocol.definition},
+        "datasets": {
+            s.key: {"fingerprint": s.fingerprint, "standard": s.is_standard} for s in sources
+        },
+        "environment": environment(resolve_device(config.device)),
+        "new_records": len(new_records),
+        "summary": json.loads(summary.to_json(orient="records")),
+    }
+    out = Path(config.results_dir) / "runs"
+    out.mkdir(parents=True, exist_ok=True)
+    name = new_records[0]["run_id"] if new_records else "resumed-" + protocol.id
+    path = out / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(run_summary, indent=1) + "\n")
+    tmp.replace(path)
+    return summary, path
 
 
 def run(config: RunConfig, sources: list[DatasetSource]) -> list[dict]:

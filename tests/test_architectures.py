@@ -209,6 +209,24 @@ def test_temporary_model_is_covered():
 # ----------------------------------------------------------------------------------------------
 
 
+def test_aliases_are_the_same_model():
+    """`drn` and `edsr` are what users type; results are stored under one name, the card's."""
+    from srbench.registry import resolve
+
+    assert resolve("drn").key == "drn_s" and resolve("DRN").card is get_card("drn_s")
+    assert resolve("edsr").key == "edsr_baseline"
+    assert "drn" in get_card("drn_s").aliases and "edsr" in get_card("edsr_baseline").aliases
+    assert list_models("drn") == ["drn_s"] and list_models("edsr") == ["edsr_baseline"]
+    assert create_model("drn", 2).srbench_card.name == "drn_s"
+    assert resolve("idn.official").key == "idn.official"
+    assert resolve("edsr.official").key == "edsr_baseline.official"
+    with pytest.raises(ModelNotFoundError, match="published no weights"):
+        resolve("drn.official")
+    with pytest.raises(ModelNotFoundError, match="unknown weights tag 'zoo2'"):
+        resolve("idn.zoo2")
+    assert "idn.official" in list_models(tags=True)
+
+
 def test_list_models_patterns():
     assert list_models("edsr*") == ["edsr_baseline"]
     assert list_models("drn*") == ["drn_m", "drn_s", "drn_s_nodistill", "drn_s_plain"]
@@ -218,7 +236,7 @@ def test_list_models_patterns():
 
 
 @pytest.mark.parametrize(
-    ("typo", "suggestion"), [("idm", "idn"), ("srcn", "srcnn"), ("edsr", "edsr_baseline")]
+    ("typo", "suggestion"), [("idm", "idn"), ("srcn", "srcnn"), ("edsr_base", "edsr_baseline")]
 )
 def test_unknown_model_suggests(typo, suggestion):
     with pytest.raises(ModelNotFoundError, match="did you mean") as info:

@@ -37,7 +37,7 @@ def test_unknown_model_suggests(tmp_path):
     result = _invoke(
         "run",
         "--models",
-        "edsr",
+        "edsr_base",
         "--datasets",
         "demo",
         "--scales",
@@ -46,7 +46,7 @@ def test_unknown_model_suggests(tmp_path):
         str(tmp_path),
     )
     message = _one_line_error(result)
-    assert "unknown model 'edsr'; did you mean edsr_baseline" in message
+    assert "unknown model 'edsr_base'; did you mean edsr_baseline" in message
 
 
 def test_unknown_protocol_and_bad_scale(tmp_path):
@@ -157,8 +157,9 @@ def test_run_with_converted_weights_end_to_end(data_root, reference_weights, tmp
     )
     assert result.exit_code == 0, result.output
     rows = {line.split()[1]: line for line in result.stdout.splitlines() if "set5" in line}
-    assert "37.83" in rows["idn"] and "33.66" in rows["bicubic"]
-    saved = np.asarray(Image.open(tmp_path / "sr" / "idn" / "x2" / "set5" / "baby.png"))
+    # The authors' file, passed with --weights, is stored and shown as idn.official.
+    assert "37.83" in rows["idn.official"] and "33.66" in rows["bicubic"]
+    saved = np.asarray(Image.open(tmp_path / "sr" / "idn.official" / "x2" / "set5" / "baby.png"))
     assert saved.shape == (512, 512, 3)  # Y model output rebuilt in colour
 
 

@@ -36,6 +36,8 @@ def test_unknown_benchmark():
 
 
 def test_data_root_resolution(monkeypatch, tmp_path):
+    (tmp_path / "env").mkdir()
+    (tmp_path / "cli").mkdir()
     monkeypatch.setenv("SRBENCH_DATA", str(tmp_path / "env"))
     assert resolve_data_root(tmp_path / "cli") == tmp_path / "cli"
     assert resolve_data_root() == tmp_path / "env"

@@ -18,7 +18,7 @@ from rich.console import Console
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from srbench.errors import ProfilingError
+from srbench.errors import ProfilingError, SRBenchError
 from srbench.profiling import (
     count_macs,
     count_params,
@@ -299,7 +299,7 @@ def test_other_bad_arguments_raise():
         profile_model("srcnn", 5, sizes=["8"])  # unsupported scale
     with pytest.raises(ProfilingError):
         profile_model("srcnn", 2, sizes=["8"], repeats=0)
-    with pytest.raises(ProfilingError):
+    with pytest.raises(SRBenchError, match="unknown device 'tpu'"):
         profile_model("srcnn", 2, device="tpu", sizes=["8"])
     with pytest.raises(ProfilingError):
         profile_model("no_such_model", 2, sizes=["8"])
