@@ -182,6 +182,17 @@ class ResultStore:
             latest[record_key(record)] = record
         return list(latest.values())
 
+    def signature(self) -> tuple[int, int]:
+        """(size, mtime in ns) of the records file: changes whenever a writer appends."""
+        try:
+            st = self.records_path.stat()
+        except FileNotFoundError:
+            return (0, 0)
+        return (st.st_size, st.st_mtime_ns)
+
+    def changed_since(self, signature: tuple[int, int]) -> bool:
+        return self.signature() != signature
+
     def keys(self) -> set[tuple]:
         return {record_key(r) for r in self.iter_records()}
 
@@ -217,6 +228,59 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
         agg["latency_ms"] = "median"
     out = frame.groupby(group, dropna=False).agg(agg).reset_index()
     return out.rename(columns={"image": "images"})
+
+
+class Claims:
+    """Which results a running ``srbench run`` is computing right now, so that a second,
+    identical run started meanwhile waits for them instead of computing every image twice.
+
+    A claim is a file ``<store>/.claims/<key hash>.claim`` created with ``O_EXCL`` holding the
+    owner's pid; a claim whose owner is gone (killed) is stale and taken over.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.dir = Path(root) / ".claims"
+
+    def _path(self, key: tuple) -> Path:
+        import hashlib
+
+        return self.dir / f"{hashlib.sha1(repr(key).encode()).hexdigest()[:24]}.claim"
+
+    @staticmethod
+    def _alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    def acquire(self, key: tuple) -> Path | None:
+        """The claim's path, or None while another live process holds it."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self._path(key)
+        for _ in range(3):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    pid = int(path.read_text() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid and pid != os.getpid() and self._alive(pid):
+                    return None
+                path.unlink(missing_ok=True)  # stale: its owner died
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(str(os.getpid()))
+            return path
+        return None
+
+    @staticmethod
+    def release(path: Path | None) -> None:
+        if path is not None:
+            path.unlink(missing_ok=True)
 
 
 def load_results(root: str | Path = "results") -> pd.DataFrame:

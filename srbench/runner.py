@@ -31,7 +31,7 @@ from srbench.inference import infer
 from srbench.protocols import LRCache, Protocol, get_protocol, prepare, preview_rgb, score
 from srbench.provenance import environment, record_provenance
 from srbench.registry import ModelRef, create_model, resolve
-from srbench.results import ResultStore
+from srbench.results import Claims, ResultStore
 from srbench.schema import SCORER_VERSION, record_key
 
 DEMO_IMAGES = ("astronaut", "camera", "chelsea", "coffee", "rocket")
@@ -155,14 +155,28 @@ def stored_name(ref: ModelRef, scale: int, weights_sha256: str) -> str:
 
 
 def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEvent]:
-    """Run every (model, scale, dataset, image); yields events and appends records to the store."""
+    """Run every (model, scale, dataset, image); yields events and appends records to the store.
+
+    NumPy's BLAS pool is held to one thread meanwhile: after the NumPy ``imresize`` its idle
+    OpenBLAS threads keep spinning and slow the torch SSIM that follows about 8-fold on a 2-core
+    machine (``benchmarks/test_bench_threads.py``); torch keeps its own pool.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield from _iter_run(config, sources)
+
+
+def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEvent]:
     protocol: Protocol = get_protocol(config.protocol)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     env = environment(device)
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     store = ResultStore(config.results_dir)
+    seen = store.signature()
     done = set() if config.force else store.keys()
+    claims = Claims(config.results_dir)
     cache = LRCache(enabled=config.cache_lr)
     precision = "fp32"
 
@@ -200,86 +214,116 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
             key = stored_name(ref, scale, weights_sha)
             for source in sources:
                 yield RunEvent("start", key, scale, source.key, total=len(source.names))
-                for name in source.names:
-                    # The image is read first: its pixel fingerprint is part of the key, so a
-                    # result made from other pixels (an unverified copy) is never reused.
-                    hr = source.loader(name)
-                    base = {
-                        "model": key,
-                        "weights_sha256": weights_sha,
-                        "scale": scale,
-                        "dataset": source.key,
-                        "image": name,
-                        "protocol": protocol.id,
-                        "protocol_hash": protocol.hash,
-                        "ensemble": config.ensemble,
-                        "precision": precision,
-                        "hr_sha256": hr.pixels_sha256,
-                        "standard_benchmark": source.is_standard,
-                        "scorer_version": SCORER_VERSION,
-                    }
-                    if record_key(base) in done:
-                        yield RunEvent(
-                            "skip", key, scale, source.key, image=name, key=record_key(base)
-                        )
-                        continue
-                    prepared = prepare(protocol, hr, scale, card.input_channels, cache)
-                    while cache.rebuilt:
-                        message = cache.rebuilt.pop(0)
-                        yield RunEvent("note", key, scale, source.key, image=name, message=message)
-                    lr = torch.from_numpy(prepared.model_input).to(device, torch.float32)[None]
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    start = time.perf_counter()
-                    output, report = infer(
-                        model,
-                        lr,
-                        scale,
-                        tile=config.tile,
-                        overlap=config.tile_overlap,
-                        ensemble=config.ensemble,
-                    )
-                    if device.type == "cuda":
-                        torch.cuda.synchronize()
-                    latency_ms = (time.perf_counter() - start) * 1e3
-                    if not torch.isfinite(output).all():
-                        raise SRBenchError(
-                            f"model {key} x{scale} gave NaN or Inf pixels on {source.key}/{name} "
-                            f"(weights {weights_sha[:12]}); nothing was stored for this image: the "
-                            "weights are broken or the model overflows in this precision"
-                        )
-                    if report.tiled and report.reason != "requested":
-                        yield RunEvent(
-                            "tiled",
-                            key,
-                            scale,
-                            source.key,
-                            image=name,
-                            message=f"{name}: {report.reason}; used {report.tile_size}px tiles",
-                        )
-                    scored = score(protocol, output[0], prepared)
-                    if config.save_images is not None:
-                        _save_png(
-                            preview_rgb(protocol, scored, prepared),
-                            Path(config.save_images) / key / f"x{scale}" / source.key,
-                            name,
-                        )
-                    record = {
-                        **base,
-                        "psnr_db": scored.psnr_db,
-                        "ssim": scored.ssim,
-                        # Wall time of this one forward pass, no warm-up: for orientation only;
-                        # `srbench profile` makes the latency numbers to compare.
-                        "wall_ms": latency_ms,
-                        "tiled": report.tiled,
-                        "dataset_fingerprint": source.fingerprint,
-                        **record_provenance(env, device, run_id, config.seed),
-                    }
-                    store.append([record])
-                    yield RunEvent(
-                        "image", key, scale, source.key, image=name, record=record,
-                        key=record_key(base),
-                    )  # fmt: skip
+                queue = list(source.names)
+                while queue:
+                    deferred: list[str] = []
+                    for name in queue:
+                        # The image is read first: its pixel fingerprint is part of the key, so a
+                        # result made from other pixels (an unverified copy) is never reused.
+                        hr = source.loader(name)
+                        base = {
+                            "model": key,
+                            "weights_sha256": weights_sha,
+                            "scale": scale,
+                            "dataset": source.key,
+                            "image": name,
+                            "protocol": protocol.id,
+                            "protocol_hash": protocol.hash,
+                            "ensemble": config.ensemble,
+                            "precision": precision,
+                            "hr_sha256": hr.pixels_sha256,
+                            "standard_benchmark": source.is_standard,
+                            "scorer_version": SCORER_VERSION,
+                        }
+                        if record_key(base) in done:
+                            yield RunEvent(
+                                "skip", key, scale, source.key, image=name, key=record_key(base)
+                            )
+                            continue
+                        claim = claims.acquire(record_key(base))
+                        if claim is None:  # an identical run is computing it now
+                            deferred.append(name)
+                            continue
+                        if not config.force and store.changed_since(seen):
+                            # Another run may have stored it since this one started.
+                            seen = store.signature()
+                            done = store.keys()
+                            if record_key(base) in done:
+                                claims.release(claim)
+                                yield RunEvent(
+                                    "skip", key, scale, source.key, image=name,
+                                    key=record_key(base),
+                                )  # fmt: skip
+                                continue
+                        try:
+                            prepared = prepare(protocol, hr, scale, card.input_channels, cache)
+                            while cache.rebuilt:
+                                message = cache.rebuilt.pop(0)
+                                yield RunEvent(
+                                    "note", key, scale, source.key, image=name, message=message
+                                )
+                            lr = torch.from_numpy(prepared.model_input).to(device, torch.float32)[
+                                None
+                            ]
+                            if device.type == "cuda":
+                                torch.cuda.synchronize()
+                            start = time.perf_counter()
+                            output, report = infer(
+                                model,
+                                lr,
+                                scale,
+                                tile=config.tile,
+                                overlap=config.tile_overlap,
+                                ensemble=config.ensemble,
+                            )
+                            if device.type == "cuda":
+                                torch.cuda.synchronize()
+                            latency_ms = (time.perf_counter() - start) * 1e3
+                            if not torch.isfinite(output).all():
+                                raise SRBenchError(
+                                    f"model {key} x{scale} gave NaN or Inf pixels on {source.key}/{name} "
+                                    f"(weights {weights_sha[:12]}); nothing was stored for this image: the "
+                                    "weights are broken or the model overflows in this precision"
+                                )
+                            if report.tiled and report.reason != "requested":
+                                yield RunEvent(
+                                    "tiled",
+                                    key,
+                                    scale,
+                                    source.key,
+                                    image=name,
+                                    message=f"{name}: {report.reason}; used {report.tile_size}px tiles",
+                                )
+                            scored = score(protocol, output[0], prepared)
+                            if config.save_images is not None:
+                                _save_png(
+                                    preview_rgb(protocol, scored, prepared),
+                                    Path(config.save_images) / key / f"x{scale}" / source.key,
+                                    name,
+                                )
+                            record = {
+                                **base,
+                                "psnr_db": scored.psnr_db,
+                                "ssim": scored.ssim,
+                                # Wall time of this one forward pass, no warm-up: for orientation only;
+                                # `srbench profile` makes the latency numbers to compare.
+                                "wall_ms": latency_ms,
+                                "tiled": report.tiled,
+                                "dataset_fingerprint": source.fingerprint,
+                                **record_provenance(env, device, run_id, config.seed),
+                            }
+                            store.append([record])
+                            yield RunEvent(
+                                    "image", key, scale, source.key, image=name, record=record,
+                                    key=record_key(base),
+                                )  # fmt: skip
+
+                        finally:
+                            claims.release(claim)
+                    if deferred:  # wait for the other run, then take what it stored
+                        time.sleep(0.5)
+                        done = set() if config.force else store.keys()
+                    queue = deferred
                 yield RunEvent("done", key, scale, source.key)
 
 

@@ -326,3 +326,42 @@ def test_plugin_card_with_bad_channels_is_named(temp_model):
     temp_model("bad_card", lambda scale: _NaNNet(scale), input_channels="Y")
     with pytest.raises(SRBenchError, match="input_channels is 'Y'; it must be one of y, rgb, any"):
         create_model("bad_card", 2)
+
+
+def test_two_identical_runs_at_once_compute_each_image_once(tmp_path):
+    results = tmp_path / "results"
+    env = {**os.environ, "SRBENCH_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "srbench", "run", "--models", "bicubic", "--datasets",
+               "demo", "--scales", "2,3", "--results-dir", str(results)]  # fmt: skip
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    records = ResultStore(results).iter_records()
+    keys = [(r["scale"], r["image"]) for r in records]
+    assert len(keys) == 10 and len(set(keys)) == 10  # 5 images x 2 scales, none twice
+    assert not any((results / ".claims").glob("*.claim"))  # no claim left behind
+    for out, _ in outs:  # both print the whole table (the second from the first's results)
+        assert out.count("demo") == 2
+
+
+def test_stale_claim_of_a_killed_run_is_taken_over(tmp_path):
+    from srbench.results import Claims
+
+    claims = Claims(tmp_path)
+    key = ("bicubic", "none", "standard")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    claims.dir.mkdir(parents=True)
+    claims._path(key).write_text(str(dead.pid))
+    path = claims.acquire(key)
+    assert path is not None and path.read_text() == str(os.getpid())
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        path.write_text(str(live.pid))
+        assert claims.acquire(key) is None  # a live owner keeps it
+    finally:
+        live.kill()
+        live.wait()
+    claims.release(path)
+    assert not path.exists()
