@@ -292,3 +292,36 @@ def test_committed_store_loads_with_official_names():
     assert records and store.invalid == []
     models = {r["model"] for r in records}
     assert {"idn.official", "vdsr.official", "bicubic"} <= models
+
+
+def test_every_shipped_model_beats_bicubic_in_the_committed_store():
+    """Set5 and Set14, standard protocol, from the shipped files' own records: every shipped
+    model beats bicubic at every scale it ships, by at least 1 dB at x2 (SRCNN: just beats it).
+    The gate (`srbench check --run`, in CI) re-measures the same entries from the shipped files."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from srbench.pretrained import SHIPPED
+    from srbench.protocols import STANDARD
+
+    records = ResultStore(Path(__file__).resolve().parent.parent / "results").latest_records()
+
+    def mean(model: str, sha: str | None, dataset: str, scale: int) -> float:
+        got = [
+            r["psnr_db"]
+            for r in records
+            if r["model"] == model and (sha is None or r["weights_sha256"] == sha)
+            and r["dataset"] == dataset and r["scale"] == scale
+            and r["protocol"] == STANDARD.id and r["protocol_hash"] == STANDARD.hash
+            and r.get("standard_benchmark", True) and not r.get("ensemble")
+        ]  # fmt: skip
+        assert got, (model, dataset, scale)
+        return float(np.mean(got))
+
+    for model, by_scale in SHIPPED.items():
+        for scale, (_, sha, *_rest) in by_scale.items():
+            for dataset in ("set5", "set14"):
+                margin = mean(model, sha, dataset, scale) - mean("bicubic", None, dataset, scale)
+                need = 1.0 if scale == 2 and model != "srcnn" else 0.0
+                assert margin > need, (model, scale, dataset, margin)
