@@ -108,9 +108,11 @@ class IDN(nn.Module):
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, a=_SLOPE, nonlinearity="leaky_relu")
-                nn.init.zeros_(module.bias)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
         nn.init.normal_(self.upsample.weight, std=1e-3)
-        nn.init.zeros_(self.upsample.bias)
+        if self.upsample.bias is not None:
+            nn.init.zeros_(self.upsample.bias)
 
     def _act(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, _SLOPE)

@@ -69,7 +69,7 @@ class VDSR(nn.Module):
             conv = nn.Conv2d(cin, cout, 3, padding=1)
             # He et al. (2015) initialisation, as in the paper; zero biases.
             nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
-            nn.init.zeros_(conv.bias)
+            nn.init.zeros_(conv.bias)  # type: ignore[arg-type]  # always has a bias
             self.add_module(f"conv{i}", conv)
         self.relu = nn.ReLU(inplace=True)
 

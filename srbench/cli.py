@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -14,6 +13,7 @@ from rich.progress import (
     DownloadColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TransferSpeedColumn,
@@ -27,7 +27,7 @@ from srbench.errors import SRBenchError
 class _OneErrorHandler(TyperGroup):
     """Every command's library errors and OS faults become one line and exit code 2, here."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         from srbench.devices import os_error_message
 
         try:
@@ -70,30 +70,14 @@ def _fail(message: str) -> None:
 
 
 def main() -> None:  # pragma: no cover - thin wrapper used by `python -m srbench`
-    """Entry point: the one error handler of the CLI (library errors and OS faults: one line)."""
+    """Entry point. Errors become one line in :class:`_OneErrorHandler`; warnings too, here."""
     import warnings
-
-    from srbench.devices import os_error_message
 
     def show_warning(message, category, filename, lineno, file=None, line=None):
         err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
     warnings.showwarning = show_warning
-    try:
-        code = app(standalone_mode=False)
-    except SRBenchError as exc:
-        _say_error(str(exc))
-        code = 2
-    except OSError as exc:  # full disk, read-only store, file-for-folder, ...: one line
-        _say_error(os_error_message(exc))
-        code = 2
-    except click.exceptions.Abort:
-        err_console.print("aborted", highlight=False)
-        code = 130
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        code = exc.exit_code
-    sys.exit(code if isinstance(code, int) else 0)
+    app()
 
 
 def _say_error(message: str) -> None:
@@ -249,7 +233,8 @@ def run(
 def _run_with_progress(config, sources) -> tuple[list[tuple], list[dict]]:
     from srbench.runner import iter_run
 
-    records, keys = [], []
+    records: list[dict] = []
+    keys: list[tuple] = []
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -267,7 +252,8 @@ def _run_with_progress(config, sources) -> tuple[list[tuple], list[dict]]:
                 )
             elif event.kind in ("image", "skip") and task is not None:
                 progress.advance(task)
-                keys.append(event.key)
+                if event.key is not None:
+                    keys.append(event.key)
                 if event.record:
                     records.append(event.record)
             elif event.kind in ("tiled", "no-weights", "note"):
@@ -475,7 +461,7 @@ def weights_fetch(
         console=err_console,
         disable=not err_console.is_terminal and not _progress_forced(),
     ) as progress:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def report(name: str, done: int, total: int | None) -> None:
             if name not in tasks:
@@ -811,4 +797,4 @@ def zoo_ship(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -124,6 +124,7 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
     """(field number, wire type, value): int for varints, bytes otherwise."""
     pos, end = 0, len(buf)
+    value: Any
     while pos < end:
         key, pos = _varint(buf, pos)
         number, wire = key >> 3, key & 7
@@ -202,7 +203,9 @@ def parse_caffemodel(data: bytes) -> list[CaffeLayer]:
             continue
         v1 = number == 2  # V1LayerParameter: name 4, type 5 (enum), blobs 6, conv param 10
         name_f, type_f, blobs_f, conv_f = (4, 5, 6, 10) if v1 else (1, 2, 7, 106)
-        name, kind, blobs, stride, group = "", "", [], (), 1
+        name, kind, group = "", "", 1
+        blobs: list[np.ndarray] = []
+        stride: tuple[int, ...] = ()
         for n, w, v in _fields(value):
             if n == name_f and w == 2:
                 name = v.decode("utf-8", "replace")

@@ -16,13 +16,17 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import os
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from srbench.errors import ModelNotFoundError, SRBenchError
+
+if TYPE_CHECKING:
+    from torch import nn
 
 ENTRY_POINT_GROUP = "srbench.architectures"
 
@@ -332,7 +336,9 @@ def _check_contract(entry: _Entry, model: Any, scale: int, overrides: dict[str, 
     _CHECKED.add(key)
 
 
-def create_model(name: str, scale: int, pretrained: bool | str = False, **overrides: Any) -> Any:
+def create_model(
+    name: str, scale: int, pretrained: bool | str | os.PathLike[str] = False, **overrides: Any
+) -> nn.Module:
     """Build a registered model for ``scale``.
 
     ``pretrained``: False (random init), True (the weights the name selects: srbench's shipped

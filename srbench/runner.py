@@ -60,10 +60,10 @@ def demo_source() -> DatasetSource:
         pixels = np.ascontiguousarray(getattr(skimage.data, name)())
         return HRImage("demo", name, pixels, pixels_sha256(pixels), None)
 
-    import skimage
+    from importlib.metadata import version
 
     return DatasetSource(
-        "demo", f"skimage-{skimage.__version__}", list(DEMO_IMAGES), load, is_standard=False
+        "demo", f"skimage-{version('scikit-image')}", list(DEMO_IMAGES), load, is_standard=False
     )
 
 
@@ -202,7 +202,7 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
             if weights is False and card.trainable and (ref.weights or ref.tag):
                 weights = True  # the weights the name selects: shipped zoo or the authors'
             model = create_model(ref.key, scale=scale, pretrained=weights).to(device).eval()
-            weights_sha = model.srbench_weights_sha256 or (
+            weights_sha: str = getattr(model, "srbench_weights_sha256", None) or (
                 "none" if not any(True for _ in model.parameters()) else "random-init"
             )
             if weights_sha == "random-init" and not config.allow_random_weights:
