@@ -282,10 +282,8 @@ def pareto_plot(
     tick labelled 0). Returns ``{"png": path, "svg": path}``. Raises :class:`SRBenchError` when
     there is nothing to plot or the frame mixes protocols and none was chosen.
     """
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    # A Figure of its own, not pyplot: the caller's matplotlib backend is left alone.
+    from matplotlib.figure import Figure
 
     if quality not in QUALITIES:
         raise SRBenchError(f"unknown quality {quality!r}; choose from {', '.join(QUALITIES)}")
@@ -341,7 +339,8 @@ def pareto_plot(
         zero_x = 10 ** (math.floor(math.log10(min(positive))) - 1) if positive else 1.0
         xs = [c if c > 0 else zero_x for c in costs]
 
-    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=110)
+    fig = Figure(figsize=(7.5, 5.0), dpi=110)
+    ax = fig.subplots()
     front = sorted((x, q) for x, q, f in zip(xs, qualities, flags, strict=True) if f)
     if front:
         fx, fq = zip(*front, strict=True)
@@ -393,7 +392,6 @@ def pareto_plot(
     metadata = {"svg": {"Date": None}, "png": {"Software": None}}
     for kind, path in paths.items():
         fig.savefig(path, format=kind, metadata=metadata[kind])
-    plt.close(fig)
     return paths
 
 
