@@ -27,8 +27,8 @@ from srbench.data import (
 )
 from srbench.devices import resolve_device
 from srbench.errors import SRBenchError
-from srbench.inference import infer
-from srbench.protocols import LRCache, Protocol, get_protocol, prepare, preview_rgb, score
+from srbench.evaluation import evaluate_image
+from srbench.protocols import LRCache, Protocol, get_protocol, prepare, preview_rgb
 from srbench.provenance import environment, record_provenance
 from srbench.registry import ModelRef, create_model, resolve
 from srbench.results import Claims, ResultStore
@@ -262,29 +262,16 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                                 yield RunEvent(
                                     "note", key, scale, source.key, image=name, message=message
                                 )
-                            lr = torch.from_numpy(prepared.model_input).to(device, torch.float32)[
-                                None
-                            ]
-                            if device.type == "cuda":
-                                torch.cuda.synchronize()
-                            start = time.perf_counter()
-                            output, report = infer(
-                                model,
-                                lr,
-                                scale,
-                                tile=config.tile,
-                                overlap=config.tile_overlap,
-                                ensemble=config.ensemble,
+                            result = evaluate_image(
+                                model, prepared, protocol, device, tile=config.tile,
+                                overlap=config.tile_overlap, ensemble=config.ensemble,
+                                label=f"model {key} x{scale} on {source.key}/{name} (weights {weights_sha[:12]})",
+                            )  # fmt: skip
+                            report, scored, latency_ms = (
+                                result.report,
+                                result.scored,
+                                result.wall_ms,
                             )
-                            if device.type == "cuda":
-                                torch.cuda.synchronize()
-                            latency_ms = (time.perf_counter() - start) * 1e3
-                            if not torch.isfinite(output).all():
-                                raise SRBenchError(
-                                    f"model {key} x{scale} gave NaN or Inf pixels on {source.key}/{name} "
-                                    f"(weights {weights_sha[:12]}); nothing was stored for this image: the "
-                                    "weights are broken or the model overflows in this precision"
-                                )
                             if report.tiled and report.reason != "requested":
                                 yield RunEvent(
                                     "tiled",
@@ -294,7 +281,6 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                                     image=name,
                                     message=f"{name}: {report.reason}; used {report.tile_size}px tiles",
                                 )
-                            scored = score(protocol, output[0], prepared)
                             if config.save_images is not None:
                                 _save_png(
                                     preview_rgb(protocol, scored, prepared),

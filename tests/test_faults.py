@@ -125,7 +125,9 @@ def test_non_finite_output_is_an_error_naming_model_and_image(temp_model, tmp_pa
             run(config, [demo_source()])
     finally:
         _NaNNet.forward = original
-    assert "NaN or Inf pixels on demo/astronaut" in str(exc.value)
+    assert "nan_net x2 on demo/astronaut" in str(exc.value) and "NaN or Inf pixels" in str(
+        exc.value
+    )
     assert ResultStore(tmp_path).iter_records() == []
 
 

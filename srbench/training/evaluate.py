@@ -2,14 +2,13 @@
 
 The runner builds each model from the registry by name, so it cannot evaluate a model built with
 constructor overrides (an ablation variant) or one that is still training. These functions take
-a model object and do what ``srbench.runner.iter_run`` does per image -- ``protocols.prepare``,
-``inference.infer`` in fp32, ``protocols.score`` -- so the numbers are the runner's numbers, and
+a model object and run the runner's own per-image step, :func:`srbench.evaluation.evaluate_image`
+(fp32 forward, NaN check, protocol score), so the numbers are the runner's numbers, and
 :func:`result_records` writes records with the runner's fields (plus the caller's tags).
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -19,8 +18,8 @@ from pathlib import Path
 import torch
 
 from srbench.data import resolve_data_root
-from srbench.inference import infer
-from srbench.protocols import LRCache, Prepared, get_protocol, prepare, score
+from srbench.evaluation import evaluate_image
+from srbench.protocols import LRCache, Prepared, get_protocol, prepare
 from srbench.registry import ModelCard
 from srbench.runner import DatasetSource, benchmark_source
 
@@ -82,13 +81,10 @@ def iter_scores(
     model.eval()
     try:
         for item in images:
-            lr = torch.from_numpy(item.prepared.model_input).to(device, torch.float32)[None]
-            start = time.perf_counter()
-            output, report = infer(model, lr, item.prepared.scale)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            wall_ms = (time.perf_counter() - start) * 1e3
-            scored = score(proto, output[0].float(), item.prepared)
+            result = evaluate_image(
+                model, item.prepared, proto, device, label=f"{item.dataset}/{item.name}"
+            )
+            scored, report, wall_ms = result.scored, result.report, result.wall_ms
             yield {
                 "dataset": item.dataset,
                 "image": item.name,
