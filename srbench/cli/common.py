@@ -1,0 +1,119 @@
+"""What every command module shares: consoles, the one error handler, options declared once."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from srbench.errors import SRBenchError
+
+# Piped output keeps full tables instead of squeezing them into 80 columns.
+console = Console(width=None if sys.stdout.isatty() else 160)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def say_error(message: str) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
+# The order `srbench --help` lists the commands in: the main job first.
+COMMAND_ORDER = (
+    "run", "models", "report", "pareto", "check", "baseline", "profile", "data", "weights",
+    "zoo", "train", "ablate",
+)  # fmt: skip
+
+
+class OneErrorHandler(TyperGroup):
+    """Every command's library errors and OS faults become one line and exit code 2, here."""
+
+    def list_commands(self, ctx):
+        names = super().list_commands(ctx)
+        rank = {n: i for i, n in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+    def invoke(self, ctx: typer.Context):
+        from srbench.devices import os_error_message
+
+        try:
+            return super().invoke(ctx)
+        except SRBenchError as exc:
+            say_error(str(exc))
+        except OSError as exc:
+            say_error(os_error_message(exc))
+        raise typer.Exit(2)
+
+
+def new_app(help: str, **kwargs) -> typer.Typer:
+    return typer.Typer(cls=OneErrorHandler, help=help, **kwargs)
+
+
+def fail(message: str) -> None:
+    say_error(message)
+    raise typer.Exit(2)
+
+
+def split(values: str | None) -> list[str]:
+    return [v.strip() for v in values.split(",") if v.strip()] if values else []
+
+
+def scales_list(scales: str | None) -> list[int] | None:
+    """``"2,3"`` or ``"x2,x3"`` -> [2, 3]."""
+    try:
+        return [int(s.lower().removeprefix("x")) for s in split(scales)] or None
+    except ValueError:
+        raise SRBenchError(f"--scales {scales!r}: give scales as 2,3,4 or x2,x3,x4") from None
+
+
+def split_dict(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SRBenchError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set data.batch_size=8")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def progress_forced() -> bool:
+    return os.environ.get("SRBENCH_PROGRESS") == "1"
+
+
+# -- options declared once ----------------------------------------------------------------------
+
+DataRoot = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="Folder holding Set5/, Set14/, ... (else $SRBENCH_DATA)."),
+]
+ResultsDir = Annotated[Path, typer.Option(help="Result store folder.")]
+WeightsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        help="safetensors file or folder (repeatable); matched to models and scales by the "
+        "metadata srbench writes into each file."
+    ),
+]
+Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")]
+SetOpt = Annotated[
+    list[str] | None, typer.Option("--set", help="Recipe override KEY=VALUE (repeatable).")
+]
+CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the model.")]
+
+
+def index_weights(paths: list[Path]) -> dict[tuple[str, int], Path]:
+    from srbench.weights import index_weights as index
+
+    return index(paths)
+
+
+app = new_app(
+    help="Benchmark and ablation suite for single-image super-resolution.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)

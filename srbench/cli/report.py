@@ -1,0 +1,160 @@
+"""`srbench profile|report|pareto|check` and `srbench baseline update`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from srbench.cli.common import (
+    DataRoot,
+    Device,
+    ResultsDir,
+    WeightsOpt,
+    app,
+    console,
+    err_console,
+    index_weights,
+    new_app,
+)
+
+
+@app.command()
+def profile(
+    models: Annotated[str, typer.Option(help="Names or wildcards, or 'all'.")] = "all",
+    scales: Annotated[str, typer.Option(help="Comma-separated scales.")] = "2,3,4",
+    sizes: Annotated[
+        str, typer.Option(help="720p (1280x720 HR output), 256 (256x256 LR), WxH, hr:WxH.")
+    ] = "720p,256",
+    device: Device = "cpu",
+    precision: Annotated[
+        str, typer.Option(help="fp32, tf32, fp16, bf16 (comma-separated).")
+    ] = "fp32",
+    repeats: Annotated[int, typer.Option(help="Timed repeats (median, IQR, min).")] = 10,
+    warmup: Annotated[int, typer.Option(help="Untimed warm-up passes.")] = 2,
+    budget_s: Annotated[
+        float | None, typer.Option(help="Stop timing after this many seconds.")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads (recorded).")] = None,
+    cudnn_benchmark: Annotated[bool, typer.Option("--cudnn-benchmark")] = False,
+    no_latency: Annotated[
+        bool, typer.Option("--no-latency", help="Parameters and MACs only.")
+    ] = False,
+    output: Annotated[
+        Path, typer.Option(help="JSON-lines file the records are appended to.")
+    ] = Path("results/profile.jsonl"),
+) -> None:
+    """Parameters, MACs/FLOPs, latency and peak memory, labelled with units and environment."""
+    from srbench.profiling_cli import profile_command
+
+    profile_command(
+        models,
+        scales,
+        sizes,
+        device,
+        precision,
+        repeats,
+        warmup,
+        budget_s,
+        output,
+        threads=threads,
+        cudnn_benchmark=cudnn_benchmark,
+        latency=not no_latency,
+        console=console,
+        err_console=err_console,
+    )
+
+
+@app.command()
+def report(
+    results_dir: ResultsDir = Path("results"),
+    output_dir: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
+    data_root: DataRoot = None,
+    weights: WeightsOpt = None,
+    visual_images: Annotated[int, typer.Option(help="Images in the visual comparison.")] = 3,
+    device: Annotated[str, typer.Option(help="Device for the visual crops.")] = "cpu",
+) -> None:
+    """Render reports/index.html: tables, Pareto plots, paper vs measured, visual crops."""
+    from srbench.report_cli import report_command
+
+    report_command(
+        results_dir,
+        output_dir,
+        data_root,
+        index_weights(weights or []),
+        visual_images=visual_images,
+        device=device,
+        console=console,
+        err_console=err_console,
+    )
+
+
+@app.command()
+def pareto(
+    results_dir: ResultsDir = Path("results"),
+    output_dir: Annotated[Path, typer.Option(help="Folder for the PNG/SVG plots.")] = Path(
+        "reports"
+    ),
+    quality: Annotated[str, typer.Option(help="psnr_db or ssim.")] = "psnr_db",
+    cost: Annotated[
+        str, typer.Option(help="params, macs, network_macs, latency_ms or memory_bytes.")
+    ] = "params",
+) -> None:
+    """Pareto plots (quality vs cost) per dataset and scale, computed from the store."""
+    from srbench.report_cli import pareto_command
+
+    pareto_command(results_dir, output_dir, quality, cost, console=console, err_console=err_console)
+
+
+@app.command()
+def check(
+    baseline: Annotated[Path, typer.Option(help="Committed baseline JSON.")] = Path(
+        "results/baseline.json"
+    ),
+    results_dir: ResultsDir = Path("results"),
+    run_fresh: Annotated[
+        bool, typer.Option("--run", help="Measure the baseline's entries afresh first.")
+    ] = False,
+    data_root: DataRoot = None,
+    weights: WeightsOpt = None,
+    device: Device = "cpu",
+    show_all: Annotated[bool, typer.Option("--all", help="Show unchanged rows too.")] = False,
+) -> None:
+    """Compare results with the baseline (PSNR -0.01 dB, SSIM -0.0002, params/MACs exact)."""
+    from srbench.report_cli import check_command
+
+    code = check_command(
+        baseline,
+        results_dir,
+        run=run_fresh,
+        data_root=data_root,
+        weights=index_weights(weights or []),
+        device=device,
+        show_all=show_all,
+        console=console,
+        err_console=err_console,
+    )
+    raise typer.Exit(code)
+
+
+baseline_app = new_app(help="The committed metrics baseline (written only on request).")
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("update")
+def baseline_update(
+    baseline: Annotated[Path, typer.Option(help="Baseline JSON to write.")] = Path(
+        "results/baseline.json"
+    ),
+    results_dir: ResultsDir = Path("results"),
+    models: Annotated[str | None, typer.Option(help="Comma-separated models.")] = None,
+    datasets: Annotated[str | None, typer.Option(help="Comma-separated datasets.")] = None,
+    scales: Annotated[str | None, typer.Option(help="Comma-separated scales.")] = None,
+) -> None:
+    """Write the baseline from the store (explicitly; `check` never does)."""
+    from srbench.report_cli import baseline_update_command
+
+    baseline_update_command(
+        baseline, results_dir, models=models, datasets=datasets, scales=scales, console=console
+    )

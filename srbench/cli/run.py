@@ -1,0 +1,257 @@
+"""`srbench run` and `srbench models`: the benchmark itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from srbench.cli.common import (
+    DataRoot,
+    Device,
+    ResultsDir,
+    WeightsOpt,
+    app,
+    console,
+    err_console,
+    fail,
+    index_weights,
+    progress_forced,
+    scales_list,
+    split,
+)
+
+
+@app.command()
+def run(
+    models: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated model names (`srbench models`; aliases such as drn, edsr; "
+            "NAME.official for the authors' weights). Default: every model srbench ships "
+            "weights for, plus bicubic."
+        ),
+    ] = None,
+    datasets: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated: set5,set14,b100,urban100,manga109 or demo. "
+            "Default: every benchmark present, else the built-in demo set."
+        ),
+    ] = None,
+    scales: Annotated[str, typer.Option(help="Comma-separated scales.")] = "2,3,4",
+    protocol: Annotated[
+        str, typer.Option(help="standard or legacy-y (docs/protocols.md).")
+    ] = "standard",
+    data_root: DataRoot = None,
+    weights: WeightsOpt = None,
+    device: Device = "cpu",
+    self_ensemble: Annotated[
+        bool, typer.Option("--self-ensemble", help="x8 geometric self-ensemble (the '+' variants).")
+    ] = False,
+    tile: Annotated[
+        int | None,
+        typer.Option(
+            help="Tile size in LR pixels (default: whole image; tiles automatically on out-of-memory)."
+        ),
+    ] = None,
+    tile_overlap: Annotated[int, typer.Option(help="LR pixels of context around each tile.")] = 32,
+    results_dir: ResultsDir = Path("results"),
+    force: Annotated[
+        bool, typer.Option("--force", help="Recompute results already in the store.")
+    ] = False,
+    no_verify: Annotated[
+        bool,
+        typer.Option(
+            "--no-verify",
+            help="Evaluate images whose fingerprints do not match (labelled non-standard).",
+        ),
+    ] = False,
+    allow_random_weights: Annotated[
+        bool,
+        typer.Option(
+            "--allow-random-weights",
+            help="Run trainable models without weights (smoke tests only).",
+        ),
+    ] = False,
+    save_images: Annotated[
+        Path | None,
+        typer.Option(help="Save SR images (PNG, RGB; Y models get bicubic chroma) here."),
+    ] = None,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile",
+            help="Also store params, MACs (720p output, 256x256 LR) and latency of each model "
+            "in <results-dir>/profile.jsonl, as `srbench profile` does.",
+        ),
+    ] = False,
+) -> None:
+    """Measure PSNR/SSIM of models on benchmarks; resumable, results go to the store."""
+    from srbench.data import available_benchmarks, resolve_data_root
+    from srbench.protocols import get_protocol
+    from srbench.runner import DEMO_NOTICE, RunConfig, benchmark_source, demo_source
+
+    try:
+        from srbench.registry import list_models, resolve
+
+        # Fail fast on unknown names; an alias and its target are one model (deduplicated).
+        model_names = list(dict.fromkeys(resolve(m).key for m in split(models)))
+        default_models = not model_names
+        if default_models:
+            model_names = list_models(pretrained=True)
+        get_protocol(protocol)
+        root = resolve_data_root(data_root)
+        dataset_keys = split(datasets)
+        if not dataset_keys:
+            dataset_keys = available_benchmarks(root) or ["demo"]
+        sources = [
+            demo_source() if key == "demo" else benchmark_source(key, root, verify=not no_verify)
+            for key in dataset_keys
+        ]
+        if any(s.key == "demo" for s in sources):
+            err_console.print(f"[yellow]note:[/] {DEMO_NOTICE}", highlight=False)
+        config = RunConfig(
+            models=model_names,
+            datasets=dataset_keys,
+            scales=scales_list(scales) or [],
+            protocol=protocol,
+            data_root=root,
+            weights=index_weights(weights or []),
+            device=device,
+            ensemble=self_ensemble,
+            tile=tile,
+            tile_overlap=tile_overlap,
+            verify=not no_verify,
+            results_dir=results_dir,
+            force=force,
+            allow_random_weights=allow_random_weights,
+            save_images=save_images,
+            skip_missing_weights=default_models,
+        )
+        keys, records = _run_with_progress(config, sources)
+    except ValueError as exc:
+        fail(f"bad option value: {exc}")
+    _print_and_save_summary(config, sources, keys, records)
+    if profile:
+        from srbench.profiling_cli import profile_command
+
+        profile_command(
+            ",".join(config.models),
+            ",".join(map(str, config.scales)),
+            "720p,256",
+            device,
+            "fp32",
+            5,
+            1,
+            None,
+            Path(results_dir) / "profile.jsonl",
+            console=console,
+            err_console=err_console,
+        )
+
+
+def _run_with_progress(config, sources) -> tuple[list[tuple], list[dict]]:
+    from srbench.runner import iter_run
+
+    records: list[dict] = []
+    keys: list[tuple] = []
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+        disable=not err_console.is_terminal and not progress_forced(),
+    ) as progress:
+        task = None
+        for event in iter_run(config, sources):
+            if event.kind == "start":
+                task = progress.add_task(
+                    f"{event.model} x{event.scale} {event.dataset}", total=event.total
+                )
+            elif event.kind in ("image", "skip") and task is not None:
+                progress.advance(task)
+                if event.key is not None:
+                    keys.append(event.key)
+                if event.record:
+                    records.append(event.record)
+            elif event.kind in ("tiled", "no-weights", "note"):
+                err_console.print(f"[yellow]note:[/] {event.message}", highlight=False)
+    return keys, records
+
+
+def _print_and_save_summary(config, sources, run_keys: list[tuple], new_records: list[dict]):
+    from srbench.protocols import get_protocol
+    from srbench.runner import write_summary
+
+    protocol = get_protocol(config.protocol)
+    summary, path = write_summary(config, sources, run_keys, new_records)
+    table = Table(title=f"PSNR (dB) / SSIM on Y -- protocol {protocol.label}")
+    for column in ("model", "scale", "dataset", "PSNR_dB", "SSIM", "images"):
+        table.add_column(column, justify="right" if column not in ("model", "dataset") else "left")
+    for row in summary.sort_values(["model", "scale", "dataset"]).itertuples():
+        table.add_row(
+            row.model,
+            f"x{row.scale}",
+            row.dataset,
+            f"{row.psnr_db:.2f}",
+            f"{row.ssim:.4f}",
+            str(row.images),
+        )
+    console.print(table)
+    err_console.print(
+        f"{len(new_records)} new per-image results in "
+        f"{Path(config.results_dir) / 'records.jsonl'}; summary with provenance in {path}",
+        highlight=False,
+    )
+
+
+@app.command()
+def models(
+    pattern: Annotated[str, typer.Argument(help="Wildcard, e.g. 'drn*'.")] = "*",
+) -> None:
+    """List registered models (built-in and plugins) with parameters per scale."""
+    from srbench.registry import create_model, get_card, list_models, model_origin
+
+    table = Table(title="srbench models (trainable parameters)")
+    for column in ("name", "aliases", "family", "input", "x2", "x3", "x4", "weights", "paper"):
+        table.add_column(column)
+    for name in list_models(pattern):
+        card = get_card(name)
+        counts = {}
+        for scale in (2, 3, 4):
+            if scale in card.scales:
+                model = create_model(name, scale=scale)
+                counts[scale] = f"{sum(p.numel() for p in model.parameters() if p.requires_grad):,}"
+
+        def scales(refs: dict) -> str:
+            return "/".join(f"x{s}" for s in sorted(refs))
+
+        weights = []
+        if card.weights:
+            weights.append(f"shipped {scales(card.weights)}")
+        if card.official_weights:
+            weights.append(f"{name}.official {scales(card.official_weights)}")
+        table.add_row(
+            name,
+            ", ".join(card.aliases) or "-",
+            card.family,
+            card.input_channels,
+            counts.get(2, "-"),
+            counts.get(3, "-"),
+            counts.get(4, "-"),
+            "; ".join(weights) or ("none needed" if not card.trainable else "-"),
+            f"{card.paper.split(',')[0]} ({card.year}) [{model_origin(name)}]",
+        )
+    console.print(table)
