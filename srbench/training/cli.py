@@ -357,6 +357,11 @@ def zoo_ship_command(
     zoo = load_zoo(spec)
     runs = select(zoo, models, scales)
     shipped = ship(runs, output_dir=output_dir or DEFAULT_ZOO_DIR)
+    from srbench.training.zoo import write_zoo_doc
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "zoo.md"  # in a source checkout
+    if write_zoo_doc(doc, zoo.runs, output_dir or DEFAULT_ZOO_DIR):
+        _say(f"updated the table of runs in {doc}")
     for row in shipped:
         _say(
             f"{row['model']} {'/'.join(f'x{s}' for s in row['scales'])}: {row['file']} "

@@ -345,3 +345,54 @@ def _write_shipped(module: Path, table: dict[str, dict[int, tuple]]) -> None:
     start = text.index(_BEGIN)
     end = text.index(_END)
     module.write_text(text[:start] + "\n".join(lines) + "\n" + text[end:], encoding="utf-8")
+
+
+_DOC_BEGIN = "<!-- srbench:zoo:begin -->"
+_DOC_END = "<!-- srbench:zoo:end -->"
+
+
+def zoo_table(runs: Sequence[ZooRun], output_dir: str | Path = DEFAULT_ZOO_DIR) -> str:
+    """Markdown table of the finished runs: budget, wall time, machine, Set5 at the end."""
+    out = Path(output_dir).expanduser()
+    lines = [
+        "| model | scale | iterations | training wall time | machine, precision | "
+        "Set5 PSNR (dB, standard, at the end) | run |",
+        "|---|---|---:|---:|---|---:|---|",
+    ]
+    total = 0.0
+    for run in runs:
+        status = run_status(run, out)
+        if status["state"] != "finished":
+            continue
+        info = status["run_json"]
+        seconds = float(info.get("train_seconds") or 0.0)
+        total += seconds
+        val = info.get("validation") or {}
+        psnr = " / ".join(f"{v['psnr_db']:.2f}" for v in val.values()) or "-"
+        scales = "/".join(f"x{s}" for s in run.scales)
+        machine = f"{info.get('cpu_model', '?')}, {info.get('torch_threads', '?')} threads, "
+        machine += str(info.get("precision", "?"))
+        lines.append(
+            f"| {run.model} | {scales} | {info.get('iterations')} | {seconds / 60:.1f} min | "
+            f"{machine} | {psnr} | `{run.name}` |"
+        )
+    lines.append("")
+    lines.append(
+        f"Training wall time of these runs: {total / 3600:.2f} h in all (measured on a shared "
+        "machine: other work ran beside the training, so these are upper bounds)."
+    )
+    return "\n".join(lines)
+
+
+def write_zoo_doc(doc: Path, runs: Sequence[ZooRun], output_dir: str | Path) -> bool:
+    """Replace the table between the markers of ``docs/zoo.md`` (False if there is no such doc)."""
+    if not doc.is_file():
+        return False
+    text = doc.read_text(encoding="utf-8")
+    if _DOC_BEGIN not in text or _DOC_END not in text:
+        return False
+    start = text.index(_DOC_BEGIN) + len(_DOC_BEGIN)
+    end = text.index(_DOC_END)
+    table = zoo_table(runs, output_dir)
+    doc.write_text(text[:start] + "\n" + table + "\n" + text[end:], encoding="utf-8")
+    return True
