@@ -210,12 +210,15 @@ def summary_table(
 
 
 def point_labels(frame: pd.DataFrame) -> list[str]:
-    """Model names; ``+`` for self-ensemble; the weights' short hash where a model has several."""
-    per_model = frame.groupby("model")["weights_sha256"].nunique(dropna=False).to_dict()
+    """Model names; ``+`` for self-ensemble; the weights' short hash where a model has several
+    at one scale (one file per scale, as IDN's, is not "several")."""
+    by = ["model", "scale"] if "scale" in frame.columns else ["model"]
+    per_model = frame.groupby(by)["weights_sha256"].nunique(dropna=False).to_dict()
     labels = []
     for row in frame.itertuples():
         label = str(row.model) + ("+" if bool(getattr(row, "ensemble", False)) else "")
-        if per_model.get(row.model, 1) > 1:
+        key = (row.model, row.scale) if len(by) == 2 else row.model
+        if per_model.get(key, 1) > 1:
             label += f" [{str(row.weights_sha256)[:8]}]"
         precision = getattr(row, "precision", "fp32")
         if precision not in (None, "fp32") and not pd.isna(precision):

@@ -158,3 +158,41 @@ def baseline_update(
     baseline_update_command(
         baseline, results_dir, models=models, datasets=datasets, scales=scales, console=console
     )
+
+
+@app.command()
+def verdict(
+    results_dir: ResultsDir = Path("results"),
+    protocol: Annotated[str, typer.Option(help="standard or legacy-y.")] = "standard",
+    output: Annotated[
+        Path | None,
+        typer.Option(help="JSON file for the table (default: <results-dir>/verdict.json)."),
+    ] = None,
+) -> None:
+    """DRN's claims at equal training: paired differences with 95% bootstrap CIs, from the store."""
+    import json
+
+    from rich.table import Table
+
+    from srbench.results import ResultStore
+    from srbench.verdict import VERDICT_PAIRS, sentence
+    from srbench.verdict import verdict as compute
+
+    records = ResultStore(results_dir).latest_records()
+    rows = compute(records, protocol=protocol)
+    table = Table(title=f"paired A - B over the images ({protocol} protocol; 95% bootstrap CI)")
+    for column in ("A", "B", "dataset", "scale", "metric", "images", "A - B", "95% CI", "W/T/L"):
+        table.add_column(column, justify="left" if column in ("A", "B", "dataset") else "right")
+    for r in rows:
+        digits = 3 if r.metric == "psnr_db" else 5
+        table.add_row(
+            r.a, r.b, r.dataset, f"x{r.scale}", r.metric, str(r.images),
+            f"{r.diff.mean:+.{digits}f}", f"[{r.diff.low:+.{digits}f}, {r.diff.high:+.{digits}f}]",
+            f"{r.wins}/{r.ties}/{r.losses}",
+        )  # fmt: skip
+    console.print(table)
+    for a, b, _ in VERDICT_PAIRS:
+        console.print(sentence(rows, a, b), highlight=False)
+    path = output or Path(results_dir) / "verdict.json"
+    path.write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
+    err_console.print(f"wrote {path}", highlight=False)
