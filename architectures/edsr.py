@@ -161,6 +161,7 @@ _OFFICIAL = {
         ),
         published_params={2: 1_369_859, 3: 1_554_499, 4: 1_517_571},
         aliases=("edsr",),
+        options=("n_resblocks", "n_feats", "res_scale", "rgb_mean"),
         official_weights=_OFFICIAL,
         weights=zoo_weights("edsr_baseline"),
         assumptions=(
@@ -177,10 +178,4 @@ _OFFICIAL = {
     )
 )
 def edsr_baseline(scale: int, **overrides: object) -> nn.Module:
-    allowed = {"n_resblocks", "n_feats", "res_scale", "rgb_mean"}
-    unknown = set(overrides) - allowed
-    if unknown:
-        raise TypeError(
-            f"edsr_baseline got unknown options {sorted(unknown)} (allowed: {sorted(allowed)})"
-        )
     return EDSR(scale, **overrides)  # type: ignore[arg-type]

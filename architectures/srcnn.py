@@ -90,14 +90,6 @@ class SRCNN(nn.Module):
         return self.conv3(x)
 
 
-def _check(overrides: dict[str, object], allowed: set[str], name: str) -> None:
-    unknown = set(overrides) - allowed
-    if unknown:
-        raise TypeError(
-            f"{name} got unknown options {sorted(unknown)} (allowed: {sorted(allowed)})"
-        )
-
-
 @register_model(
     ModelCard(
         name="srcnn",
@@ -114,6 +106,7 @@ def _check(overrides: dict[str, object], allowed: set[str], name: str) -> None:
         ),
         published_params={2: 57_281, 3: 57_281, 4: 57_281},
         weights=zoo_weights("srcnn"),
+        options=("kernel_sizes", "filters"),
         assumptions=(_PADDING_NOTE,),
         notes=(
             "9-5-5 with 64/32 filters. Published numbers: the VDSR-paper lineage of SRCNN results "
@@ -122,7 +115,6 @@ def _check(overrides: dict[str, object], allowed: set[str], name: str) -> None:
     )
 )
 def srcnn(scale: int, **overrides: object) -> nn.Module:
-    _check(overrides, {"kernel_sizes", "filters"}, "srcnn")
     return SRCNN(scale, **overrides)  # type: ignore[arg-type]
 
 
@@ -137,6 +129,7 @@ def srcnn(scale: int, **overrides: object) -> nn.Module:
         pre_upsampled=True,
         licence=_LICENCE,
         published_params={2: 8_129, 3: 8_129, 4: 8_129},
+        options=("filters",),
         assumptions=(_PADDING_NOTE,),
         notes=(
             "9-1-5 with 64/32 filters (the ECCV 2014 base network). No published rows are attached: "
@@ -145,5 +138,4 @@ def srcnn(scale: int, **overrides: object) -> nn.Module:
     )
 )
 def srcnn_915(scale: int, **overrides: object) -> nn.Module:
-    _check(overrides, {"filters"}, "srcnn_915")
     return SRCNN(scale, kernel_sizes=(9, 1, 5), **overrides)  # type: ignore[arg-type]

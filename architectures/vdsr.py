@@ -103,6 +103,7 @@ class VDSR(nn.Module):
         ),
         published_params={2: 665_921, 3: 665_921, 4: 665_921},
         official_weights={2: _WEIGHTS, 3: _WEIGHTS, 4: _WEIGHTS},
+        options=("depth", "n_feats"),
         weights=zoo_weights("vdsr"),
         notes=(
             "Single multi-scale model; the official weights reproduce the published Set5 values "
@@ -111,8 +112,4 @@ class VDSR(nn.Module):
     )
 )
 def vdsr(scale: int, **overrides: object) -> nn.Module:
-    allowed = {"depth", "n_feats"}
-    unknown = set(overrides) - allowed
-    if unknown:
-        raise TypeError(f"vdsr got unknown options {sorted(unknown)} (allowed: {sorted(allowed)})")
     return VDSR(scale, **overrides)  # type: ignore[arg-type]

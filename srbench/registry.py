@@ -93,6 +93,9 @@ class ModelCard:
     official_weights: dict[int, WeightsRef] = field(default_factory=dict)
     # Other names a user may type (``drn`` -> drn_s); one name in results, the card's.
     aliases: tuple[str, ...] = ()
+    # Constructor options (``create_model(name, s, **options)``, recipes' model_overrides);
+    # anything else is refused by the registry with the allowed list, for every model alike.
+    options: tuple[str, ...] = ()
     assumptions: tuple[str, ...] = ()
     notes: str = ""
     # Trainable models are trained by `srbench train`; bicubic is not.
@@ -353,6 +356,10 @@ def create_model(
             f"model {card.name!r} does not support scale x{scale} (supported: "
             f"{', '.join(f'x{s}' for s in card.scales)})"
         )
+    unknown = sorted(set(overrides) - set(card.options))
+    if unknown:
+        allowed = ", ".join(sorted(card.options)) or "none"
+        raise TypeError(f"{card.name} got unknown options {unknown} (allowed: {allowed})")
     model = entry.factory(scale=scale, **overrides)
     _check_contract(entry, model, scale, overrides)
     model.srbench_card = card
