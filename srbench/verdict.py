@@ -38,7 +38,11 @@ class Interval:
 
 
 def paired_bootstrap(
-    diffs: Sequence[float], *, resamples: int = 10_000, level: float = 0.95, seed: int = 0
+    diffs: Sequence[float] | np.ndarray,
+    *,
+    resamples: int = 10_000,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> Interval:
     """Mean of ``diffs`` and its percentile-bootstrap interval (images resampled with
     replacement; the same seed gives the same interval)."""
