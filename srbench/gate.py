@@ -36,7 +36,7 @@ import pandas as pd
 from srbench.errors import SRBenchError
 from srbench.pareto import CostFn, counted_costs, efficiency_table, load_profiles
 from srbench.results import ResultStore, summarise
-from srbench.schema import ENTRY_FIELDS
+from srbench.schema import ENTRY_FIELDS, PSNR, SSIM
 from srbench.schema import METRICS as METRICS_SPEC
 
 SCHEMA = "srbench.baseline/1"
@@ -49,8 +49,8 @@ FAILING = ("regressed", "changed", "missing")
 class Tolerances:
     """How much worse a metric may get before the gate fails (quality: absolute; latency: relative)."""
 
-    psnr_db: float = 0.01
-    ssim: float = 0.0002
+    psnr_db: float = PSNR.gate_tolerance
+    ssim: float = SSIM.gate_tolerance
     latency_rel: float = 0.10
 
     @classmethod
@@ -194,8 +194,7 @@ def current_entries(
                 "scale": int(row.scale),
                 "ensemble": bool(row.ensemble),
                 "precision": str(row.precision),
-                "psnr_db": _clean(row.psnr_db),
-                "ssim": _clean(row.ssim),
+                **{m.name: _clean(getattr(row, m.name)) for m in METRICS_SPEC},
                 "images": int(row.images),
                 "params": _int_or_none(cost["params"]),
                 "macs": _int_or_none(cost["macs"]),
@@ -423,8 +422,15 @@ def compare(
             results.append(EntryResult(key_dict, "missing", note=_why_missing(key, current)))
             continue
         metrics = [
-            _quality("psnr_db", base.get("psnr_db"), cur.get("psnr_db"), tol.psnr_db),
-            _quality("ssim", base.get("ssim"), cur.get("ssim"), tol.ssim),
+            *(
+                _quality(
+                    m.name,
+                    base.get(m.name),
+                    cur.get(m.name),
+                    getattr(tol, m.name, m.gate_tolerance),
+                )
+                for m in METRICS_SPEC
+            ),
             _exact("images", base.get("images"), cur.get("images")),
             _exact("params", base.get("params"), cur.get("params")),
             _exact("macs", base.get("macs"), cur.get("macs")),

@@ -30,7 +30,6 @@ from srbench.color import matlab_round_uint8, rgb_to_y, rgb_to_y_uint8, rgb_to_y
 from srbench.data import HRImage, default_cache_dir
 from srbench.errors import DataError, SRBenchError
 from srbench.imresize import imresize, modcrop
-from srbench.metrics import psnr, ssim
 
 
 @dataclass(frozen=True)
@@ -190,9 +189,16 @@ class Prepared:
 
 @dataclass
 class Scored:
-    psnr_db: float
-    ssim: float
+    metrics: dict[str, float]  # every srbench.schema.METRICS spec, by record field name
     sr_image: np.ndarray  # uint8, what would be saved (RGB H x W x 3, or H x W for legacy grey)
+
+    @property
+    def psnr_db(self) -> float:
+        return self.metrics["psnr_db"]
+
+    @property
+    def ssim(self) -> float:
+        return self.metrics["ssim"]
 
 
 class LRCache:
@@ -279,11 +285,9 @@ def score(protocol: Protocol, output: torch.Tensor, prepared: Prepared) -> Score
     s = prepared.scale
     sr_t = torch.from_numpy(sr_y)
     hr_t = torch.from_numpy(prepared.target_y)
-    return Scored(
-        psnr_db=float(psnr(sr_t, hr_t, crop=s)[0]),
-        ssim=float(ssim(sr_t, hr_t, crop=s)[0]),
-        sr_image=sr_image,
-    )
+    from srbench.schema import METRICS
+
+    return Scored({m.name: m.compute(sr_t, hr_t, s) for m in METRICS}, sr_image)
 
 
 def preview_rgb(protocol: Protocol, scored: Scored, prepared: Prepared) -> np.ndarray:

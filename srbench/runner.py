@@ -289,8 +289,7 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                                 )
                             record = {
                                 **base,
-                                "psnr_db": scored.psnr_db,
-                                "ssim": scored.ssim,
+                                **scored.metrics,
                                 # Wall time of this one forward pass, no warm-up: for orientation only;
                                 # `srbench profile` makes the latency numbers to compare.
                                 "wall_ms": latency_ms,

@@ -22,7 +22,9 @@ ssim         1     yes                 same Y and crop; Gaussian 11x11, sigma 1.
                                        K2 0.03, valid window (MATLAB ``ssim_index``)
 ===========  ====  ==================  =========================================================
 
-Gate tolerances are per metric (``gate_tolerance``), never one number for all.
+Gate tolerances are per metric (``gate_tolerance``), never one number for all. Adding a metric is
+its function (``srbench/metrics.py``), its spec here, and its tests: the protocols score every
+spec, records, summaries, the gate and the verdict carry every spec.
 """
 
 from __future__ import annotations
@@ -44,6 +46,14 @@ class MetricSpec:
     higher_is_better: bool
     gate_tolerance: float  # absolute: how much worse the gate lets a mean get
     decimals: int  # in tables
+    function: str  # "module:function" computing it: f(sr_y, hr_y, crop=scale) -> per-image tensor
+
+    def compute(self, sr_y, hr_y, crop: int) -> float:
+        """The metric of one image pair (float64 Y tensors, values in [0, 255])."""
+        import importlib
+
+        module, _, name = self.function.partition(":")
+        return float(getattr(importlib.import_module(module), name)(sr_y, hr_y, crop=crop)[0])
 
     def axis_label(self) -> str:
         return f"{self.label} ({self.unit})" if self.unit else self.label
@@ -55,8 +65,8 @@ class MetricSpec:
 
 
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("psnr_db", "PSNR", "dB", True, 0.01, 2),
-    MetricSpec("ssim", "SSIM", "", True, 0.0002, 4),
+    MetricSpec("psnr_db", "PSNR", "dB", True, 0.01, 2, "srbench.metrics:psnr"),
+    MetricSpec("ssim", "SSIM", "", True, 0.0002, 4, "srbench.metrics:ssim"),
 )
 METRIC_NAMES = tuple(m.name for m in METRICS)
 PSNR, SSIM = METRICS

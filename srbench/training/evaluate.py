@@ -22,6 +22,7 @@ from srbench.evaluation import evaluate_image
 from srbench.protocols import LRCache, Prepared, get_protocol, prepare
 from srbench.registry import ModelCard
 from srbench.runner import DatasetSource, benchmark_source
+from srbench.schema import METRIC_NAMES
 
 
 @dataclass
@@ -88,8 +89,7 @@ def iter_scores(
             yield {
                 "dataset": item.dataset,
                 "image": item.name,
-                "psnr_db": scored.psnr_db,
-                "ssim": scored.ssim,
+                **scored.metrics,
                 "wall_ms": wall_ms,
                 "tiled": report.tiled,
                 "hr_sha256": item.hr_sha256,
@@ -106,8 +106,7 @@ def summarise_scores(scores: Sequence[dict]) -> dict[str, dict[str, float]]:
     for key in dict.fromkeys(s["dataset"] for s in scores):
         rows = [s for s in scores if s["dataset"] == key]
         out[key] = {
-            "psnr_db": sum(r["psnr_db"] for r in rows) / len(rows),
-            "ssim": sum(r["ssim"] for r in rows) / len(rows),
+            **{m: sum(r[m] for r in rows) / len(rows) for m in METRIC_NAMES},
             "images": len(rows),
         }
     return out
@@ -144,8 +143,7 @@ def result_records(
                 "protocol_hash": proto.hash,
                 "ensemble": False,
                 "precision": "fp32",
-                "psnr_db": s["psnr_db"],
-                "ssim": s["ssim"],
+                **{m: s[m] for m in METRIC_NAMES},
                 "wall_ms": s["wall_ms"],
                 "tiled": s["tiled"],
                 "hr_sha256": s["hr_sha256"],
