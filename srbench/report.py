@@ -644,6 +644,83 @@ def _prepare_img_dir(out: Path) -> Path:
     return img
 
 
+def _learning_curves(training: list[dict], img: Path) -> list[dict[str, Any]]:
+    """One figure per scale: Set5 PSNR against the iteration for every zoo run (from the store's
+    ``training/`` records, written by ``srbench zoo ship``)."""
+    from matplotlib.figure import Figure
+
+    by_scale: dict[int, list[tuple[str, list[int], list[float]]]] = {}
+    for t in training:
+        for scale in t["scales"]:
+            points = [c for c in t["curve"] if int(c.get("scale", scale)) == scale and "set5" in c]
+            if points:
+                by_scale.setdefault(int(scale), []).append(
+                    (
+                        t["model"],
+                        [int(c["iteration"]) for c in points],
+                        [float(c["set5"]["psnr_db"]) for c in points],
+                    )
+                )
+    figures = []
+    for scale in sorted(by_scale):
+        fig = Figure(figsize=(7.0, 4.2), dpi=110)
+        ax = fig.subplots()
+        for model, xs, ys in sorted(by_scale[scale]):
+            ax.plot(xs, ys, marker="o", markersize=3, label=model)
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("Set5 PSNR (dB), standard protocol")
+        ax.set_title(f"zoo learning curves, x{scale} (validation during training)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        name = f"learning_x{scale}.png"
+        fig.savefig(img / name, metadata={"Software": None})
+        figures.append({"scale": scale, "src": f"img/{name}", "alt": f"learning curves x{scale}"})
+    return figures
+
+
+def _training_rows(training: list[dict]) -> list[dict[str, str]]:
+    rows = []
+    for t in sorted(training, key=lambda t: (t["scales"][0], t["model"])):
+        info = t["summary"]
+        val = info.get("validation") or {}
+        rows.append(
+            {
+                "model": t["model"],
+                "scales": "/".join(f"x{s}" for s in t["scales"]),
+                "iterations": str(info.get("iterations")),
+                "minutes": f"{float(info.get('train_seconds') or 0) / 60:.1f}",
+                "machine": f"{info.get('cpu_model', '?')}, {info.get('torch_threads', '?')} "
+                f"threads, {info.get('precision', '?')}",
+                "set5": " / ".join(f"{v['psnr_db']:.2f}" for v in val.values()) or "-",
+                "run": t["zoo_run"],
+            }
+        )
+    return rows
+
+
+def _verdict_rows(records: list[dict]) -> tuple[list[dict[str, str]], list[str]]:
+    from srbench.verdict import VERDICT_PAIRS, sentence, verdict
+
+    rows = verdict(records)
+    table = []
+    for r in rows:
+        digits = 3 if r.metric == "psnr_db" else 5
+        table.append(
+            {
+                "pair": f"{r.a} - {r.b}",
+                "cell": f"{r.dataset} x{r.scale}",
+                "metric": r.metric,
+                "images": str(r.images),
+                "diff": f"{r.diff.mean:+.{digits}f}",
+                "ci": f"[{r.diff.low:+.{digits}f}, {r.diff.high:+.{digits}f}]",
+                "wtl": f"{r.wins}/{r.ties}/{r.losses}",
+                "sign": "better" if r.diff.low > 0 else "worse" if r.diff.high < 0 else "unclear",
+            }
+        )
+    return table, [sentence(rows, a, b) for a, b, _ in VERDICT_PAIRS]
+
+
 def build_report(
     results_dir: str | Path,
     output_dir: str | Path = Path("reports"),
@@ -805,8 +882,17 @@ def build_report(
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    from srbench.training.zoo import read_training_records
+
+    training = read_training_records(results_dir)
+    verdict_rows, verdict_sentences = _verdict_rows(main_records)
     html = env.get_template("report.html.j2").render(
         title=title,
+        training={
+            "rows": _training_rows(training),
+            "figures": _learning_curves(training, img),
+        },
+        verdict={"rows": verdict_rows, "sentences": verdict_sentences},
         generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         results_dir=str(results_dir),
         sections=sections,

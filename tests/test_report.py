@@ -228,3 +228,42 @@ def test_highest_variance_crop_is_deterministic():
     assert highest_variance_crop(y, 16, border=2, stride=2) == (top, left, size)
     flat = np.zeros((50, 50))
     assert highest_variance_crop(flat, 96, border=4) == (4, 4, 42)  # clipped; first window
+
+
+def test_verdict_and_training_sections_come_from_the_store(tmp_path):
+    """The verdict table (from paired per-image records) and the zoo's learning curves (from
+    <store>/training/*.json, written by `srbench zoo ship`) are rendered from the store alone."""
+    import json
+
+    root = tmp_path / "r"
+    store = ResultStore(root)
+    store.append(fabricated("drn_s", STANDARD, "set5", 2, 36.0, 5, sha="a" * 64))
+    store.append(fabricated("bicubic", STANDARD, "set5", 2, 33.0, 5))
+    idn = fabricated("bicubic", STANDARD, "set5", 2, 35.5, 5, sha="b" * 64)
+    for r in idn:
+        r["model"] = "idn"
+    store.append(idn)
+    (root / "training").mkdir()
+    for model, ys in (("drn_s", [34.0, 36.0]), ("idn", [33.5, 35.5])):
+        (root / "training" / f"{model}.json").write_text(json.dumps({
+            "zoo_run": f"{model}-x2-run", "model": model, "scales": [2], "recipe_hash": "h",
+            "shipped_sha256": None,
+            "summary": {"iterations": 1000, "train_seconds": 600.0, "cpu_model": "Test CPU",
+                        "torch_threads": 2, "precision": "bf16",
+                        "validation": {"set5": {"psnr_db": ys[-1]}}},
+            "curve": [{"iteration": 500 * (i + 1), "scale": 2, "set5": {"psnr_db": y}}
+                      for i, y in enumerate(ys)],
+        }))  # fmt: skip
+
+    def costs(model: str, scale: int) -> dict:
+        return {"params": {"bicubic": 0, "drn_s": 529379, "idn": 552769}[model], "macs": 1e9,
+                "network_macs": 0}  # fmt: skip
+
+    out = tmp_path / "o"
+    html = build_report(root, out, cost_fn=costs, visual_images=0).read_text()
+    verdict = html[html.index('<section id="verdict">') : html.index('<section id="training">')]
+    assert "drn_s - idn" in verdict and "+0.500" in verdict and "[+0.500, +0.500]" in verdict
+    assert "5/0/0" in verdict and "better with 95% confidence in 1" in verdict
+    training = html[html.index('<section id="training">') :]
+    assert "drn_s-x2-run" in training and "10.0" in training and "bf16" in training
+    assert (out / "img" / "learning_x2.png").is_file() and "img/learning_x2.png" in training

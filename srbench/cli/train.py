@@ -134,8 +134,10 @@ def zoo_ship(
     output_dir: ZooDir = None,
     models: ZooModels = None,
     scales: ZooScales = None,
+    results_dir: ResultsDir = Path("results"),
 ) -> None:
-    """Copy finished zoo runs' weights into the package (float16) and pin their sha256."""
+    """Copy finished zoo runs' weights into the package (float16) and pin their sha256; their
+    summaries and learning curves go to <results-dir>/training/ for the report."""
     from srbench.training.cli import zoo_ship_command
 
-    zoo_ship_command(spec, output_dir, split(models) or None, scales_list(scales))
+    zoo_ship_command(spec, output_dir, split(models) or None, scales_list(scales), results_dir)

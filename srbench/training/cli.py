@@ -350,13 +350,14 @@ def zoo_ship_command(
     output_dir: str | Path | None = None,
     models: list[str] | None = None,
     scales: list[int] | None = None,
+    results_dir: str | Path = "results",
 ) -> list[dict[str, Any]]:
     """``srbench zoo ship``: finished runs' weights into srbench/pretrained (fp16); prints."""
     from srbench.training.zoo import DEFAULT_ZOO_DIR, load_zoo, select, ship
 
     zoo = load_zoo(spec)
     runs = select(zoo, models, scales)
-    shipped = ship(runs, output_dir=output_dir or DEFAULT_ZOO_DIR)
+    shipped = ship(runs, output_dir=output_dir or DEFAULT_ZOO_DIR, results_dir=results_dir)
     from srbench.training.zoo import write_zoo_doc
 
     doc = Path(__file__).resolve().parents[2] / "docs" / "zoo.md"  # in a source checkout

@@ -259,13 +259,15 @@ def ship(
     *,
     output_dir: str | Path = DEFAULT_ZOO_DIR,
     package_dir: str | Path | None = None,
+    results_dir: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Copy the final weights of the finished ``runs`` into the package as float16 and pin them.
 
     Writes ``<package_dir>/<model>_x<s>.safetensors`` and rewrites the generated ``SHIPPED``
     table of ``<package_dir>/__init__.py`` (entries of runs not given are kept). Returns one
     ``{model, scales, file, sha256, run, train_seconds, iterations}`` per shipped run;
-    unfinished runs are left out.
+    unfinished runs are left out. With ``results_dir``, each run's summary and learning curve
+    (its validations) go to ``<results_dir>/training/<run>.json``, where the report reads them.
     """
     import torch
     from safetensors.torch import load_file
@@ -297,6 +299,8 @@ def ship(
         )
         for s in run.scales:
             table.setdefault(run.model, {})[s] = row
+        if results_dir is not None:
+            write_training_record(run, out, Path(results_dir), shipped_sha256=sha)
         shipped.append(
             {
                 "model": run.model,
@@ -396,3 +400,44 @@ def write_zoo_doc(doc: Path, runs: Sequence[ZooRun], output_dir: str | Path) -> 
     table = zoo_table(runs, output_dir)
     doc.write_text(text[:start] + "\n" + table + "\n" + text[end:], encoding="utf-8")
     return True
+
+
+TRAINING_DIR = "training"
+
+
+def write_training_record(
+    run: ZooRun, output_dir: Path, results_dir: Path, *, shipped_sha256: str | None = None
+) -> Path:
+    """``<results_dir>/training/<run>.json``: the run's summary (recipe hash, wall time, machine,
+    precision) and its Set5 learning curve, from the run folder, for the report."""
+    from srbench.training.loop import read_log
+
+    run_dir = Path(output_dir).expanduser() / run.name
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    curve = [
+        {"iteration": r["iteration"], "scale": r.get("scale", run.recipe.scale), **r["results"]}
+        for r in read_log(run_dir)
+        if r.get("kind") == "val"
+    ]
+    record = {
+        "zoo_run": run.name,
+        "model": run.model,
+        "scales": list(run.scales),
+        "recipe_hash": run.recipe.hash,
+        "shipped_sha256": shipped_sha256,
+        "summary": info,
+        "curve": curve,
+    }
+    path = results_dir / TRAINING_DIR / f"{run.name}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def read_training_records(results_dir: str | Path) -> list[dict[str, Any]]:
+    folder = Path(results_dir) / TRAINING_DIR
+    if not folder.is_dir():
+        return []
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
