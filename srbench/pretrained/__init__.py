@@ -25,6 +25,17 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "bf16",
         ),
     },
+    "edsr_baseline": {
+        2: (
+            "edsr_baseline_x2.safetensors",
+            "6657fcb73022db140c5ac6adc91935fa42b14119036c5f2834abbaa585c0cf50",
+            "edsr_baseline-x2-t91bsd200-it1k-b16-453dc9",
+            736.4,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
+    },
     "idn": {
         2: (
             "idn_x2.safetensors",
