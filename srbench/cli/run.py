@@ -48,7 +48,13 @@ def run(
             "Default: every benchmark present, else the built-in demo set."
         ),
     ] = None,
-    scales: Annotated[str, typer.Option(help="Comma-separated scales.")] = "2,3,4",
+    scales: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated scales (2,3,4 or x2,x3,x4). Default: 2,3,4, skipping (and "
+            "naming) any a model has no weights for."
+        ),
+    ] = None,
     protocol: Annotated[
         str, typer.Option(help="standard or legacy-y (docs/protocols.md).")
     ] = "standard",
@@ -123,7 +129,7 @@ def run(
         config = RunConfig(
             models=model_names,
             datasets=dataset_keys,
-            scales=scales_list(scales) or [],
+            scales=scales_list(scales) or [2, 3, 4],
             protocol=protocol,
             data_root=root,
             weights=index_weights(weights or []),
@@ -136,7 +142,7 @@ def run(
             force=force,
             allow_random_weights=allow_random_weights,
             save_images=save_images,
-            skip_missing_weights=default_models,
+            skip_missing_weights=default_models or scales is None,
         )
         keys, records = _run_with_progress(config, sources)
     except ValueError as exc:
