@@ -300,7 +300,9 @@ def test_drn_configs_and_assumptions():
         assert card.licence == "unknown (no official code)"
         assert len(card.assumptions) >= 8 and all(isinstance(a, str) for a in card.assumptions)
         assert "no official code" in card.notes.lower()
-        assert not card.published and not card.weights and not card.published_params
+        # No published numbers and no authors' weights: DRN's only weights are srbench's own.
+        assert not card.published and not card.official_weights and not card.published_params
+        assert all(ref.shipped for ref in card.weights.values())
 
 
 @pytest.mark.parametrize("activation", ["elu", "relu", "leakyrelu"])
