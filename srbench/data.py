@@ -168,20 +168,20 @@ _LOSSY_NOTE = (
 )
 
 
-def _lossy_file(folder: Path, name: str) -> Path | None:
-    for suffix in LOSSY_SUFFIXES:
+def _first_file(folder: Path, name: str, suffixes: tuple[str, ...]) -> Path | None:
+    for suffix in suffixes:
         for candidate in (folder / f"{name}{suffix}", folder / f"{name}{suffix.upper()}"):
             if candidate.is_file():
                 return candidate
     return None
+
+
+def _lossy_file(folder: Path, name: str) -> Path | None:
+    return _first_file(folder, name, LOSSY_SUFFIXES)
 
 
 def find_image_file(folder: Path, name: str) -> Path | None:
-    for suffix in IMAGE_SUFFIXES:
-        for candidate in (folder / f"{name}{suffix}", folder / f"{name}{suffix.upper()}"):
-            if candidate.is_file():
-                return candidate
-    return None
+    return _first_file(folder, name, IMAGE_SUFFIXES)
 
 
 def hr_folder(spec: BenchmarkSpec, root: Path) -> Path:

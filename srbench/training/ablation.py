@@ -47,6 +47,7 @@ from srbench.training.recipe import (
     Recipe,
     RecipeError,
     apply_overrides,
+    check_keys,
     check_model,
     read_yaml,
     recipe_from_dict,
@@ -106,18 +107,6 @@ def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_keys(where: str, raw: dict, known: tuple[str, ...], what: str) -> None:
-    import difflib
-
-    for key in raw:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise RecipeError(
-                f"{where}: unknown {what} key {key!r}{hint} (known: {', '.join(known)})"
-            )
-
-
 def _grid_name(values: dict[str, Any]) -> str:
     return ",".join(
         f"{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v in values.items()
@@ -132,7 +121,7 @@ def spec_from_dict(
     overrides: dict[str, Any] | None = None,
 ) -> AblationSpec:
     """Validate an ablation spec; every variant's model and overrides are checked up front."""
-    _check_keys(source, raw, _SPEC_KEYS, "ablation spec")
+    check_keys(source, raw, _SPEC_KEYS, "ablation spec")
     name = raw.get("name") or Path(source).stem
     if not isinstance(name, str):
         raise RecipeError(f"{source}: name must be a string")
@@ -162,7 +151,7 @@ def spec_from_dict(
         where = f"{source}: variants[{i}]"
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise RecipeError(f"{where}: each variant is a mapping with a `name`")
-        _check_keys(where, item, _VARIANT_KEYS, "variant")
+        check_keys(where, item, _VARIANT_KEYS, "variant")
         var_overrides = item.get("overrides") or {}
         if not isinstance(var_overrides, dict):
             raise RecipeError(f"{where}: overrides must be a mapping of constructor arguments")
@@ -192,7 +181,7 @@ def spec_from_dict(
     evaluate = raw.get("evaluate") or {}
     if not isinstance(evaluate, dict):
         raise RecipeError(f"{source}: evaluate must be a mapping (datasets, protocol)")
-    _check_keys(source, evaluate, _EVALUATE_KEYS, "evaluate")
+    check_keys(source, evaluate, _EVALUATE_KEYS, "evaluate")
     datasets = evaluate.get("datasets", ["set5", "set14"])
     datasets = tuple([datasets] if isinstance(datasets, str) else datasets)
     spec = AblationSpec(

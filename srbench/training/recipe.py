@@ -215,6 +215,17 @@ def _unknown_key(where: str, key: str, known: list[str]) -> RecipeError:
     return RecipeError(f"{where}: unknown key {key!r}{hint} (known: {', '.join(sorted(known))})")
 
 
+def check_keys(where: str, raw: dict, known: tuple[str, ...], what: str) -> None:
+    """Unknown keys of a spec section are one-line errors with a "did you mean"."""
+    for key in raw:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise RecipeError(
+                f"{where}: unknown {what} key {key!r}{hint} (known: {', '.join(known)})"
+            )
+
+
 def _coerce(where: str, key: str, value: Any, annotation: Any) -> Any:
     """Check/convert one YAML value to the field's type; one-line error otherwise."""
     origin = typing.get_origin(annotation)

@@ -27,6 +27,7 @@ from typing import Any
 from srbench.training.recipe import (
     Recipe,
     RecipeError,
+    check_keys,
     read_yaml,
     recipe_from_dict,
     run_name,
@@ -77,20 +78,8 @@ class ZooEvent:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def _check_keys(where: str, raw: dict, known: tuple[str, ...], what: str) -> None:
-    import difflib
-
-    for key in raw:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise RecipeError(
-                f"{where}: unknown {what} key {key!r}{hint} (known: {', '.join(known)})"
-            )
-
-
 def zoo_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Zoo:
-    _check_keys(source, raw, _SPEC_KEYS, "zoo spec")
+    check_keys(source, raw, _SPEC_KEYS, "zoo spec")
     base = raw.get("recipe")
     if not isinstance(base, dict):
         raise RecipeError(f"{source}: `recipe:` must be a mapping (the shared training recipe)")
@@ -111,7 +100,7 @@ def zoo_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Zoo:
         where = f"{source}: runs[{i}]"
         if not isinstance(entry, dict) or "model" not in entry:
             raise RecipeError(f"{where}: each run is a mapping with a `model:`")
-        _check_keys(where, entry, _RUN_KEYS, "run")
+        check_keys(where, entry, _RUN_KEYS, "run")
         if "multiscale" in entry:
             scales = entry["multiscale"]
             if "scales" in entry:
