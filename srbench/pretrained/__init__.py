@@ -36,6 +36,17 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "bf16",
         ),
     },
+    "drn_s_nodistill": {
+        2: (
+            "drn_s_nodistill_x2.safetensors",
+            "9898a061458a21a82af1a0e2b165782678b437f15f26d1fee2dae64d6bb74ae2",
+            "drn_s_nodistill-x2-t91bsd200-it1k-b16-5bbe45",
+            221.8,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
+    },
     "edsr_baseline": {
         2: (
             "edsr_baseline_x2.safetensors",
