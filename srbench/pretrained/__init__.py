@@ -47,6 +47,17 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "bf16",
         ),
     },
+    "drn_s_plain": {
+        2: (
+            "drn_s_plain_x2.safetensors",
+            "9300e800246df84c4315c2fdb2a8b93fbf497d1aae1849fd2a35865510f54852",
+            "drn_s_plain-x2-t91bsd200-it1k-b16-a95e35",
+            296.8,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
+    },
     "edsr_baseline": {
         2: (
             "edsr_baseline_x2.safetensors",
