@@ -191,6 +191,7 @@ def test_nonexistent_data_root_is_an_error_not_the_demo(tmp_path, monkeypatch):
     assert "does not exist" in _one_line_error(result)
     assert not (tmp_path / "r" / "records.jsonl").exists()
     monkeypatch.delenv("SRBENCH_DATA")
+    monkeypatch.delenv("SRBENCH_CACHE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # default root absent: the demo set
     assert resolve_data_root() == tmp_path / "home" / ".cache" / "srbench" / "datasets"
 
