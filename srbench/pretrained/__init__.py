@@ -79,6 +79,15 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "AMD EPYC, 2 threads",
             "bf16",
         ),
+        3: (
+            "idn_x3.safetensors",
+            "82744844c39749095c7ce20b39381f61e832eac3fa1209368831dce08af3d535",
+            "idn-x3-t91bsd200-it1k-b16-7a56fb",
+            1449.3,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
     },
     "srcnn": {
         2: (
