@@ -35,6 +35,15 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "AMD EPYC, 2 threads",
             "bf16",
         ),
+        3: (
+            "drn_s_x3.safetensors",
+            "eaafa538f24d63a188db809061e1a976c2593c3029ad8f0a8f72fd1a39c8a550",
+            "drn_s-x3-t91bsd200-it1k-b16-ec4ebe",
+            598.0,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
     },
     "drn_s_nodistill": {
         2: (
