@@ -51,6 +51,8 @@ class BenchmarkSpec:
     folder: str
     citation: str
     images: tuple[ImageSpec, ...]
+    # Images whose zoomed crops `srbench run` stores for the report's visual comparison.
+    visual_images: tuple[str, ...] = ()
 
     @property
     def count(self) -> int:
@@ -89,7 +91,11 @@ def get_benchmark(key: str) -> BenchmarkSpec:
     images = tuple(ImageSpec(**image) for image in raw["images"])
     if len(images) != raw["count"]:
         raise DataError(f"benchmark spec {key}.json is inconsistent: reinstall srbench")
-    return BenchmarkSpec(raw["key"], raw["name"], raw["folder"], raw["citation"], images)
+    visual = tuple(raw.get("visual_images", ()))
+    unknown = set(visual) - {image.name for image in images}
+    if unknown:
+        raise DataError(f"benchmark spec {key}.json names unknown visual images: reinstall srbench")
+    return BenchmarkSpec(raw["key"], raw["name"], raw["folder"], raw["citation"], images, visual)
 
 
 def list_benchmarks() -> list[BenchmarkSpec]:

@@ -132,45 +132,64 @@ def _hardware(record: dict) -> str:
     return f"{hw['device']} ({hw['device_type']}, {hw['threads']} threads)"
 
 
+def architecture_name(model: str) -> str:
+    """The registered architecture a stored model name runs: ``idn.official`` -> ``idn``."""
+    return model.split(".", 1)[0]
+
+
 def efficiency_table(
     models_scales: Iterable[tuple[str, int]],
     profiles: Sequence[dict] = (),
     *,
     size: str = COST_SIZE,
     precision: str = "fp32",
-    cost_fn: CostFn | None = counted_costs,
+    cost_fn: CostFn | None = None,
 ) -> pd.DataFrame:
     """Per (model, scale): params, MACs, latency, memory and where each came from.
 
-    Profile records (the latest per model and scale at ``size`` and ``precision``) win;
-    parameters and MACs missing there are counted with ``cost_fn`` (``None``: left missing). A
-    model that cannot be built (e.g. from an uninstalled plugin) gets missing costs and a note.
+    Everything comes from profile records (``srbench profile``; ``srbench run`` adds counting-only
+    ones); parameters and MACs missing there are counted with ``cost_fn`` when one is given
+    (``None``, the default: left missing -- later stages read the store, they do not re-count).
     """
-    latest: dict[tuple[str, int], dict] = {}
+    # Counts: the latest record (any precision: they do not depend on it). Latency and memory:
+    # the latest record that measured them at this precision (a later counting-only record, as
+    # `srbench run` writes, never hides a measurement).
+    counted_at: dict[tuple[str, int], dict] = {}
+    timed_at: dict[tuple[str, int], dict] = {}
     for r in profiles:
-        if r.get("size") == size and r.get("precision", "fp32") == precision:
-            latest[(r.get("model"), r.get("scale"))] = r
+        if r.get("size") != size:
+            continue
+        key = (str(r.get("model")), int(r.get("scale", 0)))
+        counted_at[key] = r
+        lat = r.get("latency") or {}
+        if (
+            r.get("precision", "fp32") == precision
+            and lat.get("status") == "measured"
+            and _finite(r.get("latency_median_ms"))
+        ):
+            timed_at[key] = r
     rows = []
     for model, scale in sorted(set(models_scales), key=lambda x: (str(x[0]), int(x[1]))):
         row: dict[str, Any] = {"model": model, "scale": int(scale)}
         row.update({c: math.nan for c in COSTS})
         row["latency_hardware"] = row["latency_device"] = row["latency_threads"] = None
-        prof = latest.get((model, int(scale)))
+        # Costs belong to the architecture: `idn.official` costs what `idn` costs.
+        arch = (architecture_name(model), int(scale))
+        prof, timed = counted_at.get(arch), timed_at.get(arch)
         source = []
         if prof is not None:
             row["params"] = prof.get("trainable_params", math.nan)
             row["macs"] = prof.get("total_macs", math.nan)
             row["network_macs"] = prof.get("network_macs", math.nan)
-            lat = prof.get("latency") or {}
-            if lat.get("status") == "measured" and _finite(prof.get("latency_median_ms")):
-                row["latency_ms"] = float(prof["latency_median_ms"])
-                row["latency_hardware"] = _hardware(prof)
-                hw = profile_hardware(prof)
-                row["latency_device"], row["latency_threads"] = hw["device"], hw["threads"]
-            peak = (prof.get("peak_memory") or {}).get("peak_allocated_bytes")
+            source.append("srbench profile")
+        if timed is not None:
+            row["latency_ms"] = float(timed["latency_median_ms"])
+            row["latency_hardware"] = _hardware(timed)
+            hw = profile_hardware(timed)
+            row["latency_device"], row["latency_threads"] = hw["device"], hw["threads"]
+            peak = (timed.get("peak_memory") or {}).get("peak_allocated_bytes")
             if _finite(peak):
                 row["memory_bytes"] = float(peak)
-            source.append("srbench profile")
         if cost_fn is not None and not all(_finite(row[c]) for c in ("params", "macs")):
             try:
                 counted = cost_fn(model, int(scale))
@@ -191,7 +210,7 @@ def summary_table(
     frame: pd.DataFrame,
     profiles: Sequence[dict] = (),
     *,
-    cost_fn: CostFn | None = counted_costs,
+    cost_fn: CostFn | None = None,
 ) -> pd.DataFrame:
     """Per-model means (:func:`srbench.results.summarise`) joined with their costs and a label."""
     if frame.empty:
@@ -274,7 +293,7 @@ def pareto_plot(
     protocol: str | None = None,
     protocol_hash: str | None = None,
     profiles: Sequence[dict] = (),
-    cost_fn: CostFn | None = counted_costs,
+    cost_fn: CostFn | None = None,
     stem: str | None = None,
 ) -> dict[str, Path]:
     """Plot ``quality`` against ``cost`` for one dataset, scale and protocol; PNG and SVG.
@@ -405,7 +424,7 @@ def plot_all(
     quality: str = "psnr_db",
     cost: str = "params",
     profiles: Sequence[dict] = (),
-    cost_fn: CostFn | None = counted_costs,
+    cost_fn: CostFn | None = None,
 ) -> list[tuple[dict[str, Any], dict[str, Path] | str]]:
     """One plot per (protocol, hash, dataset, scale): ``[(group, paths or why not), ...]``."""
     if frame.empty:

@@ -22,6 +22,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -46,6 +47,8 @@ class Protocol:
     version: int
     title: str
     definition: dict[str, str] = field(hash=False, compare=False)
+    # What a saved SR image shows beyond what is scored (the report prints it under the crops).
+    preview_note: ClassVar[str] = ""
 
     @property
     def hash(self) -> str:
@@ -99,6 +102,11 @@ class StandardProtocol(Protocol):
 
 @dataclass(frozen=True)
 class LegacyYProtocol(Protocol):
+    preview_note: ClassVar[str] = (
+        "Only Y is scored; the colour of the SR crops comes from the LR image's chroma "
+        "(bicubic), never from the HR."
+    )
+
     def check_model(self, input_channels: str) -> None:
         if input_channels == "rgb":
             raise SRBenchError(

@@ -9,10 +9,8 @@ the page loads nothing from the network (no CDN, no fonts, no scripts). What it 
   (:mod:`srbench.pareto` says where each cost comes from), and a paper-vs-measured table for
   every model whose card publishes numbers under that same protocol;
 * Pareto plots (PSNR vs parameters and MACs; latency when ``srbench profile`` measured it);
-* visual comparisons: the same HR crop (the highest-variance ``crop`` x ``crop`` window inside
-  the scored area, found deterministically) of a few benchmark images for every model, each
-  re-run with the weights the store recorded (by sha256) -- models whose weights are not
-  available are listed with the reason, never shown with other weights;
+* visual comparisons: the same HR crop of a few hard benchmark images for every model, as
+  ``srbench run`` stored them (:mod:`srbench.crops`), beside exactly the records the tables show;
 * the DRN ablation results (records that carry an ``ablation`` field);
 * a footer with each protocol's id, hash and definition, the hardware and the software versions
   (from the records' metadata).
@@ -24,7 +22,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,12 +31,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from srbench.crops import CropStore
 from srbench.data import BENCHMARK_KEYS
 from srbench.errors import SRBenchError
 from srbench.pareto import (
     COST_SIZE,
     CostFn,
-    counted_costs,
     efficiency_table,
     load_profiles,
     pareto_plot,
@@ -46,6 +44,7 @@ from srbench.pareto import (
 )
 from srbench.protocols import PROTOCOLS
 from srbench.results import ResultStore
+from srbench.schema import record_key
 
 IMG_DIR = "img"
 _MARKER = ".srbench-report"  # only an img/ folder holding this file is ever cleared
@@ -213,6 +212,7 @@ class ProtocolSection:
     title: str
     known: bool
     scales: list[ScaleSection]
+    preview_note: str = ""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -297,177 +297,60 @@ def _scale_rows(
 # ------------------------------------------------------------------------------------------------
 
 
-def highest_variance_crop(
-    y: np.ndarray, size: int, border: int, stride: int = 8
-) -> tuple[int, int, int]:
-    """``(top, left, size)`` of the ``size`` x ``size`` window of ``y`` with the highest variance.
-
-    Only windows inside the scored area (``border`` pixels off every side) on a ``stride`` grid
-    are considered; ties go to the first window in raster order, so the choice is deterministic.
-    """
-    h, w = y.shape
-    size = max(1, min(size, h - 2 * border, w - 2 * border))
-    y = y.astype(np.float64)
-    ii = np.pad(y, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    ii2 = np.pad(y * y, ((1, 0), (1, 0))).cumsum(0).cumsum(1)
-    tops = np.arange(border, h - border - size + 1, stride)
-    lefts = np.arange(border, w - border - size + 1, stride)
-    t, lft = np.meshgrid(tops, lefts, indexing="ij")
-
-    def box(s: np.ndarray) -> np.ndarray:
-        return s[t + size, lft + size] - s[t, lft + size] - s[t + size, lft] + s[t, lft]
-
-    n = size * size
-    variance = box(ii2) / n - (box(ii) / n) ** 2
-    idx = int(np.argmax(variance))  # first maximum in raster order
-    return int(t.flat[idx]), int(lft.flat[idx]), size
-
-
-def _pick_images(records: pd.DataFrame, datasets: list[str], count: int, sources: Mapping) -> list:
-    """Up to ``count`` (dataset, image): the first image of each dataset in turn, spec order."""
-    queues = []
-    for dataset in datasets:
-        if dataset not in sources:
-            continue
-        measured = set(records.loc[records["dataset"] == dataset, "image"])
-        queues.append([(dataset, n) for n in sources[dataset].names if n in measured])
-    picked: list[tuple[str, str]] = []
-    while len(picked) < count and any(queues):
-        for q in queues:
-            if q and len(picked) < count:
-                picked.append(q.pop(0))
-    return picked
-
-
-def _load_model(model: str, scale: int, sha: str, weights: Mapping[tuple[str, int], Path]):
-    """The model with exactly the weights ``sha``, or a string saying why it is not available."""
-    from srbench.registry import create_model, get_card
-
-    try:
-        card = get_card(model)
-    except SRBenchError as exc:
-        return f"not registered here ({exc})"
-    if sha == "random-init":
-        return "random weights cannot be reproduced"
-    try:
-        if sha == "none":
-            net = create_model(card.name, scale=scale)
-            if any(True for _ in net.parameters()):
-                return "the store says it has no weights, but the model has parameters"
-            return net.eval()
-        path = weights.get((card.name, scale))
-        net = create_model(card.name, scale=scale, pretrained=path if path else True)
-    except SRBenchError as exc:
-        first = str(exc).splitlines()[0]
-        return f"weights {_short(sha)} not available: {first}"
-    if net.srbench_weights_sha256 != sha:
-        return (
-            f"the weights at hand ({_short(net.srbench_weights_sha256)}) are not the ones measured "
-            f"({_short(sha)})"
-        )
-    return net.eval()
-
-
 def _visuals(
-    group: pd.DataFrame,
-    datasets: list[str],
-    sources: Mapping,
-    weights: Mapping[tuple[str, int], Path],
-    out: Path,
-    count: int,
-    crop: int,
-    device: str,
-    prefix: str,
+    group: pd.DataFrame, entries: list[dict], crops_root: Path, out: Path, count: int, prefix: str
 ) -> tuple[list[Visual], list[str]]:
-    import torch
-    from PIL import Image
+    """The stored crops (``srbench run`` wrote them, :mod:`srbench.crops`) of the results in
+    ``group`` -- exactly the records the tables show, matched by record key -- copied into the
+    report folder; up to ``count`` images, in benchmark order. Nothing is re-run."""
+    import hashlib
 
-    from srbench.color import rgb_to_y
-    from srbench.imresize import modcrop
-    from srbench.inference import infer
-    from srbench.protocols import LRCache, get_protocol, prepare, preview_rgb, score
+    from srbench.data import get_benchmark
 
-    skipped: list[str] = []
-    protocol_id, scale = str(group["protocol"].iloc[0]), int(group["scale"].iloc[0])
-    missing = [d for d in datasets if d not in sources]
-    if missing:
-        skipped.append(f"images of {', '.join(missing)} not available here (data root)")
-    images = _pick_images(group, datasets, count, sources)
-    if not images:
-        return [], skipped
-    protocol = PROTOCOLS.get(protocol_id)
-    if protocol is None or protocol.hash != str(group["protocol_hash"].iloc[0]):
-        return [], [*skipped, "this srbench version has a different definition of the protocol"]
-    protocol = get_protocol(protocol_id)
-    points = group[["model", "weights_sha256", "ensemble", "precision", "label"]].drop_duplicates(
-        subset=["model", "weights_sha256", "ensemble", "precision"]
-    )
-    models = []
-    for p in points.sort_values(["model", "weights_sha256", "ensemble"]).itertuples():
-        if p.precision != "fp32":
-            skipped.append(f"{p.label}: precision {p.precision} is not re-run here")
-            continue
-        net = _load_model(str(p.model), scale, str(p.weights_sha256), weights)
-        if isinstance(net, str):
-            skipped.append(f"{p.label}: {net}")
-            continue
-        models.append((p, net.to(device)))
+    labels: dict[tuple, str] = {}
+    for row in group.to_dict("records"):
+        labels[record_key(row)] = str(row["label"])
+    mine = [e for e in entries if record_key(e) in labels]
+    without = sorted({labels[k] for k in labels} - {labels[record_key(e)] for e in mine})
+    skipped = []
+    if without and mine:
+        skipped.append(
+            f"no stored crops for {', '.join(without)} (run them again with `srbench run` to add "
+            "their crops)"
+        )
 
-    stored = {
-        (r.model, r.weights_sha256, bool(r.ensemble), r.dataset, r.image): r.psnr_db
-        for r in group.itertuples()
-    }
-    cache = LRCache()
+    def order(item: tuple[str, str]) -> tuple[int, int, str]:
+        dataset, image = item
+        try:
+            visual = list(get_benchmark(dataset).visual_images)
+        except SRBenchError:
+            visual = []
+        ds = BENCHMARK_KEYS.index(dataset) if dataset in BENCHMARK_KEYS else len(BENCHMARK_KEYS)
+        return ds, visual.index(image) if image in visual else len(visual), image
+
+    by_image: dict[tuple[str, str], list[dict]] = {}
+    for e in mine:
+        by_image.setdefault((str(e["dataset"]), str(e["image"])), []).append(e)
     visuals = []
-    for v_index, (dataset, name) in enumerate(images):
-        hr = sources[dataset].loader(name)
-        crops: list[Crop] = []
-        box = None
-        for m_index, (p, net) in enumerate(models):
-            prepared = prepare(protocol, hr, scale, net.srbench_card.input_channels, cache)
-            if box is None:
-                top, left, size = highest_variance_crop(prepared.target_y, crop, scale)
-                box = (top, left, size)
-                hr_pixels = modcrop(hr.pixels, scale)
-                if protocol_id == "legacy-y":
-                    # Only Y is scored; the HR is shown in colour where it has colour.
-                    hr_rgb = getattr(prepared, "hr_rgb", None)
-                    hr_show = (
-                        hr_rgb
-                        if hr_rgb is not None
-                        else np.round(prepared.target_y).astype(np.uint8)
-                    )
-                else:
-                    hr_show = (
-                        hr_pixels if hr_pixels.ndim == 3 else np.repeat(hr_pixels[..., None], 3, 2)
-                    )
-                src = f"{IMG_DIR}/{prefix}_v{v_index}_hr.png"
-                Image.fromarray(hr_show[top : top + size, left : left + size]).save(out / src)
-                crops.append(Crop("HR (ground truth)", src, "", ""))
-            lr = torch.from_numpy(prepared.model_input).to(device, torch.float32)[None]
-            output, _ = infer(net, lr, scale, ensemble=bool(p.ensemble))
-            scored = score(protocol, output[0], prepared)
-            top, left, size = box
-            sr = scored.sr_image
-            sr_y = sr.astype(np.float64) if sr.ndim == 2 else rgb_to_y(sr)
-            diff = (
-                sr_y[top : top + size, left : left + size]
-                - prepared.target_y[top : top + size, left : left + size]
-            )
-            mse = float(np.mean(diff**2))
-            crop_psnr = math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
-            want = stored.get((p.model, p.weights_sha256, bool(p.ensemble), dataset, name))
-            note = ""
-            if want is not None and abs(float(want) - scored.psnr_db) > 1e-6:
-                note = f"differs from the stored {fmt(want, 3)} dB"
-            show = preview_rgb(protocol, scored, prepared)  # legacy-y: SR Y + LR chroma
+    for v_index, (dataset, image) in enumerate(sorted(by_image, key=order)[:count]):
+        shown = sorted(by_image[(dataset, image)], key=lambda e: labels[record_key(e)])
+        first = shown[0]
+        box = first["box"]
+        hr_src = f"{IMG_DIR}/{prefix}_v{v_index}_hr.png"
+        shutil.copyfile(crops_root / first["hr_file"], out / hr_src)
+        crops = [Crop("HR (ground truth)", hr_src, "", "")]
+        for m_index, e in enumerate(shown):
+            data = (crops_root / e["file"]).read_bytes()
+            if hashlib.sha256(data).hexdigest() != e.get("file_sha256"):
+                skipped.append(f"{labels[record_key(e)]} on {image}: its crop file was changed")
+                continue
             src = f"{IMG_DIR}/{prefix}_v{v_index}_m{m_index}.png"
-            Image.fromarray(show[top : top + size, left : left + size]).save(out / src)
-            crops.append(Crop(str(p.label), src, fmt(scored.psnr_db), fmt(crop_psnr), note))
-        if box is not None:
-            top, left, size = box
-            where = f"{size}×{size} HR pixels at (x={left}, y={top})"
-            visuals.append(Visual(dataset, name, where, crops))
+            (out / src).write_bytes(data)
+            crops.append(
+                Crop(labels[record_key(e)], src, fmt(e["psnr_db"]), fmt(e["crop_psnr_db"]))
+            )
+        where = f"{box['size']}×{box['size']} HR pixels at (x={box['left']}, y={box['top']})"
+        visuals.append(Visual(dataset, image, where, crops))
     return visuals, skipped
 
 
@@ -616,23 +499,6 @@ def _footer(records: list[dict], profiles: list[dict], protocols: list[tuple[str
 # ------------------------------------------------------------------------------------------------
 
 
-def _default_sources(datasets: Sequence[str], data_root: Path | None) -> dict:
-    from srbench.data import resolve_data_root
-    from srbench.runner import benchmark_source, demo_source
-
-    root = resolve_data_root(data_root)
-    sources = {}
-    for key in datasets:
-        try:
-            if key == "demo":
-                sources[key] = demo_source()
-            elif key in BENCHMARK_KEYS:
-                sources[key] = benchmark_source(key, root)
-        except SRBenchError:
-            continue
-    return sources
-
-
 def _prepare_img_dir(out: Path) -> Path:
     img = out / IMG_DIR
     if img.is_dir() and (img / _MARKER).is_file():
@@ -725,29 +591,23 @@ def build_report(
     results_dir: str | Path,
     output_dir: str | Path = Path("reports"),
     *,
-    data_root: str | Path | None = None,
-    weights: Mapping[tuple[str, int], Path] | None = None,
-    visual_images: int = 3,
+    visual_images: int = 4,
     visual_scales: Sequence[int] | None = None,
-    crop: int = 96,
-    sources: Mapping[str, Any] | None = None,
     profiles: Sequence[dict] | None = None,
-    cost_fn: CostFn | None = counted_costs,
+    cost_fn: CostFn | None = None,
     costs: Sequence[str] = ("params", "macs", "latency_ms"),
-    device: str = "cpu",
     title: str = "srbench report",
     progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Render ``output_dir/index.html`` (+ ``output_dir/img/``) from the store in ``results_dir``.
 
-    ``weights``: (model, scale) -> safetensors file, as ``RunConfig.weights``; models are re-run
-    for the visual comparisons only with the weights whose sha256 the store recorded (default
-    weights from the weights folder are tried too). ``visual_images``: images per protocol and
-    scale (0: no visual comparisons); ``visual_scales``: the scales to show them for (default:
-    the largest of each protocol). ``sources``: dataset key -> :class:`srbench.runner.DatasetSource`
-    (default: the benchmarks under ``data_root`` / ``$SRBENCH_DATA``). ``profiles``: ``srbench
-    profile`` records (default: ``results_dir/profile.jsonl``). ``costs``: the Pareto plots'
-    x-axes. Returns the path of ``index.html``.
+    Everything comes from the store: the records, the costs (``profile.jsonl``, written by
+    ``srbench profile`` and ``srbench run``) and the visual-comparison crops (``crops/``, written
+    by ``srbench run``); no model is built or run here. ``visual_images``: images per protocol
+    and scale (0: no visual comparisons); ``visual_scales``: the scales to show them for
+    (default: every scale). ``profiles``: instead of ``results_dir/profile.jsonl``. ``cost_fn``:
+    a fallback for costs no profile record has (tests; ``None``: such costs are missing and the
+    page says so). ``costs``: the Pareto plots' x-axes. Returns the path of ``index.html``.
     """
     import jinja2
 
@@ -755,7 +615,6 @@ def build_report(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     img = _prepare_img_dir(out)
-    weights = dict(weights or {})
     store = ResultStore(Path(results_dir))
     records = store.latest_records()
     profiles = list(load_profiles(results_dir) if profiles is None else profiles)
@@ -774,9 +633,8 @@ def build_report(
             ok = not (isinstance(value, (bool, np.bool_)) and not value)
             standard[key] = standard.get(key, True) and bool(ok)
 
-    if sources is None and visual_images > 0 and not frame.empty:
-        sources = _default_sources(sorted(frame["dataset"].unique()), data_root)
-    sources = dict(sources or {})
+    crop_store = CropStore(results_dir)
+    crop_entries = crop_store.entries() if visual_images > 0 else []
 
     sections: list[ProtocolSection] = []
     protocols: list[tuple[str, str]] = []
@@ -786,7 +644,7 @@ def build_report(
             known = PROTOCOLS.get(str(pid))
             is_known = known is not None and known.hash == phash
             scales = sorted(int(s) for s in ptable["scale"].unique())
-            shown_visual = set(visual_scales) if visual_scales is not None else {max(scales)}
+            shown_visual = set(visual_scales) if visual_scales is not None else set(scales)
             scale_sections = []
             for scale in scales:
                 group = ptable[ptable["scale"] == scale]
@@ -850,7 +708,7 @@ def build_report(
                         how="left",
                     )
                     visuals, visual_skipped = _visuals(
-                        raw, datasets, sources, weights, out, visual_images, crop, device, prefix
+                        raw, crop_entries, crop_store.root, out, visual_images, prefix
                     )
                 scale_sections.append(
                     ScaleSection(
@@ -861,6 +719,7 @@ def build_report(
                 ProtocolSection(
                     str(pid), str(phash), _safe_name(f"p-{pid}-{phash}"),
                     known.title if is_known else "", is_known, scale_sections,
+                    known.preview_note if is_known else "",
                 )
             )  # fmt: skip
 

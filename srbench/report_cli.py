@@ -2,7 +2,7 @@
 
 Plain functions taking plain Python values, so the typer app only forwards its options::
 
-    srbench report --results-dir results --output-dir reports [--weights DIR] [--visual-images 3]
+    srbench report --results-dir results --output-dir reports [--visual-images 4]
     srbench pareto --results-dir results --output-dir reports --quality psnr_db --cost params
     srbench check --baseline results/baseline.json [--run] [--results-dir results]
     srbench baseline update --baseline results/baseline.json [--results-dir results]
@@ -63,22 +63,18 @@ def _ints(values: str | Sequence[Any] | None, what: str) -> list[int] | None:
 def report_command(
     results_dir: Path | str = Path("results"),
     output_dir: Path | str = Path("reports"),
-    data_root: Path | str | None = None,
-    weights: Mapping[tuple[str, int], Path] | None = None,
     *,
-    visual_images: int = 3,
+    visual_images: int = 4,
     visual_scales: str | Sequence[int] | None = None,
-    crop: int = 96,
-    device: str = "cpu",
     title: str = "srbench report",
     console: Console | None = None,
     err_console: Console | None = None,
 ) -> Path:
-    """Render ``output_dir/index.html`` from the store; returns its path.
+    """Render ``output_dir/index.html`` from the store alone; returns its path.
 
-    ``weights``: (model, scale) -> safetensors file (what ``srbench.cli.index_weights`` makes from
-    ``--weights``), used to re-run models for the visual comparisons; ``visual_images=0`` skips
-    them; ``visual_scales``: e.g. ``"4"`` (default: the largest scale of each protocol).
+    ``visual_images=0`` leaves the visual comparisons out; ``visual_scales``: e.g. ``"4"``
+    (default: every scale). The crops and costs are the ones ``srbench run``/``srbench profile``
+    stored; nothing is re-run.
     """
     from srbench.report import build_report
 
@@ -86,8 +82,6 @@ def report_command(
     err_console = err_console or Console(stderr=True)
     if visual_images < 0:
         raise SRBenchError(f"--visual-images must be >= 0, got {visual_images}")
-    if crop < 8:
-        raise SRBenchError(f"--crop must be at least 8 pixels, got {crop}")
     results = Path(results_dir)
     if not (results / "records.jsonl").is_file():
         raise SRBenchError(f"{results}: no result store (records.jsonl); run `srbench run` first")
@@ -95,12 +89,8 @@ def report_command(
         index = build_report(
             results,
             output_dir,
-            data_root=data_root,
-            weights=weights,
             visual_images=visual_images,
             visual_scales=_ints(visual_scales, "--visual-scales"),
-            crop=crop,
-            device=device,
             title=title,
             progress=lambda msg: status.update(msg),
         )

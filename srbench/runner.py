@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from srbench.crops import CropStore
 from srbench.data import (
     BenchmarkSpec,
     HRImage,
@@ -51,6 +52,7 @@ class DatasetSource:
     names: list[str]
     loader: Callable[[str], HRImage]
     is_standard: bool
+    visual_images: tuple[str, ...] = ()  # crops of these are stored for the report
 
 
 def demo_source() -> DatasetSource:
@@ -63,7 +65,12 @@ def demo_source() -> DatasetSource:
     from importlib.metadata import version
 
     return DatasetSource(
-        "demo", f"skimage-{version('scikit-image')}", list(DEMO_IMAGES), load, is_standard=False
+        "demo",
+        f"skimage-{version('scikit-image')}",
+        list(DEMO_IMAGES),
+        load,
+        is_standard=False,
+        visual_images=("astronaut",),
     )
 
 
@@ -77,6 +84,7 @@ def benchmark_source(key: str, root: Path, *, verify: bool = True) -> DatasetSou
         list(by_name),
         lambda name: load_hr(spec, root, by_name[name], verify=verify),
         is_standard=verify,
+        visual_images=spec.visual_images,
     )
 
 
@@ -99,6 +107,8 @@ class RunConfig:
     cache_lr: bool = True
     allow_random_weights: bool = False
     save_images: Path | None = None  # folder for SR PNGs (<model>/x<scale>/<dataset>/<image>.png)
+    crops: bool = True  # store the visual-comparison crops of each source's visual images
+    count_costs: bool = True  # add params/MACs records to profile.jsonl where it has none
     # The default run (no --models): a model x scale srbench ships no weights for is skipped
     # (and said so) instead of being an error.
     skip_missing_weights: bool = False
@@ -177,6 +187,8 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
     seen = store.signature()
     done = set() if config.force else store.keys()
     claims = Claims(config.results_dir)
+    crops = CropStore(config.results_dir)
+    cropped = crops.keys() if config.crops else set()
     cache = LRCache(enabled=config.cache_lr)
     precision = "fp32"
 
@@ -212,6 +224,10 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                     "give meaningless numbers"
                 )
             key = stored_name(ref, scale, weights_sha)
+            if config.count_costs:
+                note = _ensure_costs(config.results_dir, card.name, scale)
+                if note:
+                    yield RunEvent("note", key, scale, "", message=note)
             for source in sources:
                 yield RunEvent("start", key, scale, source.key, total=len(source.names))
                 queue = list(source.names)
@@ -235,7 +251,22 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                             "standard_benchmark": source.is_standard,
                             "scorer_version": SCORER_VERSION,
                         }
+                        wants_crop = (
+                            config.crops
+                            and name in source.visual_images
+                            and record_key(base) not in cropped
+                        )
+                        label = f"model {key} x{scale} on {source.key}/{name} (weights {weights_sha[:12]})"
                         if record_key(base) in done:
+                            if wants_crop:  # stored before crops were: make only the crop
+                                prepared = prepare(protocol, hr, scale, card.input_channels, cache)
+                                result = evaluate_image(
+                                    model, prepared, protocol, device, tile=config.tile,
+                                    overlap=config.tile_overlap, ensemble=config.ensemble,
+                                    label=label,
+                                )  # fmt: skip
+                                crops.save(base, hr, prepared, result.scored, protocol)
+                                cropped.add(record_key(base))
                             yield RunEvent(
                                 "skip", key, scale, source.key, image=name, key=record_key(base)
                             )
@@ -265,7 +296,7 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                             result = evaluate_image(
                                 model, prepared, protocol, device, tile=config.tile,
                                 overlap=config.tile_overlap, ensemble=config.ensemble,
-                                label=f"model {key} x{scale} on {source.key}/{name} (weights {weights_sha[:12]})",
+                                label=label,
                             )  # fmt: skip
                             report, scored, latency_ms = (
                                 result.report,
@@ -298,6 +329,9 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                                 **record_provenance(env, device, run_id, config.seed),
                             }
                             store.append([record])
+                            if wants_crop:
+                                crops.save(base, hr, prepared, scored, protocol)
+                                cropped.add(record_key(base))
                             yield RunEvent(
                                     "image", key, scale, source.key, image=name, record=record,
                                     key=record_key(base),
@@ -310,6 +344,30 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                         done = set() if config.force else store.keys()
                     queue = deferred
                 yield RunEvent("done", key, scale, source.key)
+
+
+def _ensure_costs(results_dir: Path, model: str, scale: int) -> str:
+    """Count the parameters and MACs of ``model`` x``scale`` into ``profile.jsonl`` at every
+    default size it has no record for (no timing: `srbench profile` measures latency), so that
+    the report and plots read costs from the store. Returns a note when counting failed."""
+    from srbench.pareto import load_profiles
+    from srbench.profiling import DEFAULT_SIZES, parse_size, profile_model
+    from srbench.results import PROFILE_FILE, append_jsonl
+
+    have = {
+        r.get("size")
+        for r in load_profiles(results_dir)
+        if r.get("model") == model and r.get("scale") == scale
+    }
+    missing = [s for s in DEFAULT_SIZES if parse_size(s).label not in have]
+    if not missing:
+        return ""
+    try:
+        records = profile_model(model, scale, sizes=missing, measure=False)
+    except Exception as exc:  # a plugin the counter cannot trace: its costs stay missing
+        return f"{model} x{scale}: parameters/MACs not counted ({type(exc).__name__}: {exc})"
+    append_jsonl(Path(results_dir) / PROFILE_FILE, records)
+    return ""
 
 
 def _save_png(pixels: np.ndarray, folder: Path, name: str) -> None:

@@ -239,6 +239,9 @@ def test_file_size_limit_leaves_no_partial_record(tmp_path):
     # LR cache made first (its files are larger than the limit below).
     subprocess.run([*command.split(), "--results-dir", str(tmp_path / "warm")], env=env,
                    check=True, capture_output=True)  # fmt: skip
+    # Its costs and crops too, so that only records.jsonl grows below.
+    shutil.copyfile(tmp_path / "warm" / "profile.jsonl", results / "profile.jsonl")
+    shutil.copytree(tmp_path / "warm" / "crops", results / "crops")
     # 2 KiB: room for a few records, so a later one hits the limit mid-write.
     script = f"ulimit -f 2; exec {command} --results-dir {results}"
     proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env)

@@ -10,7 +10,14 @@ import pytest
 from PIL import Image
 
 from srbench.errors import SRBenchError
-from srbench.pareto import efficiency_table, pareto_front, pareto_plot, plot_all, summary_table
+from srbench.pareto import (
+    counted_costs,
+    efficiency_table,
+    pareto_front,
+    pareto_plot,
+    plot_all,
+    summary_table,
+)
 
 
 def test_empty_and_single_point():
@@ -104,7 +111,7 @@ def test_summary_table_joins_costs_and_profiles():
 
 
 def test_unknown_model_gets_missing_costs_not_an_error():
-    table = efficiency_table([("no_such_model", 2)])
+    table = efficiency_table([("no_such_model", 2)], cost_fn=counted_costs)
     assert math.isnan(table.loc[0, "params"])
     assert "not counted" in table.loc[0, "cost_source"]
 

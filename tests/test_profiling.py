@@ -83,6 +83,32 @@ def test_idn_x4_macs_with_transposed_conv_counted_per_lr_pixel():
     assert macs.flop_counter_check["matches"]
 
 
+def test_transposed_conv_literature_convention_gives_fsrcnn_6_gmacs():
+    """FSRCNN x2 (d=56, s=12, m=4) at a 720p output: the 6.0 G of later papers' tables arises
+    from charging its 9x9 deconvolution once per output pixel; srbench's count (once per input
+    pixel, what runs) is 2.87 G, and both are kept, labelled."""
+    d, s_, m = 56, 12, 4
+    layers: list[nn.Module] = [nn.Conv2d(1, d, 5, padding=2), nn.PReLU(d)]
+    layers += [nn.Conv2d(d, s_, 1), nn.PReLU(s_)]
+    for _ in range(m):
+        layers += [nn.Conv2d(s_, s_, 3, padding=1), nn.PReLU(s_)]
+    layers += [nn.Conv2d(s_, d, 1), nn.PReLU(d)]
+    layers += [nn.ConvTranspose2d(d, 1, 9, stride=2, padding=4, output_padding=1)]
+    fsrcnn = nn.Sequential(*layers).eval()
+    macs = count_macs(fsrcnn, (1, 1, 360, 640))
+    lr, hr = 360 * 640, 720 * 1280
+    convs = (25 * d + d * s_ + m * 9 * s_ * s_ + s_ * d) * lr
+    assert macs.by_category["conv"] == convs
+    assert macs.by_category["conv_transpose"] == 81 * d * lr  # true: once per input pixel
+    assert macs.by_category["conv_transpose_per_output"] == 81 * d * hr
+    assert macs.network_macs == convs + 81 * d * lr  # 2.87 G: what runs
+    assert macs.literature_macs / 1e9 == pytest.approx(6.0, abs=0.02)  # 6.01 G as published
+    assert macs.to_dict()["literature_macs"] == macs.literature_macs
+    # Models without a transposed convolution: one count.
+    srcnn = macs_at("srcnn", 2)
+    assert srcnn.literature_macs == srcnn.total_macs
+
+
 def test_extrapolated_macs_equal_a_full_size_trace():
     """The extrapolation is exact: IDN x4 (convs, transposed conv, bicubic) traced at 720p."""
     extrapolated = macs_at("idn", 4, method="extrapolate")

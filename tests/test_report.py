@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from srbench.crops import CropStore, highest_variance_crop
 from srbench.data import HRImage, pixels_sha256
 from srbench.protocols import get_protocol
-from srbench.report import build_report, highest_variance_crop
+from srbench.report import build_report
 from srbench.results import ResultStore
 from srbench.runner import DatasetSource, RunConfig, run
 
@@ -30,7 +31,8 @@ def synthetic_source() -> DatasetSource:
     def load(name: str) -> HRImage:
         return HRImage("synthetic", name, images[name], pixels_sha256(images[name]), None)
 
-    return DatasetSource("synthetic", "test", list(images), load, is_standard=False)
+    return DatasetSource("synthetic", "test", list(images), load, is_standard=False,
+                         visual_images=("s0", "s1"))  # fmt: skip
 
 
 def fabricated(model, protocol, dataset, scale, psnr, n, sha="none", **extra):
@@ -91,8 +93,7 @@ class _Refs(HTMLParser):
 def report(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
     root = make_store(tmp / "results")
-    index = build_report(root, tmp / "out", sources={"synthetic": synthetic_source()},
-                         cost_fn=fake_costs, visual_images=2, crop=24)  # fmt: skip
+    index = build_report(root, tmp / "out", cost_fn=fake_costs, visual_images=2)
     return index
 
 
@@ -154,24 +155,43 @@ def test_random_weights_are_flagged(report):
     html = report.read_text()
     assert "partial:" not in html  # every fabricated set5 result has all 5 images
     assert "random weights: numbers are meaningless" in html
-    assert "srcnn_915: random weights cannot be reproduced" in html
+    assert "srcnn_915 (run them again with" in html  # random weights: no crop, said so
 
 
-def test_visual_comparison_reproduces_the_stored_psnr(report):
+def test_visual_comparison_shows_the_crops_run_stored(report):
+    """`srbench run` stored the crops (with the record key of the number they belong to); the
+    report copies them, with the stored whole-image PSNR under each, and runs nothing."""
     html = report.read_text()
     standard = _section(html, STANDARD)
     assert "Visual comparison" in standard
     assert "synthetic / s0" in standard and "synthetic / s1" in standard
-    assert "differs from the stored" not in html  # the re-run gives the store's number
     stored = {
         r["image"]: r["psnr_db"]
         for r in ResultStore(report.parent.parent / "results").iter_records()
         if r["dataset"] == "synthetic" and r["protocol"] == "standard" and r["model"] == "bicubic"
     }
     assert f"image {stored['s0']:.2f} dB" in standard
-    assert "images of set5 not available here" in standard
-    # the crop is the busy region of the synthetic images
-    assert re.search(r"24×24 HR pixels at \(x=(34|42), y=26\)", standard)
+    assert "no stored crops for" in standard and "srcnn_915" in standard
+    # the crop is the busy region of the synthetic images, clipped to the scored area
+    assert re.search(r"68×68 HR pixels at \(x=26, y=2\)", standard)
+    entries = CropStore(report.parent.parent / "results").entries()
+    assert len(entries) == 4  # s0, s1 x (standard, legacy-y)
+    for e in entries:
+        assert e["psnr_db"] == stored[e["image"]] or e["protocol"] == "legacy-y"
+        assert e["hr_sha256"] and e["box"]["size"] == 68
+
+
+def test_run_adds_the_crops_of_results_stored_before_crops_existed(tmp_path):
+    config = RunConfig(models=["bicubic"], datasets=["synthetic"], scales=[2],
+                       results_dir=tmp_path, cache_lr=False, crops=False)  # fmt: skip
+    run(config, [synthetic_source()])
+    assert CropStore(tmp_path).entries() == []
+    config.crops = True
+    assert run(config, [synthetic_source()]) == []  # nothing recomputed into the store ...
+    entries = CropStore(tmp_path).entries()
+    assert sorted(e["image"] for e in entries) == ["s0", "s1"]  # ... but the crops were made
+    records = {r["image"]: r for r in ResultStore(tmp_path).iter_records()}
+    assert all(e["psnr_db"] == records[e["image"]]["psnr_db"] for e in entries)
 
 
 def test_ablation_section_and_footer(report):

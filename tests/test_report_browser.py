@@ -183,12 +183,11 @@ def open_in_chromium(index: Path, tmp: Path) -> dict:
 
 
 def test_report_opens_offline_with_every_image_and_no_console_errors(tmp_path):
-    from test_report import fake_costs, make_store, synthetic_source
+    from test_report import fake_costs, make_store
 
     chromium_binary()  # skip (or fail in CI) before doing any work
     root = make_store(tmp_path / "results")
-    index = build_report(root, tmp_path / "report", sources={"synthetic": synthetic_source()},
-                         cost_fn=fake_costs, visual_images=2, crop=24)  # fmt: skip
+    index = build_report(root, tmp_path / "report", cost_fn=fake_costs, visual_images=2)
     page = open_in_chromium(index, tmp_path)
 
     assert page["title"] == "srbench report"

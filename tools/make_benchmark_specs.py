@@ -21,6 +21,15 @@ BENCHMARKS = {
     "urban100": ("Urban100", "Huang et al., CVPR 2015"),
     "manga109": ("Manga109", "Matsui et al., Multimedia Tools and Applications 2017"),
 }
+# The hard images SR papers show crops of: `srbench run` stores a zoomed crop of every model's
+# output on these, and the report's visual comparison shows them.
+VISUAL_IMAGES = {
+    "set5": ["butterfly"],
+    "set14": ["barbara"],
+    "b100": ["253027"],
+    "urban100": ["img_092", "img_004"],
+    "manga109": ["YumeiroCooking"],
+}
 
 
 def main(root: Path) -> None:
@@ -45,6 +54,7 @@ def main(root: Path) -> None:
             "folder": folder,
             "citation": citation,
             "count": len(images),
+            "visual_images": VISUAL_IMAGES[key],
             "images": images,
         }
         (out_dir / f"{key}.json").write_text(json.dumps(spec, indent=1) + "\n")

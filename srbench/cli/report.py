@@ -70,21 +70,21 @@ def profile(
 def report(
     results_dir: ResultsDir = Path("results"),
     output_dir: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
-    data_root: DataRoot = None,
-    weights: WeightsOpt = None,
-    visual_images: Annotated[int, typer.Option(help="Images in the visual comparison.")] = 3,
-    device: Annotated[str, typer.Option(help="Device for the visual crops.")] = "cpu",
+    visual_images: Annotated[
+        int, typer.Option(help="Images per scale in the visual comparison (0: none).")
+    ] = 4,
+    visual_scales: Annotated[
+        str | None, typer.Option(help="Scales with a visual comparison (default: all).")
+    ] = None,
 ) -> None:
-    """Render reports/index.html: tables, Pareto plots, paper vs measured, visual crops."""
+    """Render reports/index.html from the store alone: tables, figures, crops, verdict."""
     from srbench.report_cli import report_command
 
     report_command(
         results_dir,
         output_dir,
-        data_root,
-        index_weights(weights or []),
         visual_images=visual_images,
-        device=device,
+        visual_scales=visual_scales,
         console=console,
         err_console=err_console,
     )

@@ -143,6 +143,7 @@ def run(
             allow_random_weights=allow_random_weights,
             save_images=save_images,
             skip_missing_weights=default_models or scales is None,
+            count_costs=not profile,  # --profile writes the measured records instead
         )
         keys, records = _run_with_progress(config, sources)
     except ValueError as exc:
