@@ -92,7 +92,7 @@ def readme_assets(
     """Write the plot and the table; returns ``{"png", "svg", "markdown"}`` paths."""
     from srbench.data import BENCHMARK_KEYS
     from srbench.errors import SRBenchError
-    from srbench.pareto import counted_costs, load_profiles, pareto_plot, summary_table
+    from srbench.pareto import load_profiles, pareto_plot, summary_table
     from srbench.results import load_results
 
     frame = load_results(results_dir)
@@ -103,7 +103,8 @@ def readme_assets(
     frame = frame[frame["weights_sha256"] != "random-init"]  # meaningless numbers stay out
     if frame.empty:
         raise SRBenchError(f"{results_dir}: no results with real weights to show")
-    summary = summary_table(frame, load_profiles(results_dir), cost_fn=cost_fn or counted_costs)
+    # Costs from the store's profile records (`srbench run` counts them), never re-counted here.
+    summary = summary_table(frame, load_profiles(results_dir), cost_fn=cost_fn)
     protocols = sorted(
         {(p, h) for p, h in zip(summary["protocol"], summary["protocol_hash"], strict=True)}
     )

@@ -77,6 +77,15 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "AMD EPYC, 2 threads",
             "bf16",
         ),
+        3: (
+            "edsr_baseline_x3.safetensors",
+            "f0f95bb2cc4df0fc81570bea2ccff6f42b4652a921e676288d0d0bc204dee326",
+            "edsr_baseline-x3-t91bsd200-it1k-b16-464316",
+            1149.6,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
     },
     "idn": {
         2: (
