@@ -47,9 +47,12 @@ def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
 
 def matlab_round_uint8(values: np.ndarray) -> np.ndarray:
     """MATLAB's double-to-uint8 conversion: round half away from zero, saturate to [0, 255]."""
-    values = np.asarray(values, dtype=np.float64)
-    rounded = np.sign(values) * np.floor(np.abs(values) + 0.5)
-    return np.clip(rounded, 0, 255).astype(np.uint8)
+    # Negative values saturate to 0 whichever way they round, so round-half-away-from-zero then
+    # saturate is floor(v + 0.5) then saturate: identical results, one temporary instead of four.
+    rounded = np.add(values, 0.5, dtype=np.float64)
+    np.floor(rounded, out=rounded)
+    np.clip(rounded, 0, 255, out=rounded)
+    return rounded.astype(np.uint8)
 
 
 def rgb_to_y_torch(rgb: torch.Tensor) -> torch.Tensor:

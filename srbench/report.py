@@ -34,12 +34,14 @@ import pandas as pd
 from srbench.crops import CropStore
 from srbench.data import BENCHMARK_KEYS
 from srbench.errors import SRBenchError
+from srbench.figures import PaperPoint, forest_plot, scale_figure, strip_plot
 from srbench.pareto import (
     COST_SIZE,
+    COSTS,
     CostFn,
+    architecture_name,
     efficiency_table,
     load_profiles,
-    pareto_plot,
     summary_table,
 )
 from srbench.protocols import PROTOCOLS
@@ -172,7 +174,8 @@ class Plot:
     png: str | None
     svg: str | None
     alt: str
-    problem: str = ""
+    problem: str = ""  # why it is not drawn
+    note: str = ""  # what a drawn figure leaves out
 
 
 @dataclass
@@ -565,7 +568,158 @@ def _training_rows(training: list[dict]) -> list[dict[str, str]]:
     return rows
 
 
-def _verdict_rows(records: list[dict]) -> tuple[list[dict[str, str]], list[str]]:
+def _paper_points(
+    table: pd.DataFrame, datasets: Sequence[str], scale: int, protocol: str, cost: str
+) -> list[PaperPoint]:
+    """The cards' published numbers under ``protocol`` for the architectures in ``table``,
+    placed at the architecture's stored cost (never a cost typed into a card)."""
+    points = []
+    for arch in sorted({architecture_name(str(m)) for m in table["model"]}):
+        card = _card(arch)
+        rows = table[table["model"].map(lambda m, a=arch: architecture_name(str(m)) == a)]
+        values = [float(v) for v in rows[cost] if pd.notna(v)]
+        if card is None or not values:
+            continue
+        for dataset in datasets:
+            published = card.published_for(dataset, scale)
+            if published is not None and published.protocol == protocol:
+                point = PaperPoint(
+                    f"{arch} (paper)", dataset, published.psnr_db, values[0], published.source
+                )
+                points.append(point)
+    return points
+
+
+def _scale_plot(
+    plotted: pd.DataFrame,
+    datasets: Sequence[str],
+    cost: str,
+    img: Path,
+    prefix: str,
+    protocol: str,
+    protocol_hash: str,
+) -> Plot:
+    """One figure for a protocol, scale and cost: a panel per dataset (:func:`scale_figure`)."""
+    scale = int(plotted["scale"].iloc[0])
+    title = f"×{scale}: PSNR vs {cost}"
+    notes = []
+    if cost in ("latency_ms", "memory_bytes"):
+        # Only comparable on one machine: keep the most common hardware, name the others.
+        measured = plotted[plotted[cost].notna()]
+        hardware = str(measured["latency_hardware"].value_counts().index[0])
+        other = sorted(set(measured[measured["latency_hardware"] != hardware]["label"]))
+        if other:
+            notes.append(f"measured on other hardware, not shown: {', '.join(other)}")
+        notes.append(f"hardware: {hardware}")
+        plotted = plotted[plotted["latency_hardware"].isin([hardware, None])]
+    try:
+        paths, more = scale_figure(
+            plotted, datasets, cost, img / f"pareto_{prefix}_{cost}",
+            title=f"{protocol}@{protocol_hash} ×{scale}: PSNR vs {COSTS[cost]}",
+            paper=_paper_points(plotted, datasets, scale, protocol, cost),
+        )  # fmt: skip
+    except ValueError as exc:
+        return Plot(title, None, None, "", str(exc))
+    return Plot(
+        title,
+        f"{IMG_DIR}/{paths['png'].name}",
+        f"{IMG_DIR}/{paths['svg'].name}",
+        f"PSNR against {cost} at x{scale}, a panel per dataset",
+        note="; ".join([*notes, *more]),
+    )
+
+
+def _efficiency_rows(profiles: Sequence[dict], models: set[str]) -> list[dict[str, Any]]:
+    """Per scale, a row per architecture measured in the store: every cost from the profile
+    records (the latest count; the latest fp32 timing per device type), never re-counted."""
+    counted: dict[tuple[str, int, str], dict] = {}
+    timed: dict[tuple[str, int, str], dict] = {}
+    for r in profiles:
+        key = (str(r.get("model")), int(r.get("scale", 0)), str(r.get("size")))
+        counted[key] = r
+        lat = r.get("latency") or {}
+        if lat.get("status") == "measured" and r.get("precision", "fp32") == "fp32":
+            timed[(*key[:2], f"{key[2]}:{r.get('device_type')}")] = r
+    archs = sorted({architecture_name(m) for m in models})
+    scales = sorted({k[1] for k in counted if k[0] in archs})
+    out = []
+    for scale in scales:
+        rows = []
+        for arch in archs:
+            hd, small = counted.get((arch, scale, COST_SIZE)), counted.get((arch, scale, "256"))
+            if hd is None:
+                continue
+            cpu, gpu = (
+                timed.get((arch, scale, f"{COST_SIZE}:cpu")),
+                timed.get((arch, scale, f"{COST_SIZE}:cuda")),
+            )
+            literature = hd.get("literature_macs")
+            cpu_lat = (cpu or {}).get("latency") or {}
+            gpu_mem = ((gpu or {}).get("peak_memory") or {}).get("peak_allocated_bytes")
+            rows.append(
+                {
+                    "model": arch,
+                    "params": fmt_int(hd.get("trainable_params")),
+                    "macs": fmt_macs(hd.get("total_macs")),
+                    "literature_macs": fmt_macs(literature)
+                    if literature not in (None, hd.get("total_macs"))
+                    else "",
+                    "macs_256": fmt_macs((small or {}).get("total_macs")),
+                    "cpu_ms": (
+                        f"{fmt_ms(cpu_lat.get('median_ms'))} (IQR {fmt_ms(cpu_lat.get('iqr_ms'))},"
+                        f" {cpu_lat.get('repeats')} runs, {cpu.get('threads')} threads)"
+                        if cpu
+                        else "not measured"
+                    ),
+                    "cpu_hw": _footer_hw(cpu) if cpu else "",
+                    "gpu_ms": fmt_ms(gpu["latency_median_ms"]) if gpu else "not measured",
+                    "gpu_memory": f"{float(gpu_mem) / 2**20:.0f} MiB"
+                    if gpu_mem
+                    else "not measured",
+                }
+            )
+        if rows:
+            out.append({"scale": scale, "rows": rows})
+    return out
+
+
+def _footer_hw(record: dict) -> str:
+    env = record.get("env") or {}
+    return str(env.get("gpu_name") or env.get("cpu_model") or record.get("device"))
+
+
+def _verdict_figures(rows: list, img: Path) -> list[dict[str, str]]:
+    """The forest plot of every PSNR difference and a strip plot of the per-image differences
+    of each pair (both from the per-image records, like the table)."""
+    from srbench.verdict import VERDICT_PAIRS
+
+    if not any(r.metric == "psnr_db" for r in rows):
+        return []
+    titles = {(a, b): t for a, b, t in VERDICT_PAIRS}
+    figures = [
+        {
+            "src": f"{IMG_DIR}/{forest_plot(rows, img / 'verdict_forest', titles=titles).name}",
+            "alt": "forest plot of the verdict's PSNR differences",
+            "caption": "Mean per-image PSNR difference A − B with its 95% paired bootstrap CI, "
+            "per dataset and scale.",
+        }
+    ]
+    for a, b, title in VERDICT_PAIRS:
+        if any((r.a, r.b) == (a, b) and r.metric == "psnr_db" for r in rows):
+            path = strip_plot(rows, a, b, img / f"verdict_strip_{a}_vs_{b}", title=title)
+            figures.append(
+                {
+                    "src": f"{IMG_DIR}/{path.name}",
+                    "alt": f"per-image PSNR differences {a} - {b}",
+                    "caption": f"{a} − {b}: every image's PSNR difference, per dataset and scale.",
+                }
+            )
+    return figures
+
+
+def _verdict_rows(
+    records: list[dict], img: Path
+) -> tuple[list[dict[str, str]], list[str], list[dict[str, str]]]:
     from srbench.verdict import VERDICT_PAIRS, sentence, verdict
 
     rows = verdict(records)
@@ -584,7 +738,8 @@ def _verdict_rows(records: list[dict]) -> tuple[list[dict[str, str]], list[str]]
                 "sign": "better" if r.diff.low > 0 else "worse" if r.diff.high < 0 else "unclear",
             }
         )
-    return table, [sentence(rows, a, b) for a, b, _ in VERDICT_PAIRS]
+    sentences = [sentence(rows, a, b) for a, b, _ in VERDICT_PAIRS]
+    return table, sentences, _verdict_figures(rows, img)
 
 
 def build_report(
@@ -665,31 +820,10 @@ def build_report(
                             f"random-weight results left out: {names}",
                         )
                     )
-                for dataset in datasets:
-                    for cost in costs:
-                        if (
-                            cost in ("latency_ms", "memory_bytes")
-                            and not plotted[cost].notna().any()
-                        ):
-                            continue
-                        plot_title = f"{dataset} ×{scale}: PSNR vs {cost}"
-                        try:
-                            paths = pareto_plot(
-                                plotted, dataset, scale, "psnr_db", cost, img,
-                                protocol=str(pid), protocol_hash=str(phash),
-                                stem=f"pareto_{prefix}_{_safe_name(dataset)}_{cost}",
-                            )  # fmt: skip
-                        except SRBenchError as exc:
-                            plots.append(Plot(plot_title, None, None, "", str(exc)))
-                            continue
-                        plots.append(
-                            Plot(
-                                plot_title,
-                                f"{IMG_DIR}/{paths['png'].name}",
-                                f"{IMG_DIR}/{paths['svg'].name}",
-                                f"Pareto plot: PSNR against {cost} on {dataset} x{scale}",
-                            )
-                        )
+                for cost in costs:
+                    if cost in ("latency_ms", "memory_bytes") and not plotted[cost].notna().any():
+                        continue
+                    plots.append(_scale_plot(plotted, datasets, cost, img, prefix, pid, phash))
                 visuals: list[Visual] = []
                 visual_skipped: list[str] = []
                 if visual_images > 0 and scale in shown_visual:
@@ -744,14 +878,19 @@ def build_report(
     from srbench.training.zoo import read_training_records
 
     training = read_training_records(results_dir)
-    verdict_rows, verdict_sentences = _verdict_rows(main_records)
+    verdict_rows, verdict_sentences, verdict_figures = _verdict_rows(main_records, img)
     html = env.get_template("report.html.j2").render(
         title=title,
         training={
             "rows": _training_rows(training),
             "figures": _learning_curves(training, img),
         },
-        verdict={"rows": verdict_rows, "sentences": verdict_sentences},
+        efficiency=_efficiency_rows(profiles, {str(r["model"]) for r in main_records}),
+        verdict={
+            "rows": verdict_rows,
+            "sentences": verdict_sentences,
+            "figures": verdict_figures,
+        },
         generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         results_dir=str(results_dir),
         sections=sections,

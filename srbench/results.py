@@ -33,23 +33,36 @@ PROFILE_FILE = "profile.jsonl"
 __all__ = ["KEY_FIELDS", "RECORDS_FILE", "ResultStore", "record_key"]
 
 
-def append_jsonl(path: str | Path, records: Iterable[dict]) -> None:
+def append_jsonl(
+    path: str | Path, records: Iterable[dict], *, unchanged_since: tuple[int, int] | None = None
+) -> tuple[int, int] | None:
     """Append records, one JSON line each, atomically with respect to other writers.
 
     The whole batch goes out in ``write`` calls made while holding an exclusive ``flock`` on a
     file opened with ``O_APPEND``, then ``fsync``; a torn last line left by a killed writer is
     sealed with a newline first, so it can never glue onto the new records.
+
+    Returns the file's (size, mtime) signature after the write when, under the lock, the file
+    still had the signature ``unchanged_since`` before it (no other writer in between), else
+    None: a caller tracking the file then re-reads only when someone else wrote.
     """
     data = "".join(json.dumps(r, sort_keys=True, allow_nan=True) + "\n" for r in records)
     if not data:
-        return
+        return None
     payload = data.encode()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        size = os.fstat(fd).st_size
+        before = os.fstat(fd)
+        size = before.st_size
+        ours = unchanged_since is not None and unchanged_since in (
+            (before.st_size, before.st_mtime_ns),
+            (0, 0),  # the file did not exist: created empty just now
+        )
+        if unchanged_since == (0, 0) and size:
+            ours = False
         # A writer killed mid-line leaves no trailing newline: seal the torn line.
         if size and os.pread(fd, 1, size - 1) != b"\n":
             payload = b"\n" + payload
@@ -59,6 +72,7 @@ def append_jsonl(path: str | Path, records: Iterable[dict]) -> None:
                 written = os.write(fd, view)
                 view = view[written:]
             os.fsync(fd)
+            after = os.fstat(fd)
         except OSError as exc:
             # Full disk / file-size limit mid-batch: take the partial batch back out, so the
             # store never holds half a record; the caller reports the error once.
@@ -67,6 +81,7 @@ def append_jsonl(path: str | Path, records: Iterable[dict]) -> None:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+    return (after.st_size, after.st_mtime_ns) if ours else None
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -144,9 +159,11 @@ class ResultStore:
     def records_path(self) -> Path:
         return self.root / RECORDS_FILE
 
-    def append(self, records: Iterable[dict]) -> None:
+    def append(
+        self, records: Iterable[dict], *, unchanged_since: tuple[int, int] | None = None
+    ) -> tuple[int, int] | None:
         """Append records to the store (see :func:`append_jsonl`)."""
-        append_jsonl(self.records_path, records)
+        return append_jsonl(self.records_path, records, unchanged_since=unchanged_since)
 
     def iter_records(self) -> list[dict]:
         """Every valid record in file order; torn, corrupt or invalid lines are skipped and

@@ -74,6 +74,25 @@ def demo_source() -> DatasetSource:
     )
 
 
+class _DecodedImages:
+    """The decoded, verified HR images of one source, kept up to ``max_bytes``: a run visits
+    every image once per model and scale, and decoding plus fingerprinting a large lossless
+    image costs more than scoring it."""
+
+    def __init__(self, load: Callable[[str], HRImage], max_bytes: int = 1 << 30):
+        self.load, self.max_bytes, self.nbytes = load, max_bytes, 0
+        self.images: dict[str, HRImage] = {}
+
+    def __call__(self, name: str) -> HRImage:
+        image = self.images.get(name)
+        if image is None:
+            image = self.load(name)
+            if self.nbytes + image.pixels.nbytes <= self.max_bytes:
+                self.images[name] = image
+                self.nbytes += image.pixels.nbytes
+        return image
+
+
 def benchmark_source(key: str, root: Path, *, verify: bool = True) -> DatasetSource:
     spec: BenchmarkSpec = get_benchmark(key)
     check_benchmark_folder(spec, root)
@@ -82,7 +101,7 @@ def benchmark_source(key: str, root: Path, *, verify: bool = True) -> DatasetSou
         spec.key,
         spec.fingerprint,
         list(by_name),
-        lambda name: load_hr(spec, root, by_name[name], verify=verify),
+        _DecodedImages(lambda name: load_hr(spec, root, by_name[name], verify=verify)),
         is_standard=verify,
         visual_images=spec.visual_images,
     )
@@ -328,7 +347,9 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                                 "dataset_fingerprint": source.fingerprint,
                                 **record_provenance(env, device, run_id, config.seed),
                             }
-                            store.append([record])
+                            after = store.append([record], unchanged_since=seen)
+                            if after is not None:  # nobody else wrote: no re-read needed
+                                seen = after
                             if wants_crop:
                                 crops.save(base, hr, prepared, scored, protocol)
                                 cropped.add(record_key(base))

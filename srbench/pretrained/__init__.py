@@ -24,6 +24,15 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "AMD EPYC, 2 threads",
             "bf16",
         ),
+        3: (
+            "drn_m_x3.safetensors",
+            "42fbee8b44b603a2fded1583a3e60c232ed4a01dca7bbd705d256695a71487a4",
+            "drn_m-x3-t91bsd200-it1k-b16-02e863",
+            1700.6,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
     },
     "drn_s": {
         2: (

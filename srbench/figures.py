@@ -1,0 +1,212 @@
+"""The report's figures, drawn from stored numbers only (records, profile records, cards).
+
+* :func:`scale_figure`: one figure per protocol, scale and cost -- a panel per dataset with every
+  model measured under that protocol, the Pareto front drawn and labelled, and the papers' own
+  numbers under the *same* protocol as hollow markers beside the measured points;
+* :func:`forest_plot`: the verdict's mean per-image differences with their 95% bootstrap CIs;
+* :func:`strip_plot`: the per-image differences behind one verdict pair, a strip per cell.
+
+Every figure is a :class:`matplotlib.figure.Figure` of its own (the caller's backend is left
+alone), saved as PNG (and SVG where asked) without timestamps. Library code: nothing prints.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from srbench.pareto import COSTS, LOG_COSTS, pareto_front
+
+
+@dataclass(frozen=True)
+class PaperPoint:
+    """A paper's number (from a model card) at its architecture's stored cost."""
+
+    label: str
+    dataset: str
+    psnr_db: float
+    cost: float
+    source: str
+
+
+def _save(fig, path: Path, svg: bool) -> dict[str, Path]:
+    paths = {"png": path.with_suffix(".png")}
+    if svg:
+        paths["svg"] = path.with_suffix(".svg")
+    metadata = {"svg": {"Date": None}, "png": {"Software": None}}
+    for kind, p in paths.items():
+        fig.savefig(p, format=kind, metadata=metadata[kind])
+    return paths
+
+
+def _x(values: Sequence[float], log_x: bool) -> tuple[list[float], float | None]:
+    """Plot positions: on a log axis a zero cost (bicubic's 0 parameters) sits one decade left
+    of the smallest positive cost, on a tick labelled 0."""
+    if not log_x:
+        return list(values), None
+    positive = [v for v in values if v > 0]
+    zero_x = 10 ** (math.floor(math.log10(min(positive))) - 1) if positive else 1.0
+    return [v if v > 0 else zero_x for v in values], zero_x
+
+
+def scale_figure(
+    table: pd.DataFrame,
+    datasets: Sequence[str],
+    cost: str,
+    path: Path,
+    *,
+    title: str,
+    paper: Sequence[PaperPoint] = (),
+    quality: str = "psnr_db",
+) -> tuple[dict[str, Path], list[str]]:
+    """PSNR against ``cost``, one panel per dataset, for one protocol and scale.
+
+    ``table``: the summary rows of that protocol and scale (:func:`srbench.pareto.summary_table`,
+    with ``label``). Points without the cost are listed in the returned notes, never placed.
+    """
+    from matplotlib.figure import Figure
+
+    notes: list[str] = []
+    usable = table[table[cost].map(_finite) & table[quality].map(_finite)]
+    missing = sorted(set(table["label"]) - set(usable["label"]))
+    if missing:
+        notes.append(f"no stored {cost} for: {', '.join(missing)}")
+    shown = [d for d in datasets if (usable["dataset"] == d).any()]
+    if not shown:
+        raise ValueError(f"no model has both {quality} and {cost}")
+    cols = min(3, len(shown))
+    rows = math.ceil(len(shown) / cols)
+    fig = Figure(figsize=(4.6 * cols, 3.9 * rows + 0.5), dpi=100)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    log_x = cost in LOG_COSTS
+    for ax, dataset in zip(axes, shown, strict=False):
+        part = usable[usable["dataset"] == dataset]
+        costs = [float(v) for v in part[cost]]
+        qualities = [float(v) for v in part[quality]]
+        marks = [p for p in paper if p.dataset == dataset and _finite(p.cost)]
+        xs, zero_x = _x(costs + [p.cost for p in marks], log_x)
+        px, xs = xs[len(costs) :], xs[: len(costs)]
+        flags = pareto_front(list(zip(costs, qualities, strict=True)))
+        front = sorted((x, q) for x, q, f in zip(xs, qualities, flags, strict=True) if f)
+        if front:
+            fx, fq = zip(*front, strict=True)
+            right = max(xs) * (1.6 if log_x else 1.05)
+            ax.step([*fx, right], [*fq, fq[-1]], where="post", color="tab:blue", lw=1.3,
+                    label="Pareto front (measured)", zorder=1)  # fmt: skip
+        on = [i for i, f in enumerate(flags) if f]
+        off = [i for i, f in enumerate(flags) if not f]
+        ax.scatter([xs[i] for i in on], [qualities[i] for i in on], color="tab:blue", s=30,
+                   zorder=3, label="measured, on the front")  # fmt: skip
+        ax.scatter([xs[i] for i in off], [qualities[i] for i in off], color="tab:gray", s=30,
+                   zorder=2, label="measured, dominated")  # fmt: skip
+        for x, q, text in zip(xs, qualities, part["label"], strict=True):
+            ax.annotate(str(text), (x, q), textcoords="offset points", xytext=(3, 3), fontsize=7)
+        if marks:
+            ax.scatter(px, [p.psnr_db for p in marks], facecolors="none", edgecolors="black",
+                       marker="D", s=34, zorder=4, label="paper (same protocol)")  # fmt: skip
+            for x, p in zip(px, marks, strict=True):
+                ax.annotate(p.label, (x, p.psnr_db), textcoords="offset points", xytext=(3, -9),
+                            fontsize=6, color="dimgray")  # fmt: skip
+        if log_x:
+            ax.set_xscale("log")
+            if zero_x is not None and any(c <= 0 for c in costs):
+                # Zero cost has no place on a log axis: it sits on a tick labelled 0, left of a
+                # dotted break line, with no minor ticks suggesting a scale there.
+                from matplotlib.ticker import FixedLocator, NullLocator
+
+                hi = max(xs + px) * 3
+                ax.set_xlim(zero_x / 2, hi)
+                ax.axvline(zero_x * 3, color="lightgray", linestyle=":", linewidth=1)
+                first = math.floor(math.log10(zero_x)) + 1
+                ticks = [10.0**k for k in range(first, math.floor(math.log10(hi)) + 1)]
+                ax.xaxis.set_major_locator(FixedLocator([zero_x, *ticks]))
+                ax.xaxis.set_minor_locator(NullLocator())
+                ax.set_xticklabels(["0", *[f"$10^{{{round(math.log10(t))}}}$" for t in ticks]])
+        ax.set_title(dataset, fontsize=9)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.tick_params(labelsize=7)
+        ax.set_xlabel(COSTS[cost] + (" (log)" if log_x else ""), fontsize=7)
+        ax.set_ylabel("PSNR (dB)", fontsize=8)
+    for ax in axes[len(shown) :]:
+        ax.set_visible(False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    for ax in axes[1 : len(shown)]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    return _save(fig, path, svg=True), notes
+
+
+def _finite(value) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def forest_plot(rows: Sequence, path: Path, *, titles: dict[tuple[str, str], str]) -> Path:
+    """The verdict's PSNR rows (:class:`srbench.verdict.PairResult`): mean difference and its
+    95% CI per (pair, dataset, scale), a zero line, one block per pair."""
+    from matplotlib.figure import Figure
+
+    psnr = [r for r in rows if r.metric == "psnr_db"]
+    pairs = list(dict.fromkeys((r.a, r.b) for r in psnr))
+    n = len(psnr) + len(pairs)
+    fig = Figure(figsize=(7.5, 0.9 + 0.24 * n), dpi=100)
+    ax = fig.subplots()
+    y, ticks, labels = 0, [], []
+    for a, b in pairs:
+        block = [r for r in psnr if (r.a, r.b) == (a, b)]
+        ax.text(0.0, y, titles.get((a, b), f"{a} vs {b}"), transform=ax.get_yaxis_transform(),
+                fontsize=8, fontweight="bold", va="center")  # fmt: skip
+        y -= 1
+        for r in sorted(block, key=lambda r: (r.scale, r.dataset)):
+            sure = r.diff.low > 0 or r.diff.high < 0
+            color = ("tab:green" if r.diff.low > 0 else "tab:red") if sure else "tab:gray"
+            ax.errorbar([r.diff.mean], [y], xerr=[[r.diff.mean - r.diff.low],
+                        [r.diff.high - r.diff.mean]], fmt="o", color=color, ms=4, capsize=2)  # fmt: skip
+            ticks.append(y)
+            labels.append(f"{r.dataset} x{r.scale} (n={r.images})")
+            y -= 1
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_yticks(ticks, labels, fontsize=7)
+    ax.set_ylim(y + 0.5, 1.0)
+    ax.set_xlabel("mean per-image PSNR difference A - B (dB), 95% paired bootstrap CI", fontsize=8)
+    ax.grid(True, axis="x", alpha=0.3)
+    ax.set_title("DRN verdict (green: A better, red: B better, grey: CI includes 0)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path, svg=False)["png"]
+
+
+def strip_plot(rows: Sequence, a: str, b: str, path: Path, *, title: str) -> Path:
+    """Per-image PSNR differences A - B, one strip per (dataset, scale), with the mean marked;
+    the horizontal jitter is deterministic (image order), so the figure is reproducible."""
+    from matplotlib.figure import Figure
+
+    cells = sorted(
+        (r for r in rows if r.metric == "psnr_db" and (r.a, r.b) == (a, b)),
+        key=lambda r: (r.scale, r.dataset),
+    )
+    fig = Figure(figsize=(max(4.5, 0.9 * len(cells) + 1.5), 3.6), dpi=100)
+    ax = fig.subplots()
+    for i, r in enumerate(cells):
+        values = [r.per_image[k] for k in sorted(r.per_image)]
+        jitter = np.linspace(-0.28, 0.28, len(values)) if len(values) > 1 else np.zeros(1)
+        ax.scatter(i + jitter, values, s=8, alpha=0.6, color="tab:blue")
+        ax.plot([i - 0.35, i + 0.35], [r.diff.mean] * 2, color="black", linewidth=1.5)
+    ax.axhline(0, color="gray", linewidth=0.8)
+    ax.set_xticks(range(len(cells)), [f"{r.dataset}\nx{r.scale}" for r in cells], fontsize=7)
+    ax.set_ylabel(f"PSNR {a} - {b} (dB), per image", fontsize=8)
+    ax.set_title(title + " (bar: mean)", fontsize=9)
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path, svg=False)["png"]
