@@ -284,6 +284,52 @@ def test_verdict_and_training_sections_come_from_the_store(tmp_path):
     verdict = html[html.index('<section id="verdict">') : html.index('<section id="training">')]
     assert "drn_s - idn" in verdict and "+0.500" in verdict and "[+0.500, +0.500]" in verdict
     assert "5/0/0" in verdict and "better with 95% confidence in 1" in verdict
+    # the forest plot and the per-image strip plot of the pair, drawn from the same records
+    assert "img/verdict_forest.png" in verdict and "img/verdict_strip_drn_s_vs_idn.png" in verdict
+    assert (out / "img" / "verdict_forest.png").is_file()
     training = html[html.index('<section id="training">') :]
     assert "drn_s-x2-run" in training and "10.0" in training and "bf16" in training
     assert (out / "img" / "learning_x2.png").is_file() and "img/learning_x2.png" in training
+
+
+def test_paper_points_sit_at_the_stored_cost_of_their_architecture_and_protocol():
+    """Hollow paper markers: the card's number under the same protocol only, placed at the cost
+    the store has for that architecture (idn.official costs what idn costs)."""
+    import pandas as pd
+
+    from srbench.registry import get_card
+    from srbench.report import _paper_points
+
+    table = pd.DataFrame(
+        [
+            {"model": "idn.official", "scale": 2, "dataset": "set5", "params": 552769.0},
+            {"model": "bicubic", "scale": 2, "dataset": "set5", "params": 0.0},
+        ]
+    )
+    published = get_card("idn").published_for("set5", 2)
+    assert published is not None and published.protocol == "legacy-y"
+    points = _paper_points(table, ["set5"], 2, "legacy-y", "params")
+    idn = [p for p in points if p.label == "idn (paper)"]
+    assert len(idn) == 1 and idn[0].psnr_db == published.psnr_db and idn[0].cost == 552769.0
+    assert not [p for p in _paper_points(table, ["set5"], 2, "standard", "params")
+                if p.label == "idn (paper)"]  # fmt: skip  # never across protocols
+
+
+def test_efficiency_section_reads_profile_records_and_shows_both_deconv_counts(tmp_path):
+    root = tmp_path / "r"
+    ResultStore(root).append(fabricated("idn", STANDARD, "set5", 4, 30.0, 5, sha="b" * 64))
+    base = {"model": "idn", "scale": 4, "precision": "fp32", "device_type": "cpu",
+            "trainable_params": 552769, "env": {"cpu_model": "Test CPU"}, "threads": 2}  # fmt: skip
+    profiles = [
+        {**base, "size": "720p", "total_macs": 32.08e9, "literature_macs": 48.1e9,
+         "latency": {"status": "measured", "median_ms": 812.0, "iqr_ms": 9.5, "repeats": 10},
+         "latency_median_ms": 812.0},
+        {**base, "size": "256", "total_macs": 36.4e9, "literature_macs": 52.0e9,
+         "latency": {"status": "not measured"}},
+    ]  # fmt: skip
+    html = build_report(root, tmp_path / "o", profiles=profiles, visual_images=0).read_text()
+    section = html[html.index('<section id="efficiency">') : html.index('<section id="verdict">')
+                   if '<section id="verdict">' in html else None]  # fmt: skip
+    assert "552,769" in section and "32.1 G" in section and "48.1 G" in section
+    assert "36.4 G" in section and "812 (IQR 9.50, 10 runs, 2 threads)" in section
+    assert "Test CPU" in section and section.count("not measured") >= 2  # GPU columns
