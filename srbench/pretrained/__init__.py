@@ -126,6 +126,15 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "AMD EPYC, 2 threads",
             "bf16",
         ),
+        3: (
+            "srcnn_x3.safetensors",
+            "28e5ec3cfc222ffc7941e7dbd378be97cef01143da71c769a000914fbeaec369",
+            "srcnn-x3-t91bsd200-it1k-b16-fb5737",
+            384.6,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
     },
 }
 # srbench:shipped:end
