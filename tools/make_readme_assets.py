@@ -32,7 +32,14 @@ def _md(text: Any) -> str:
 
 def markdown_table(summary, protocol: str, protocol_hash: str) -> str:
     """PSNR / SSIM per model (rows) and benchmark (columns), one block per scale."""
-    from srbench.report import _ordered_datasets, fmt, fmt_int, fmt_macs
+    from srbench.report import _expected_count, _ordered_datasets, fmt, fmt_int, fmt_macs
+
+    def cell(row) -> str:
+        # A mean over part of a benchmark is not its number (a run still in progress): say so.
+        expected = _expected_count(row.dataset)
+        if expected is not None and int(row.images) < expected:
+            return f"({int(row.images)}/{expected} images)"
+        return f"{fmt(row.psnr_db)} / {fmt(row.ssim, 4)}"
 
     lines = [
         f"Protocol `{protocol}@{protocol_hash}` (see docs/protocols.md); PSNR (dB) / SSIM on Y, "
@@ -49,9 +56,7 @@ def markdown_table(summary, protocol: str, protocol_hash: str) -> str:
         lines.append("|---|" + "---:|" * (len(datasets) + 2))
         for label, rows in group.groupby("label", sort=True):
             by = {r.dataset: r for r in rows.itertuples()}
-            cells = [
-                f"{fmt(by[d].psnr_db)} / {fmt(by[d].ssim, 4)}" if d in by else "-" for d in datasets
-            ]
+            cells = [cell(by[d]) if d in by else "-" for d in datasets]
             first = rows.iloc[0]
             lines.append(
                 f"| {_md(label)} | "
