@@ -656,6 +656,7 @@ def _efficiency_rows(profiles: Sequence[dict], models: set[str]) -> list[dict[st
             literature = hd.get("literature_macs")
             cpu_lat = (cpu or {}).get("latency") or {}
             gpu_mem = ((gpu or {}).get("peak_memory") or {}).get("peak_allocated_bytes")
+            cpu_mem = ((cpu or {}).get("peak_memory") or {}).get("peak_rss_bytes")
             rows.append(
                 {
                     "model": arch,
@@ -672,6 +673,9 @@ def _efficiency_rows(profiles: Sequence[dict], models: set[str]) -> list[dict[st
                         else "not measured"
                     ),
                     "cpu_hw": _footer_hw(cpu) if cpu else "",
+                    "cpu_memory": f"{float(cpu_mem) / 2**20:,.0f} MiB"
+                    if cpu_mem
+                    else "not measured",
                     "gpu_ms": fmt_ms(gpu["latency_median_ms"]) if gpu else "not measured",
                     "gpu_memory": f"{float(gpu_mem) / 2**20:.0f} MiB"
                     if gpu_mem

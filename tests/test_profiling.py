@@ -216,6 +216,14 @@ def test_edsr_frozen_mean_shift_is_reported_as_held():
 # ------------------------------------------------------------------------------------------------
 
 
+def test_cpu_peak_rss_sees_a_known_allocation():
+    from srbench.profiling import _cpu_peak_rss
+
+    memory = _cpu_peak_rss(lambda: torch.ones(50_000_000))  # 200 MB of float32, touched
+    assert memory["status"] == "measured"
+    assert 190e6 <= memory["peak_increase_bytes"] <= 260e6
+
+
 def test_cpu_latency_record_structure():
     (record,) = profile_model("srcnn", 2, sizes=["16"], repeats=3, warmup=1)
     lat = record["latency"]
@@ -228,8 +236,10 @@ def test_cpu_latency_record_structure():
     assert len(lat["load_average_1min"]) == 2
     assert lat["threads"] == record["threads"] == torch.get_num_threads()
     assert record["device_type"] == "cpu" and record["precision_label"] == "fp32"
-    assert record["peak_memory"]["status"] == "not measured"
-    assert "peak_allocated_bytes" not in record["peak_memory"]
+    memory = record["peak_memory"]
+    assert memory["status"] == "measured" and "VmHWM" in memory["method"]
+    assert memory["peak_rss_bytes"] >= memory["rss_before_bytes"] > 0
+    assert "peak_allocated_bytes" not in memory  # CUDA's allocator number, not claimed on CPU
     env = record["env"]
     assert env["device"] == "cpu" and env["torch_threads"] == torch.get_num_threads()
     assert env["cpu_model"] and env["torch"] == torch.__version__
