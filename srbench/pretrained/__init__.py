@@ -115,6 +115,15 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "AMD EPYC, 2 threads",
             "bf16",
         ),
+        4: (
+            "idn_x4.safetensors",
+            "cbeeb22112aeed2e996d93ccacefbd7f6a2fe279f1b51d875a43e3433e1241c5",
+            "idn-x4-t91bsd200-it1k-b16-029155",
+            530.6,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
     },
     "srcnn": {
         2: (
