@@ -53,6 +53,15 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "AMD EPYC, 2 threads",
             "bf16",
         ),
+        4: (
+            "drn_s_x4.safetensors",
+            "7715e03884ad5c33c2ed0d42ff0d3719aed1f8a23a799378e491486152b877c2",
+            "drn_s-x4-t91bsd200-it1k-b16-c98b22",
+            935.5,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
     },
     "drn_s_nodistill": {
         2: (
