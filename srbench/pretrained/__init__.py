@@ -104,6 +104,15 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "AMD EPYC, 2 threads",
             "bf16",
         ),
+        4: (
+            "edsr_baseline_x4.safetensors",
+            "bf508be227970377ab9e01c12bba013371dd04bc411b797b39f2f8439dd725fa",
+            "edsr_baseline-x4-t91bsd200-it1k-b16-37ea50",
+            1381.5,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
     },
     "idn": {
         2: (
