@@ -33,6 +33,15 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "AMD EPYC, 2 threads",
             "bf16",
         ),
+        4: (
+            "drn_m_x4.safetensors",
+            "b690a67bf697ccfa063722fda6ec50b23fc138871b9efe4116119e36e9ff9359",
+            "drn_m-x4-t91bsd200-it1k-b16-0a0f7e",
+            2315.9,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
     },
     "drn_s": {
         2: (
