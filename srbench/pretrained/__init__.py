@@ -171,6 +171,15 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "AMD EPYC, 2 threads",
             "bf16",
         ),
+        4: (
+            "srcnn_x4.safetensors",
+            "ff25da0a2cbf2a643765561ffa0056505c5433d6b9947fcac2029c9844cc0ca8",
+            "srcnn-x4-t91bsd200-it1k-b16-e7b7b4",
+            587.2,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
     },
 }
 # srbench:shipped:end
