@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from srbench.pareto import COSTS, LOG_COSTS, pareto_front
+from srbench.pareto import COSTS, LOG_COSTS, _finite, pareto_front, zero_cost_axis
 
 
 @dataclass(frozen=True)
@@ -115,18 +115,7 @@ def scale_figure(
         if log_x:
             ax.set_xscale("log")
             if zero_x is not None and any(c <= 0 for c in costs):
-                # Zero cost has no place on a log axis: it sits on a tick labelled 0, left of a
-                # dotted break line, with no minor ticks suggesting a scale there.
-                from matplotlib.ticker import FixedLocator, NullLocator
-
-                hi = max(xs + px) * 3
-                ax.set_xlim(zero_x / 2, hi)
-                ax.axvline(zero_x * 3, color="lightgray", linestyle=":", linewidth=1)
-                first = math.floor(math.log10(zero_x)) + 1
-                ticks = [10.0**k for k in range(first, math.floor(math.log10(hi)) + 1)]
-                ax.xaxis.set_major_locator(FixedLocator([zero_x, *ticks]))
-                ax.xaxis.set_minor_locator(NullLocator())
-                ax.set_xticklabels(["0", *[f"$10^{{{round(math.log10(t))}}}$" for t in ticks]])
+                zero_cost_axis(ax, zero_x, max(xs + px))
         ax.set_title(dataset, fontsize=9)
         ax.grid(True, which="major", alpha=0.3)
         ax.tick_params(labelsize=7)
@@ -144,13 +133,6 @@ def scale_figure(
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     return _save(fig, path, svg=True), notes
-
-
-def _finite(value) -> bool:
-    try:
-        return math.isfinite(float(value))
-    except (TypeError, ValueError):
-        return False
 
 
 def forest_plot(rows: Sequence, path: Path, *, titles: dict[tuple[str, str], str]) -> Path:

@@ -282,6 +282,21 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(text))
 
 
+def zero_cost_axis(ax: Any, zero_x: float, right: float) -> None:
+    """Zero cost has no place on a log axis: such points sit at ``zero_x`` on a tick labelled 0,
+    left of a dotted break line, and the axis has no minor ticks that would suggest a scale."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    hi = right * 3
+    ax.set_xlim(zero_x / 2, hi)
+    ax.axvline(zero_x * 3, color="lightgray", linestyle=":", linewidth=1)
+    first = math.floor(math.log10(zero_x)) + 1
+    ticks = [10.0**k for k in range(first, math.floor(math.log10(hi)) + 1)]
+    ax.xaxis.set_major_locator(FixedLocator([zero_x, *ticks]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticklabels(["0", *[f"$10^{{{round(math.log10(t))}}}$" for t in ticks]])
+
+
 def pareto_plot(
     frame: pd.DataFrame,
     dataset: str,
@@ -381,18 +396,7 @@ def pareto_plot(
     if log_x:
         ax.set_xscale("log")
         if any(c <= 0 for c in costs):
-            # Zero cost has no place on a log axis: such points sit on a tick labelled 0, left of
-            # a dotted break line, and the axis has no minor ticks that would suggest a scale.
-            from matplotlib.ticker import FixedLocator, NullLocator
-
-            hi = max(xs) * 3
-            ax.set_xlim(zero_x / 2, hi)
-            ax.axvline(zero_x * 3, color="lightgray", linestyle=":", linewidth=1)
-            first = math.floor(math.log10(zero_x)) + 1
-            ticks = [10.0**k for k in range(first, math.floor(math.log10(hi)) + 1)]
-            ax.xaxis.set_major_locator(FixedLocator([zero_x, *ticks]))
-            ax.xaxis.set_minor_locator(NullLocator())
-            ax.set_xticklabels(["0", *[f"$10^{{{round(math.log10(t))}}}$" for t in ticks]])
+            zero_cost_axis(ax, zero_x, max(xs))
     ax.set_xlabel(COSTS[cost] + (" (log scale)" if log_x else "") + " -- lower is better")
     ax.set_ylabel(QUALITIES[quality] + " -- higher is better")
     title = f"{dataset} x{scale}: {QUALITIES[quality]} vs {cost}  [{protocol}@{protocol_hash}]"

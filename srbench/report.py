@@ -42,6 +42,7 @@ from srbench.pareto import (
     architecture_name,
     efficiency_table,
     load_profiles,
+    profile_hardware,
     summary_table,
 )
 from srbench.protocols import PROTOCOLS
@@ -672,7 +673,7 @@ def _efficiency_rows(profiles: Sequence[dict], models: set[str]) -> list[dict[st
                         if cpu
                         else "not measured"
                     ),
-                    "cpu_hw": _footer_hw(cpu) if cpu else "",
+                    "cpu_hw": profile_hardware(cpu)["device"] if cpu else "",
                     "cpu_memory": f"{float(cpu_mem) / 2**20:,.0f} MiB"
                     if cpu_mem
                     else "not measured",
@@ -685,11 +686,6 @@ def _efficiency_rows(profiles: Sequence[dict], models: set[str]) -> list[dict[st
         if rows:
             out.append({"scale": scale, "rows": rows})
     return out
-
-
-def _footer_hw(record: dict) -> str:
-    env = record.get("env") or {}
-    return str(env.get("gpu_name") or env.get("cpu_model") or record.get("device"))
 
 
 def _verdict_figures(rows: list, img: Path) -> list[dict[str, str]]:
