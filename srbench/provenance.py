@@ -48,6 +48,29 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+@cache
+def cpu_id() -> str:
+    """Vendor, family and model numbers: the ``model name`` of a cloud CPU is often only
+    "AMD EPYC", which does not tell one generation (and its speed) from the next."""
+    fields: dict[str, str] = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("vendor_id", "cpu family", "model") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip() and fields:
+                break  # the first processor's block is enough
+    except OSError:
+        pass
+    if not fields:
+        return platform.processor() or platform.machine()
+    return (
+        f"{fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} "
+        f"model {fields.get('model', '?')}"
+    )
+
+
 def device_description(device: torch.device) -> dict[str, str | int | None]:
     """Name and versions of the device a number was measured on."""
     info: dict[str, str | int | None] = {"device": str(device)}
@@ -59,7 +82,7 @@ def device_description(device: torch.device) -> dict[str, str | int | None]:
             cudnn_version=torch.backends.cudnn.version(),
             gpu_memory_gib=round(props.total_memory / 2**30, 1),
         )
-    info.update(cpu_model=cpu_model(), torch_threads=torch.get_num_threads())
+    info.update(cpu_model=cpu_model(), cpu_id=cpu_id(), torch_threads=torch.get_num_threads())
     return info
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -243,6 +244,14 @@ def test_cpu_latency_record_structure():
     env = record["env"]
     assert env["device"] == "cpu" and env["torch_threads"] == torch.get_num_threads()
     assert env["cpu_model"] and env["torch"] == torch.__version__
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file() and "cpu family" in cpuinfo.read_text():
+        family = next(
+            line.split(":")[1].strip()
+            for line in cpuinfo.read_text().splitlines()
+            if line.startswith("cpu family")
+        )
+        assert f" family {family} model " in env["cpu_id"]  # the generation, not only the brand
     assert record["network_macs"] == 57_184 * 32 * 32
     json.dumps(record)  # JSON-ready
 

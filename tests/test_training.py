@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,6 +35,7 @@ from srbench.training.recipe import (
 from srbench.training.zoo import load_zoo, zoo_from_dict
 from srbench.weights import load_weights, read_metadata
 
+REPO = Path(__file__).resolve().parent.parent
 TINY_DRN = {"n_feats": 8, "n_groups": 1, "n_blocks": 1, "distill_channels": 4, "keep_channels": 2}
 
 
@@ -509,6 +511,21 @@ def test_zoo_batch_resumes_after_kill(tmp_path):
         a = load_file(tmp_path / "out" / run.name / "weights.safetensors")
         b = load_file(tmp_path / "straight" / run.name / "weights.safetensors")
         assert all(torch.equal(a[k], b[k]) for k in a), run.label
+
+
+def test_zoo_table_reads_committed_records_when_run_folders_are_gone(tmp_path):
+    """Run folders are a cache: on a fresh machine the table of runs comes from the committed
+    training records, so shipping one new run does not drop the others from docs/zoo.md."""
+    from srbench.training.zoo import read_training_records, zoo_table
+
+    zoo = load_zoo("zoo")
+    committed = {r["zoo_run"]: r for r in read_training_records(REPO / "results")}
+    table = zoo_table(zoo.runs, output_dir=tmp_path / "empty", results_dir=REPO / "results")
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "`" in line]
+    assert len(rows) == len(committed) >= 17
+    idn = committed["idn-x2-t91bsd200-it1k-b16-3ad644"]["summary"]
+    assert f"| idn | x2 | 1000 | {idn['train_seconds'] / 60:.1f} min |" in table
+    assert zoo_table(zoo.runs, output_dir=tmp_path / "empty").count("`") == 0
 
 
 # -- with the benchmark data ----------------------------------------------------------------------

@@ -361,7 +361,7 @@ def zoo_ship_command(
     from srbench.training.zoo import write_zoo_doc
 
     doc = Path(__file__).resolve().parents[2] / "docs" / "zoo.md"  # in a source checkout
-    if write_zoo_doc(doc, zoo.runs, output_dir or DEFAULT_ZOO_DIR):
+    if write_zoo_doc(doc, zoo.runs, output_dir or DEFAULT_ZOO_DIR, results_dir):
         _say(f"updated the table of runs in {doc}")
     for row in shipped:
         _say(

@@ -805,6 +805,7 @@ def _train(
             "device": str(device),
             "train_seconds": round(train_seconds, 1),
             "cpu_model": env["cpu_model"],
+            "cpu_id": env.get("cpu_id"),
             "torch_threads": env["torch_threads"],
             "torch": env["torch"],
             "git_commit": env["git_commit"],

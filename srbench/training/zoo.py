@@ -349,13 +349,33 @@ def _write_shipped(module: Path, table: dict[str, dict[int, tuple]]) -> None:
     module.write_text(text[:start] + "\n".join(lines) + "\n" + text[end:], encoding="utf-8")
 
 
+TRAINING_DIR = "training"  # <results_dir>/training/<run>.json: committed training records
 _DOC_BEGIN = "<!-- srbench:zoo:begin -->"
 _DOC_END = "<!-- srbench:zoo:end -->"
 
 
-def zoo_table(runs: Sequence[ZooRun], output_dir: str | Path = DEFAULT_ZOO_DIR) -> str:
+def _finished_summary(
+    run: ZooRun, output_dir: Path, results_dir: Path | None
+) -> dict[str, Any] | None:
+    """A finished run's ``run.json``: from its run folder, else from the committed training
+    record (run folders are a cache: a fresh machine has only the shipped runs' records)."""
+    status = run_status(run, output_dir)
+    if status["state"] == "finished":
+        return status["run_json"]
+    record = results_dir / TRAINING_DIR / f"{run.name}.json" if results_dir else None
+    if record is not None and record.is_file():
+        return json.loads(record.read_text(encoding="utf-8"))["summary"]
+    return None
+
+
+def zoo_table(
+    runs: Sequence[ZooRun],
+    output_dir: str | Path = DEFAULT_ZOO_DIR,
+    results_dir: str | Path | None = None,
+) -> str:
     """Markdown table of the finished runs: budget, wall time, machine, Set5 at the end."""
     out = Path(output_dir).expanduser()
+    committed = Path(results_dir) if results_dir is not None else None
     lines = [
         "| model | scale | iterations | training wall time | machine, precision | "
         "Set5 PSNR (dB, standard, at the end) | run |",
@@ -363,16 +383,16 @@ def zoo_table(runs: Sequence[ZooRun], output_dir: str | Path = DEFAULT_ZOO_DIR) 
     ]
     total = 0.0
     for run in runs:
-        status = run_status(run, out)
-        if status["state"] != "finished":
+        info = _finished_summary(run, out, committed)
+        if info is None:
             continue
-        info = status["run_json"]
         seconds = float(info.get("train_seconds") or 0.0)
         total += seconds
         val = info.get("validation") or {}
         psnr = " / ".join(f"{v['psnr_db']:.2f}" for v in val.values()) or "-"
         scales = "/".join(f"x{s}" for s in run.scales)
-        machine = f"{info.get('cpu_model', '?')}, {info.get('torch_threads', '?')} threads, "
+        cpu = info.get("cpu_model", "?") + (f" ({info['cpu_id']})" if info.get("cpu_id") else "")
+        machine = f"{cpu}, {info.get('torch_threads', '?')} threads, "
         machine += str(info.get("precision", "?"))
         lines.append(
             f"| {run.model} | {scales} | {info.get('iterations')} | {seconds / 60:.1f} min | "
@@ -386,7 +406,12 @@ def zoo_table(runs: Sequence[ZooRun], output_dir: str | Path = DEFAULT_ZOO_DIR) 
     return "\n".join(lines)
 
 
-def write_zoo_doc(doc: Path, runs: Sequence[ZooRun], output_dir: str | Path) -> bool:
+def write_zoo_doc(
+    doc: Path,
+    runs: Sequence[ZooRun],
+    output_dir: str | Path,
+    results_dir: str | Path | None = None,
+) -> bool:
     """Replace the table between the markers of ``docs/zoo.md`` (False if there is no such doc)."""
     if not doc.is_file():
         return False
@@ -395,12 +420,10 @@ def write_zoo_doc(doc: Path, runs: Sequence[ZooRun], output_dir: str | Path) -> 
         return False
     start = text.index(_DOC_BEGIN) + len(_DOC_BEGIN)
     end = text.index(_DOC_END)
-    table = zoo_table(runs, output_dir)
+    table = zoo_table(runs, output_dir, results_dir)
     doc.write_text(text[:start] + "\n" + table + "\n" + text[end:], encoding="utf-8")
     return True
 
-
-TRAINING_DIR = "training"
 
 
 def write_training_record(
