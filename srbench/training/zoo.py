@@ -425,7 +425,6 @@ def write_zoo_doc(
     return True
 
 
-
 def write_training_record(
     run: ZooRun, output_dir: Path, results_dir: Path, *, shipped_sha256: str | None = None
 ) -> Path:
