@@ -181,6 +181,35 @@ SHIPPED: dict[str, dict[int, tuple[str, str, str, float, int, str, str]]] = {
             "bf16",
         ),
     },
+    "vdsr": {
+        2: (
+            "vdsr_x2x3x4.safetensors",
+            "4d3d225f5fc1ff8e975aff344f789ac360bb6ff247be7953c27cf1299486d6c4",
+            "vdsr-x2x3x4-t91bsd200-it1k-b16-135daf",
+            5306.1,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
+        3: (
+            "vdsr_x2x3x4.safetensors",
+            "4d3d225f5fc1ff8e975aff344f789ac360bb6ff247be7953c27cf1299486d6c4",
+            "vdsr-x2x3x4-t91bsd200-it1k-b16-135daf",
+            5306.1,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
+        4: (
+            "vdsr_x2x3x4.safetensors",
+            "4d3d225f5fc1ff8e975aff344f789ac360bb6ff247be7953c27cf1299486d6c4",
+            "vdsr-x2x3x4-t91bsd200-it1k-b16-135daf",
+            5306.1,
+            1000,
+            "AMD EPYC, 2 threads",
+            "bf16",
+        ),
+    },
 }
 # srbench:shipped:end
 
