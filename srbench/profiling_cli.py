@@ -96,7 +96,8 @@ def profile_table(records: Sequence[dict[str, Any]], title: str | None = None) -
     """The summary table for profile records (GMAC = 1e9 multiply-accumulates; times in ms)."""
     table = Table(
         title=title or "srbench profile: batch 1, GMAC = 1e9 multiply-accumulates, times in ms",
-        caption="net = network MACs (the literature number); bic = bicubic pre-upsampling matmuls",
+        caption="net = network MACs (the literature number); bic = bicubic pre-upsampling matmuls; "
+        "peak MiB = CUDA peak allocated on a GPU, the process's peak RSS (VmHWM) on the CPU",
     )
     for name, justify in (
         ("model", "left"), ("x", "right"), ("LR -> HR", "left"), ("params", "right"),
@@ -109,7 +110,8 @@ def profile_table(records: Sequence[dict[str, Any]], title: str | None = None) -
         lat = r.get("latency", {})
         measured = lat.get("status") == "measured"
         absent = "-" if lat.get("reason") == "not requested" else "not measured"
-        peak = r.get("peak_memory", {}).get("peak_allocated_bytes")
+        memory = r.get("peak_memory") or {}
+        peak = memory.get("peak_allocated_bytes", memory.get("peak_rss_bytes"))
         table.add_row(
             r["model"],
             str(r["scale"]),

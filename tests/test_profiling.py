@@ -254,6 +254,13 @@ def test_cpu_latency_record_structure():
         assert f" family {family} model " in env["cpu_id"]  # the generation, not only the brand
     assert record["network_macs"] == 57_184 * 32 * 32
     json.dumps(record)  # JSON-ready
+    # The printed table shows the measured CPU peak (the RSS), not "not measured".
+    from srbench.profiling_cli import profile_table
+
+    buffer = io.StringIO()
+    Console(file=buffer, width=250).print(profile_table([record]))
+    assert f" {memory['peak_rss_bytes'] / 2**20:.0f} " in buffer.getvalue()
+    assert "not measured" not in buffer.getvalue()
 
 
 def test_time_budget_stops_early_but_keeps_a_minimum():
