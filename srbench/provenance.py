@@ -38,36 +38,33 @@ def git_commit() -> str:
 
 
 @cache
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-@cache
-def cpu_id() -> str:
-    """Vendor, family and model numbers: the ``model name`` of a cloud CPU is often only
-    "AMD EPYC", which does not tell one generation (and its speed) from the next."""
+def cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo (empty where it is not readable)."""
     fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("vendor_id", "cpu family", "model") and key not in fields:
-                fields[key] = value.strip()
             if not line.strip() and fields:
                 break  # the first processor's block is enough
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    if not fields:
+    return fields
+
+
+def cpu_model() -> str:
+    return cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+def cpu_id() -> str:
+    """Vendor, family and model numbers: the ``model name`` of a cloud CPU is often only
+    "AMD EPYC", which does not tell one generation (and its speed) from the next."""
+    info = cpuinfo()
+    if not any(k in info for k in ("vendor_id", "cpu family", "model")):
         return platform.processor() or platform.machine()
     return (
-        f"{fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} "
-        f"model {fields.get('model', '?')}"
+        f"{info.get('vendor_id', '?')} family {info.get('cpu family', '?')} "
+        f"model {info.get('model', '?')}"
     )
 
 

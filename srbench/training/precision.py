@@ -24,7 +24,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 
 import torch
 
@@ -42,13 +41,9 @@ class TrainPrecision:
 @cache
 def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags from /proc/cpuinfo (empty where it is not readable)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
+    from srbench.provenance import cpuinfo
+
+    return frozenset(cpuinfo().get("flags", "").split())
 
 
 def cpu_choice(flags: frozenset[str]) -> tuple[str, str]:

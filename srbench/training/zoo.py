@@ -350,6 +350,12 @@ def _write_shipped(module: Path, table: dict[str, dict[int, tuple]]) -> None:
 
 
 TRAINING_DIR = "training"  # <results_dir>/training/<run>.json: committed training records
+
+
+def training_record_path(run: ZooRun, results_dir: str | Path) -> Path:
+    return Path(results_dir) / TRAINING_DIR / f"{run.name}.json"
+
+
 _DOC_BEGIN = "<!-- srbench:zoo:begin -->"
 _DOC_END = "<!-- srbench:zoo:end -->"
 
@@ -362,7 +368,7 @@ def _finished_summary(
     status = run_status(run, output_dir)
     if status["state"] == "finished":
         return status["run_json"]
-    record = results_dir / TRAINING_DIR / f"{run.name}.json" if results_dir else None
+    record = training_record_path(run, results_dir) if results_dir else None
     if record is not None and record.is_file():
         return json.loads(record.read_text(encoding="utf-8"))["summary"]
     return None
@@ -448,7 +454,7 @@ def write_training_record(
         "summary": info,
         "curve": curve,
     }
-    path = results_dir / TRAINING_DIR / f"{run.name}.json"
+    path = training_record_path(run, results_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
