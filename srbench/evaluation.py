@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from srbench.errors import SRBenchError
-from srbench.inference import InferenceReport, infer
+from srbench.inference import InferenceReport, infer, memory_format
 from srbench.protocols import Prepared, Protocol, Scored, score
 
 
@@ -41,6 +41,7 @@ def evaluate_image(
     number.
     """
     lr = torch.from_numpy(prepared.model_input).to(device, torch.float32)[None]
+    lr = lr.contiguous(memory_format=memory_format(device))
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()

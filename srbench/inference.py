@@ -11,6 +11,23 @@ import torch
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
+def memory_format(device: torch.device) -> torch.memory_format:
+    """The activation layout evaluation runs in on ``device``.
+
+    channels_last on the CPU: oneDNN's blocked fp32 convolutions are 1.1-1.45x faster there than
+    on NCHW (VDSR 1.45x, EDSR-baseline 1.36x, DRN-S 1.29x, IDN 1.12x at 2 threads on an Intel
+    Xeon with AMX and on an AMD EPYC Zen 4, torch 2.14), with outputs equal to NCHW's within
+    5e-6 of the [0, 1] range: a pixel's uint8 rounding flips only rarely, moving per-image PSNR
+    by at most 6e-5 dB and SSIM by 1e-6 (Set5 + Set14 x2, IDN, DRN-S, EDSR-baseline).
+    The GPU keeps NCHW (cuDNN picks its own layout).
+    """
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
+def memory_format_name(fmt: torch.memory_format) -> str:
+    return "channels_last" if fmt == torch.channels_last else "nchw"
+
+
 @dataclass
 class InferenceReport:
     tiled: bool = False

@@ -29,6 +29,7 @@ from srbench.data import (
 from srbench.devices import resolve_device
 from srbench.errors import SRBenchError
 from srbench.evaluation import evaluate_image
+from srbench.inference import memory_format, memory_format_name
 from srbench.protocols import LRCache, Protocol, get_protocol, prepare, preview_rgb
 from srbench.provenance import environment, record_provenance
 from srbench.registry import ModelRef, create_model, resolve
@@ -201,6 +202,7 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     env = environment(device)
+    layout = memory_format(device)
     run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     store = ResultStore(config.results_dir)
     seen = store.signature()
@@ -232,7 +234,8 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                 continue
             if weights is False and card.trainable and (ref.weights or ref.tag):
                 weights = True  # the weights the name selects: shipped zoo or the authors'
-            model = create_model(ref.key, scale=scale, pretrained=weights).to(device).eval()
+            model = create_model(ref.key, scale=scale, pretrained=weights)
+            model = model.to(device).to(memory_format=layout).eval()
             weights_sha: str = getattr(model, "srbench_weights_sha256", None) or (
                 "none" if not any(True for _ in model.parameters()) else "random-init"
             )
@@ -344,6 +347,7 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                                 # `srbench profile` makes the latency numbers to compare.
                                 "wall_ms": latency_ms,
                                 "tiled": report.tiled,
+                                "memory_format": memory_format_name(layout),
                                 "dataset_fingerprint": source.fingerprint,
                                 **record_provenance(env, device, run_id, config.seed),
                             }

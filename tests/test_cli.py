@@ -93,6 +93,7 @@ def test_demo_default_runs_and_writes_provenance(tmp_path, monkeypatch):
     assert {r["model"] for r in records} == {"bicubic", *shipped}
     assert len(records) == 5 * (1 + len(shipped))
     assert {r["standard_benchmark"] for r in records} == {False}
+    assert {r["memory_format"] for r in records} == {"channels_last"}  # the CPU's layout
     summary = json.loads(next((tmp_path / "r" / "runs").glob("*.json")).read_text())
     assert summary["protocol"]["id"] == "standard"
     assert summary["environment"]["torch"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from srbench.inference import infer, self_ensemble, tiled_forward
+from srbench.inference import infer, memory_format, self_ensemble, tiled_forward
 from srbench.registry import create_model
 
 
@@ -105,3 +105,21 @@ def test_self_ensemble_is_mean_of_eight_transforms():
         plain = model(lr)
     assert torch.allclose(got, want, atol=1e-6)
     assert not torch.allclose(got, plain, atol=1e-4)  # a random model is not equivariant
+
+
+@pytest.mark.parametrize(("name", "scale"), [("idn", 3), ("drn_s", 2), ("edsr_baseline", 4)])
+def test_channels_last_evaluation_matches_nchw(name, scale):
+    """The CPU evaluates in channels_last (faster); its output is NCHW's within float rounding."""
+    assert memory_format(torch.device("cpu")) == torch.channels_last
+    assert memory_format(torch.device("meta", 0)) == torch.contiguous_format
+    torch.manual_seed(0)
+    model = create_model(name, scale=scale).eval()
+    channels = 1 if model.srbench_card.input_channels == "y" else 3
+    lr = _image(40, 36, channels)
+    with torch.inference_mode():
+        nchw = model(lr)
+        fast = model.to(memory_format=torch.channels_last)(
+            lr.contiguous(memory_format=torch.channels_last)
+        )
+    assert fast.shape == nchw.shape
+    assert (fast - nchw).abs().max().item() < 1e-5
