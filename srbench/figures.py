@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from srbench.pareto import COSTS, LOG_COSTS, _finite, pareto_front, zero_cost_axis
+from srbench.pareto import COSTS, LOG_COSTS, _finite, pareto_front, place_labels, zero_cost_axis
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ def scale_figure(
     fig = Figure(figsize=(4.6 * cols, 3.9 * rows + 0.5), dpi=100)
     axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
     log_x = cost in LOG_COSTS
+    labels_to_place = []  # placed once the layout is final
     for ax, dataset in zip(axes, shown, strict=False):
         part = usable[usable["dataset"] == dataset]
         costs = [float(v) for v in part[cost]]
@@ -104,14 +105,10 @@ def scale_figure(
                    zorder=3, label="measured, on the front")  # fmt: skip
         ax.scatter([xs[i] for i in off], [qualities[i] for i in off], color="tab:gray", s=30,
                    zorder=2, label="measured, dominated")  # fmt: skip
-        for x, q, text in zip(xs, qualities, part["label"], strict=True):
-            ax.annotate(str(text), (x, q), textcoords="offset points", xytext=(3, 3), fontsize=7)
+        labels_to_place.append((ax, xs, qualities, list(part["label"]), px, marks))
         if marks:
             ax.scatter(px, [p.psnr_db for p in marks], facecolors="none", edgecolors="black",
                        marker="D", s=34, zorder=4, label="paper (same protocol)")  # fmt: skip
-            for x, p in zip(px, marks, strict=True):
-                ax.annotate(p.label, (x, p.psnr_db), textcoords="offset points", xytext=(3, -9),
-                            fontsize=6, color="dimgray")  # fmt: skip
         if log_x:
             ax.set_xscale("log")
             if zero_x is not None and any(c <= 0 for c in costs):
@@ -132,6 +129,14 @@ def scale_figure(
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    for ax, xs, qualities, texts, px, marks in labels_to_place:
+        paper_points = [(x, p.psnr_db) for x, p in zip(px, marks, strict=True)]
+        measured = place_labels(ax, xs, qualities, texts, avoid_points=paper_points, fontsize=7)
+        place_labels(
+            ax, [x for x, _ in paper_points], [q for _, q in paper_points],
+            [p.label for p in marks], avoid=measured, fontsize=6, color="dimgray",
+            avoid_points=list(zip(xs, qualities, strict=True)),
+        )  # fmt: skip
     return _save(fig, path, svg=True), notes
 
 

@@ -282,6 +282,91 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(text))
 
 
+# Label positions tried around a point, in points (dx, dy): beside it first, then further up or
+# down (with a leader line), so that close points (DRN-M and EDSR-baseline, ~1.4 M parameters and
+# ~36.7 dB) get labels that neither overlap each other nor cover a marker.
+_LABEL_OFFSETS = [(dx, sign * dy) for dy in (4, 13, 22, 31) for dx in (5, -5) for sign in (1, -1)]
+
+
+def place_labels(
+    ax: Any,
+    xs: Sequence[float],
+    ys: Sequence[float],
+    texts: Sequence[str],
+    *,
+    avoid: Sequence[Any] = (),
+    avoid_points: Sequence[tuple[float, float]] = (),
+    **text_kw: Any,
+) -> list[Any]:
+    """Annotate each point with its text where it overlaps no other label and no marker.
+
+    ``avoid``: annotations already on ``ax`` (an earlier call's); ``avoid_points``: other markers
+    (data coordinates). Call once the axes' limits and the figure's layout are final (after
+    ``tight_layout``): the overlap test is made in display space. Where every position overlaps,
+    the least overlapping one is kept -- a label is never dropped.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
+
+    fig = ax.get_figure()
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    ax.get_xlim(), ax.get_ylim()  # settle autoscaling before transforming
+    points = ax.transData.transform(list(zip(xs, ys, strict=True)))
+    extra = ax.transData.transform(list(avoid_points)) if avoid_points else []
+    radius = 5.0 * fig.dpi / 72.0  # a marker's half width, in pixels
+    markers = [Bbox.from_extents(x - radius, y - radius, x + radius, y + radius) for x, y in points]
+    fixed = [Bbox.from_extents(x - radius, y - radius, x + radius, y + radius) for x, y in extra]
+    fixed += [_text_box(a, renderer) for a in avoid]
+    frame = ax.get_window_extent(renderer)
+    placed: list[Any] = list(fixed)
+    annotations = []
+    order = sorted(range(len(texts)), key=lambda i: (points[i][0], points[i][1]))
+    for i in order:
+        best = None
+        for dx, dy in _LABEL_OFFSETS:
+            far = abs(dy) > 8
+            ann = ax.annotate(
+                str(texts[i]), (xs[i], ys[i]), textcoords="offset points", xytext=(dx, dy),
+                ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
+                arrowprops={"arrowstyle": "-", "lw": 0.6, "color": "0.35"} if far else None,
+                **text_kw,
+            )  # fmt: skip
+            box = _text_box(ann, renderer)
+            others = placed + [m for j, m in enumerate(markers) if j != i]
+            overlap = sum(_overlap_area(box, b) for b in others)
+            outside = box.width * box.height - _overlap_area(box, frame)
+            cost = overlap + outside
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, ann, box)
+            else:
+                ann.remove()
+            if cost == 0:
+                break
+        if best is None:  # no offsets: cannot happen (the list is fixed), kept for mypy
+            continue
+        placed.append(best[2])
+        annotations.append(best[1])
+    return annotations
+
+
+def _text_box(annotation: Any, renderer: Any) -> Any:
+    """The text's box in display space (an Annotation's own extent includes its leader line)."""
+    from matplotlib.text import Text
+
+    annotation.update_positions(renderer)  # an annotation is placed only when drawn
+    return Text.get_window_extent(annotation, renderer)
+
+
+def _overlap_area(a: Any, b: Any) -> float:
+    w = min(a.x1, b.x1) - max(a.x0, b.x0)
+    h = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return w * h if w > 0 and h > 0 else 0.0
+
+
 def zero_cost_axis(ax: Any, zero_x: float, right: float) -> None:
     """Zero cost has no place on a log axis: such points sit at ``zero_x`` on a tick labelled 0,
     left of a dotted break line, and the axis has no minor ticks that would suggest a scale."""
@@ -391,8 +476,6 @@ def pareto_plot(
                [q for q, f in zip(qualities, flags, strict=True) if not f],
                color="tab:gray", marker="o", facecolors="none", s=36, zorder=2,
                label="dominated")  # fmt: skip
-    for x, q, text in zip(xs, qualities, labels, strict=True):
-        ax.annotate(text, (x, q), textcoords="offset points", xytext=(4, 4), fontsize=8)
     if log_x:
         ax.set_xscale("log")
         if any(c <= 0 for c in costs):
@@ -410,6 +493,7 @@ def pareto_plot(
         ax.margins(x=0.12)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
+    place_labels(ax, xs, qualities, labels, fontsize=8)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from srbench.pareto import (
     efficiency_table,
     pareto_front,
     pareto_plot,
+    place_labels,
     plot_all,
     summary_table,
 )
@@ -192,3 +193,36 @@ def test_readme_assets_are_generated_from_the_store(tmp_path):
     new = readme.read_text()
     assert new.startswith("intro\n") and new.endswith("outro\n") and "old" not in new
     assert "![Pareto front](reports/readme_pareto.png)" in new
+
+
+def test_labels_of_close_points_do_not_overlap():
+    """DRN-M and EDSR-baseline sit ~1% apart in parameters and 0.05 dB apart: their labels (and
+    a cluster of five) are placed so that no two overlap and none covers another marker."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from srbench.pareto import _overlap_area, _text_box
+
+    fig = Figure(figsize=(7.5, 5.0), dpi=110)
+    ax = fig.subplots()
+    xs = [1.370e6, 1.383e6, 5.21e5, 5.29e5, 5.53e5, 3.81e5, 5.53e5]
+    ys = [36.664, 36.710, 35.94, 36.27, 35.70, 35.76, 37.84]
+    texts = ["edsr_baseline", "drn_m", "drn_s_plain", "drn_s", "idn", "drn_s_nodistill", "x"]
+    ax.scatter(xs, ys)
+    ax.set_xscale("log")
+    ax.set_xlim(1e3, 3e6)  # the README figure's range (bicubic at the left)
+    fig.tight_layout()
+    annotations = place_labels(ax, xs, ys, texts, fontsize=8)
+    assert sorted(a.get_text() for a in annotations) == sorted(texts)  # none dropped
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    boxes = [_text_box(a, renderer) for a in annotations]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert _overlap_area(a, b) == 0
+    points = ax.transData.transform(list(zip(xs, ys, strict=True)))
+    for box, ann in zip(boxes, annotations, strict=True):
+        for (px, py), text in zip(points, texts, strict=True):
+            if text != ann.get_text():
+                assert not box.contains(px, py), (ann.get_text(), text)
+    frame = ax.get_window_extent(renderer)
+    assert all(frame.contains(b.x0, b.y0) and frame.contains(b.x1, b.y1) for b in boxes)
