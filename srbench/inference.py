@@ -3,6 +3,7 @@ geometric self-ensemble (the "+" variants of the literature, e.g. DRN+, EDSR+)."
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,16 @@ def memory_format(device: torch.device) -> torch.memory_format:
     The GPU keeps NCHW (cuDNN picks its own layout).
     """
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
+def in_memory_format(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``model`` with its 4-D weights in :func:`memory_format` -- ``model`` itself when they
+    already are, else a converted copy (a model being trained keeps its own layout), so that
+    validation during training scores exactly as ``srbench run`` does."""
+    fmt = memory_format(device)
+    if all(p.is_contiguous(memory_format=fmt) for p in model.parameters() if p.dim() == 4):
+        return model
+    return copy.deepcopy(model).to(memory_format=fmt)
 
 
 def memory_format_name(fmt: torch.memory_format) -> str:

@@ -123,3 +123,16 @@ def test_channels_last_evaluation_matches_nchw(name, scale):
         )
     assert fast.shape == nchw.shape
     assert (fast - nchw).abs().max().item() < 1e-5
+
+
+def test_in_memory_format_copies_only_a_model_in_another_layout():
+    """Validation during training converts a copy; the model being trained keeps its layout."""
+    from srbench.inference import in_memory_format
+
+    model = create_model("srcnn", scale=2).eval()
+    cpu = torch.device("cpu")
+    converted = in_memory_format(model, cpu)
+    assert converted is not model
+    assert model.conv1.weight.is_contiguous()  # the original is untouched
+    assert converted.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+    assert in_memory_format(converted, cpu) is converted

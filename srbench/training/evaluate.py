@@ -19,6 +19,7 @@ import torch
 
 from srbench.data import resolve_data_root
 from srbench.evaluation import evaluate_image
+from srbench.inference import in_memory_format
 from srbench.protocols import LRCache, Prepared, get_protocol, prepare
 from srbench.registry import ModelCard
 from srbench.runner import DatasetSource, benchmark_source
@@ -80,10 +81,11 @@ def iter_scores(
     device = torch.device(device)
     was_training = model.training
     model.eval()
+    net = in_memory_format(model, device)
     try:
         for item in images:
             result = evaluate_image(
-                model, item.prepared, proto, device, label=f"{item.dataset}/{item.name}"
+                net, item.prepared, proto, device, label=f"{item.dataset}/{item.name}"
             )
             scored, report, wall_ms = result.scored, result.report, result.wall_ms
             yield {
