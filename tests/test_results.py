@@ -397,3 +397,25 @@ def test_every_trained_model_beats_bicubic_on_every_complete_benchmark():
         assert value > bicubic[0], (model, pid, dataset, scale, value, bicubic[0])
         compared += 1
     assert compared >= 2 * sum(len(by_scale) for by_scale in SHIPPED.values())  # Set5 + Set14
+
+
+def test_benchmark_cost_sums_core_seconds_per_model():
+    """tools/benchmark_cost.py: wall_ms x threads, per protocol and model; untimed ones named."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "benchmark_cost.py"
+    spec = importlib.util.spec_from_file_location("benchmark_cost", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    base = {"protocol": "standard", "device": "Intel Xeon", "time_utc": "2026-12-02T18:00:00"}
+    records = [
+        {**base, "model": "vdsr", "wall_ms": 1800_000.0, "torch_threads": 1},
+        {**base, "model": "vdsr", "wall_ms": 900_000.0, "torch_threads": 2},
+        {**base, "model": "idn", "torch_threads": 2},  # no wall_ms: counted, not guessed
+        {**base, "model": "idn", "wall_ms": 5.0, "time_utc": "2026-11-01T00:00:00"},
+    ]
+    rows, total = tool.cost_rows(records, since="2026-12-01")
+    by_model = {r["model"]: r for r in rows}
+    assert by_model["vdsr"]["core_h"] == pytest.approx(1.0)  # 0.5 h x 1 + 0.25 h x 2
+    assert (by_model["idn"]["images"], by_model["idn"]["untimed"]) == (1, 1)
+    assert total == {"images": 3, "untimed": 1, "core_h": pytest.approx(1.0)}
