@@ -316,9 +316,14 @@ def place_labels(
     points = ax.transData.transform(list(zip(xs, ys, strict=True)))
     extra = ax.transData.transform(list(avoid_points)) if avoid_points else []
     radius = 5.0 * fig.dpi / 72.0  # a marker's half width, in pixels
-    markers = [Bbox.from_extents(x - radius, y - radius, x + radius, y + radius) for x, y in points]
-    fixed = [Bbox.from_extents(x - radius, y - radius, x + radius, y + radius) for x, y in extra]
-    fixed += [_text_box(a, renderer) for a in avoid]
+
+    def marker_boxes(centres: Any) -> list[Any]:
+        return [
+            Bbox.from_extents(x - radius, y - radius, x + radius, y + radius) for x, y in centres
+        ]
+
+    markers = marker_boxes(points)
+    fixed = marker_boxes(extra) + [_text_box(a, renderer) for a in avoid]
     frame = ax.get_window_extent(renderer)
     placed: list[Any] = list(fixed)
     annotations = []
