@@ -20,7 +20,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from srbench.pareto import COSTS, LOG_COSTS, _finite, pareto_front, place_labels, zero_cost_axis
+from srbench.pareto import (
+    COSTS,
+    LOG_COSTS,
+    _finite,
+    drop_partial,
+    pareto_front,
+    place_labels,
+    zero_cost_axis,
+)
 
 
 @dataclass(frozen=True)
@@ -67,11 +75,12 @@ def scale_figure(
     """PSNR against ``cost``, one panel per dataset, for one protocol and scale.
 
     ``table``: the summary rows of that protocol and scale (:func:`srbench.pareto.summary_table`,
-    with ``label``). Points without the cost are listed in the returned notes, never placed.
+    with ``label``). Points without the cost, and means over part of a benchmark, are listed in
+    the returned notes, never placed.
     """
     from matplotlib.figure import Figure
 
-    notes: list[str] = []
+    table, notes = drop_partial(table)
     usable = table[table[cost].map(_finite) & table[quality].map(_finite)]
     missing = sorted(set(table["label"]) - set(usable["label"]))
     if missing:

@@ -64,6 +64,32 @@ def _finite(value: Any) -> bool:
         return False
 
 
+def expected_images(dataset: str) -> int | None:
+    """Images a complete run of a standard benchmark scores; None for any other folder."""
+    from srbench.data import BENCHMARK_KEYS, get_benchmark
+
+    return get_benchmark(dataset).count if dataset in BENCHMARK_KEYS else None
+
+
+def drop_partial(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The summary rows whose mean covers their whole benchmark, and a note naming the others.
+
+    A mean over part of a benchmark (a run still in progress) is not the benchmark's number, so
+    figures never place it; tables show it as "(k/N images)".
+    """
+    if table.empty or "images" not in table.columns:
+        return table, []
+    expected = table["dataset"].map(expected_images)
+    partial = expected.notna() & (table["images"].astype(float) < expected.fillna(0))
+    if not partial.any():
+        return table, []
+    named = ", ".join(
+        f"{row.label} {row.dataset} ({int(row.images)}/{int(n)} images)"
+        for row, n in zip(table[partial].itertuples(), expected[partial], strict=True)
+    )
+    return table[~partial], [f"partial, not plotted: {named}"]
+
+
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
     """Which ``(cost, quality)`` points are non-dominated (lower cost and higher quality win).
 
@@ -428,7 +454,7 @@ def pareto_plot(
         table = table.assign(label=point_labels(table))
     if cost not in table.columns:
         table = table.assign(**{cost: math.nan})
-    note = []
+    table, note = drop_partial(table)
     usable = table[table[cost].map(_finite) & table[quality].map(_finite)]
     missing = sorted(set(table["label"]) - set(usable["label"]))
     if missing:

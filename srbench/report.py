@@ -41,6 +41,7 @@ from srbench.pareto import (
     CostFn,
     architecture_name,
     efficiency_table,
+    expected_images,
     load_profiles,
     profile_hardware,
     summary_table,
@@ -98,14 +99,6 @@ def fmt_ms(value: Any) -> str:
 def _ordered_datasets(names: Sequence[str]) -> list[str]:
     known = [k for k in BENCHMARK_KEYS if k in names]
     return known + sorted(n for n in set(names) if n not in BENCHMARK_KEYS)
-
-
-def _expected_count(dataset: str) -> int | None:
-    if dataset not in BENCHMARK_KEYS:
-        return None
-    from srbench.data import get_benchmark
-
-    return get_benchmark(dataset).count
 
 
 def _card(model: str):
@@ -247,7 +240,7 @@ def _scale_rows(
             if r is None:
                 cells.append(Cell("", ""))
                 continue
-            expected = _expected_count(dataset)
+            expected = expected_images(dataset)
             flags = []
             if expected is not None and int(r.images) < expected:
                 flags.append(f"partial: {int(r.images)} of {expected} images")

@@ -147,16 +147,33 @@ def verdict(
 
 
 def sentence(results: Sequence[PairResult], a: str, b: str) -> str:
-    """One plain sentence on A vs B's PSNR over every dataset and scale measured."""
+    """One plain sentence on A vs B's PSNR: per scale, the span of the mean differences over
+    the datasets and in how many cells the 95% interval lies above or below zero; then the
+    totals over every dataset and scale measured."""
     rows = [r for r in results if r.a == a and r.b == b and r.metric == "psnr_db"]
     if not rows:
         return f"{a} vs {b}: not measured yet."
-    better = [r for r in rows if r.diff.low > 0]
-    worse = [r for r in rows if r.diff.high < 0]
-    unclear = len(rows) - len(better) - len(worse)
-    span = f"{min(r.diff.mean for r in rows):+.2f} to {max(r.diff.mean for r in rows):+.2f} dB"
+
+    def counts(cells: Sequence[PairResult]) -> tuple[int, int, int]:
+        better = sum(r.diff.low > 0 for r in cells)
+        worse = sum(r.diff.high < 0 for r in cells)
+        return better, worse, len(cells) - better - worse
+
+    def span(cells: Sequence[PairResult]) -> str:
+        low, high = min(r.diff.mean for r in cells), max(r.diff.mean for r in cells)
+        return f"{low:+.2f} dB" if low == high else f"{low:+.2f} to {high:+.2f} dB"
+
+    parts = []
+    for scale in sorted({r.scale for r in rows}):
+        cells = [r for r in rows if r.scale == scale]
+        better, worse, unclear = counts(cells)
+        parts.append(
+            f"x{scale} {span(cells)} (better in {better}, worse in {worse}, "
+            f"unclear in {unclear} of {len(cells)} datasets)"
+        )
+    better, worse, unclear = counts(rows)
     return (
-        f"{a} vs {b} at equal training: mean PSNR difference {span} over {len(rows)} "
-        f"dataset/scale cells; {a} is better with 95% confidence in {len(better)}, worse in "
-        f"{len(worse)}, and the interval includes zero in {unclear}."
+        f"{a} vs {b} at equal training, mean PSNR difference: {'; '.join(parts)}; over all "
+        f"{len(rows)} dataset/scale cells {a} is better with 95% confidence in {better}, worse "
+        f"in {worse}, and the interval includes zero in {unclear}."
     )

@@ -12,6 +12,7 @@ from PIL import Image
 from srbench.errors import SRBenchError
 from srbench.pareto import (
     counted_costs,
+    drop_partial,
     efficiency_table,
     pareto_front,
     pareto_plot,
@@ -84,7 +85,7 @@ def store_frame(protocols=(("standard", "aaa"),)) -> pd.DataFrame:
     psnr = {"bicubic": 33.7, "small": 36.0, "big": 37.8, "worse": 37.0}
     for protocol, phash in protocols:
         for model, value in psnr.items():
-            for i in range(3):
+            for i in range(5):  # all of Set5: a partial mean is never plotted
                 rows.append(
                     {"model": model, "weights_sha256": "none" if model == "bicubic" else "w" + model,
                      "scale": 2, "dataset": "set5", "image": f"i{i}", "protocol": protocol,
@@ -107,8 +108,8 @@ def test_summary_table_joins_costs_and_profiles():
     assert table.loc["big", "latency_hardware"] == "Test CPU (cpu, 2 threads)"
     assert table.loc["small", "params"] == 8_000  # counted
     assert math.isnan(table.loc["small", "latency_ms"])  # never estimated
-    assert table.loc["small", "psnr_db"] == pytest.approx(36.1)
-    assert table.loc["small", "images"] == 3
+    assert table.loc["small", "psnr_db"] == pytest.approx(36.2)
+    assert table.loc["small", "images"] == 5
 
 
 def test_unknown_model_gets_missing_costs_not_an_error():
@@ -126,6 +127,18 @@ def test_plot_writes_png_and_svg_with_labels(tmp_path):
     ET.fromstring(svg)  # well-formed
     for model in ("bicubic", "small", "big", "worse"):
         assert model in svg  # every point is labelled (matplotlib keeps text as comments/glyph ids)
+
+
+def test_a_mean_over_part_of_a_benchmark_is_never_plotted(tmp_path):
+    frame = store_frame()
+    frame = frame[~((frame["model"] == "small") & (frame["image"] == "i4"))]
+    table = summary_table(frame, cost_fn=fake_costs)
+    complete, notes = drop_partial(table)
+    assert sorted(complete["model"]) == ["bicubic", "big", "worse"]
+    assert notes == ["partial, not plotted: small set5 (4/5 images)"]
+    assert drop_partial(summary_table(store_frame(), cost_fn=fake_costs))[1] == []
+    paths = pareto_plot(frame, "set5", 2, out_dir=tmp_path, cost_fn=fake_costs)
+    assert "partial, not plotted: small set5 (4/5 images)" in paths["svg"].read_text()
 
 
 def test_plot_refuses_mixed_protocols_and_plots_each_when_asked(tmp_path):
@@ -172,16 +185,15 @@ def test_readme_assets_are_generated_from_the_store(tmp_path):
     frame = store_frame()
     frame.loc[frame["model"] == "worse", "model"] = "a|b<i>"
     COSTS[("a|b<i>", 2)] = COSTS[("worse", 2)]
-    ResultStore(tmp_path / "results").append(frame.to_dict("records"))
+    later = (frame["model"] == "small") & frame["image"].isin(["i3", "i4"])
+    ResultStore(tmp_path / "results").append(frame[~later].to_dict("records"))
     paths = tool.readme_assets(tmp_path / "results", tmp_path / "reports", cost_fn=fake_costs)
     assert paths["png"].name == "readme_pareto.png" and paths["png"].stat().st_size > 0
     text = paths["markdown"].read_text()
     assert "do not edit" in text and "standard@aaa" in text
     # 3 of Set5's 5 images: a partial mean is never shown as the benchmark's number
     assert "| small | (3/5 images) | 8,000 | 8.0 G |" in text
-    full = frame[frame["model"] == "small"].head(2).copy()
-    full["image"], full["psnr_db"], full["ssim"] = ["i3", "i4"], [36.3, 36.4], [0.903, 0.904]
-    ResultStore(tmp_path / "results").append(full.to_dict("records"))
+    ResultStore(tmp_path / "results").append(frame[later].to_dict("records"))
     paths = tool.readme_assets(tmp_path / "results", tmp_path / "reports", cost_fn=fake_costs)
     text = paths["markdown"].read_text()
     assert "| small | 36.20 / 0.9020 | 8,000 | 8.0 G |" in text

@@ -48,7 +48,11 @@ def test_pairing_wins_ties_losses_and_the_sentence():
     rows = verdict(a + b, pairs=[("drn_s", "idn", "")])
     assert [(r.metric, r.images) for r in rows] == [("psnr_db", 4), ("ssim", 4)]
     text = sentence(rows, "drn_s", "idn")
-    assert "+0.37 to +0.37 dB over 1 dataset/scale cells" in text
+    assert text == (
+        "drn_s vs idn at equal training, mean PSNR difference: x2 +0.37 dB (better in 0, worse "
+        "in 0, unclear in 1 of 1 datasets); over all 1 dataset/scale cells drn_s is better with "
+        "95% confidence in 0, worse in 0, and the interval includes zero in 1."
+    )
 
 
 def test_images_with_other_pixels_are_not_paired():
@@ -56,3 +60,22 @@ def test_images_with_other_pixels_are_not_paired():
     b = _records("idn", {"a": 29.0})
     b[0]["hr_sha256"] = "another copy"
     assert compare(a + b, "drn_s", "idn", "set5", 2, "standard", PSNR) is None
+
+
+def test_the_sentence_breaks_the_verdict_down_by_scale():
+    # Constant per-image differences: the bootstrap interval is the difference itself.
+    def both(scale: int, diff: float) -> list[dict]:
+        a = _records("drn_s", {"a": 30.0, "b": 31.0}, scale=scale)
+        b = _records("idn", {"a": 30.0 - diff, "b": 31.0 - diff}, scale=scale)
+        return a + b
+
+    records = both(2, 1.0) + both(3, -0.5) + both(4, -0.25)
+    rows = verdict(records, pairs=[("drn_s", "idn", "")])
+    assert sentence(rows, "drn_s", "idn") == (
+        "drn_s vs idn at equal training, mean PSNR difference: x2 +1.00 dB (better in 1, worse "
+        "in 0, unclear in 0 of 1 datasets); x3 -0.50 dB (better in 0, worse in 1, unclear in 0 "
+        "of 1 datasets); x4 -0.25 dB (better in 0, worse in 1, unclear in 0 of 1 datasets); over "
+        "all 3 dataset/scale cells drn_s is better with 95% confidence in 1, worse in 2, and the "
+        "interval includes zero in 0."
+    )
+    assert sentence(rows, "drn_m", "edsr_baseline") == "drn_m vs edsr_baseline: not measured yet."

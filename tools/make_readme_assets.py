@@ -32,11 +32,12 @@ def _md(text: Any) -> str:
 
 def markdown_table(summary, protocol: str, protocol_hash: str) -> str:
     """PSNR / SSIM per model (rows) and benchmark (columns), one block per scale."""
-    from srbench.report import _expected_count, _ordered_datasets, fmt, fmt_int, fmt_macs
+    from srbench.pareto import expected_images
+    from srbench.report import _ordered_datasets, fmt, fmt_int, fmt_macs
 
     def cell(row) -> str:
         # A mean over part of a benchmark is not its number (a run still in progress): say so.
-        expected = _expected_count(row.dataset)
+        expected = expected_images(row.dataset)
         if expected is not None and int(row.images) < expected:
             return f"({int(row.images)}/{expected} images)"
         return f"{fmt(row.psnr_db)} / {fmt(row.ssim, 4)}"
