@@ -399,14 +399,19 @@ def test_every_trained_model_beats_bicubic_on_every_complete_benchmark():
     assert compared >= 2 * sum(len(by_scale) for by_scale in SHIPPED.values())  # Set5 + Set14
 
 
-def test_benchmark_cost_sums_core_seconds_per_model():
-    """tools/benchmark_cost.py: wall_ms x threads, per protocol and model; untimed ones named."""
+def _tool(name: str):
     import importlib.util
 
-    path = Path(__file__).resolve().parent.parent / "tools" / "benchmark_cost.py"
-    spec = importlib.util.spec_from_file_location("benchmark_cost", path)
+    path = Path(__file__).resolve().parent.parent / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return tool
+
+
+def test_benchmark_cost_sums_core_seconds_per_model():
+    """tools/benchmark_cost.py: wall_ms x threads, per protocol and model; untimed ones named."""
+    tool = _tool("benchmark_cost")
     base = {"protocol": "standard", "device": "Intel Xeon", "time_utc": "2026-12-02T18:00:00"}
     records = [
         {**base, "model": "vdsr", "wall_ms": 1800_000.0, "torch_threads": 1},
@@ -419,3 +424,51 @@ def test_benchmark_cost_sums_core_seconds_per_model():
     assert by_model["vdsr"]["core_h"] == pytest.approx(1.0)  # 0.5 h x 1 + 0.25 h x 2
     assert (by_model["idn"]["images"], by_model["idn"]["untimed"]) == (1, 1)
     assert total == {"images": 3, "untimed": 1, "core_h": pytest.approx(1.0)}
+
+
+def test_benchmark_coverage_plans_from_the_registry_and_counts_current_records():
+    """tools/benchmark_coverage.py: the plan is every model with weights under every protocol
+    that accepts it; a cell counts only records of today's weights and protocol hash."""
+    from srbench.protocols import get_protocol
+    from srbench.registry import get_card
+
+    tool = _tool("benchmark_coverage")
+    rows, absent = tool.plan(installed=lambda ref, scale: ref.card.name != "edsr_baseline")
+    planned = {(p, m, s) for p, m, s, _ in rows}
+    vdsr = get_card("vdsr")
+    assert ("legacy-y", "vdsr.official", 4, vdsr.official_weights[4].sha256) in rows
+    assert ("standard", "vdsr", 3, vdsr.weights[3].sha256) in rows
+    assert ("standard", "bicubic", 4, "none") in rows and ("legacy-y", "bicubic", 4, "none") in rows
+    assert ("standard", "drn_s_plain", 2) in planned and (
+        "standard",
+        "drn_s_plain",
+        3,
+    ) not in planned
+    legacy = {m for p, m, _ in planned if p == "legacy-y"}
+    assert legacy == {"bicubic", "idn", "idn.official", "srcnn", "vdsr", "vdsr.official"}
+    assert absent == [f"edsr_baseline.official x{s}" for s in (2, 3, 4)]
+    # bicubic: 3 scales x 2 protocols; drn_m, drn_s, edsr_baseline: 3 scales, standard only; the
+    # two x2-only ablations; idn, srcnn, vdsr and two .official: 3 scales x 2 protocols
+    assert len(rows) == 6 + 9 + 2 + 30
+    ok = {"model": "srcnn", "scale": 2, "protocol": "standard", "dataset": "set5",
+          "weights_sha256": get_card("srcnn").weights[2].sha256,
+          "protocol_hash": get_protocol("standard").hash}  # fmt: skip
+    records = [ok] * 4 + [{**ok, "protocol_hash": "old"}, {**ok, "weights_sha256": "other"}]
+    cells = tool.coverage(records, [r for r in rows if r[:3] == ("standard", "srcnn", 2)])
+    assert [(c["dataset"], c["stored"], c["expected"]) for c in cells] == [
+        ("set5", 4, 5), ("set14", 0, 14), ("b100", 0, 100), ("urban100", 0, 100),
+        ("manga109", 0, 109),
+    ]  # fmt: skip
+
+
+def test_full_benchmark_script_runs_every_planned_model_under_its_protocols():
+    """tools/full_benchmark.sh types its order (cheapest first); it must run the whole plan."""
+    import re
+
+    tool = _tool("benchmark_coverage")
+    rows, _ = tool.plan(installed=lambda ref, scale: ref.card.name != "edsr_baseline")
+    script = (Path(__file__).resolve().parent.parent / "tools" / "full_benchmark.sh").read_text()
+    loops = re.findall(r"for model in ([^;]+); do\s+run (\S+) ", script.replace("\\\n", " "))
+    assert loops, "no `for model in ...; do run PROTOCOL` loops found"
+    runs = {(protocol, m) for models, protocol in loops for m in models.split()}
+    assert runs == {(p, m) for p, m, _, _ in rows}
