@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -99,6 +99,29 @@ def fmt_ms(value: Any) -> str:
 def _ordered_datasets(names: Sequence[str]) -> list[str]:
     known = [k for k in BENCHMARK_KEYS if k in names]
     return known + sorted(n for n in set(names) if n not in BENCHMARK_KEYS)
+
+
+# Visual comparison: one image per benchmark by default (each spec's first, hardest-first
+# ``visual_images``), so Manga109 is shown beside Urban100 and Set14, not cut off after four.
+VISUAL_IMAGES = len(BENCHMARK_KEYS)
+
+
+def visual_order(images: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """(dataset, image) pairs in the order the visual comparison shows them: each benchmark's
+    first named image in benchmark order, then each one's second, and so on; unnamed last."""
+    from srbench.data import get_benchmark
+
+    def key(item: tuple[str, str]) -> tuple[bool, int, int, str]:
+        dataset, image = item
+        try:
+            visual = list(get_benchmark(dataset).visual_images)
+        except SRBenchError:
+            visual = []
+        ds = BENCHMARK_KEYS.index(dataset) if dataset in BENCHMARK_KEYS else len(BENCHMARK_KEYS)
+        named = image in visual
+        return not named, visual.index(image) if named else 0, ds, image
+
+    return sorted(images, key=key)
 
 
 def _card(model: str):
@@ -299,10 +322,8 @@ def _visuals(
 ) -> tuple[list[Visual], list[str]]:
     """The stored crops (``srbench run`` wrote them, :mod:`srbench.crops`) of the results in
     ``group`` -- exactly the records the tables show, matched by record key -- copied into the
-    report folder; up to ``count`` images, in benchmark order. Nothing is re-run."""
+    report folder; up to ``count`` images, in :func:`visual_order`. Nothing is re-run."""
     import hashlib
-
-    from srbench.data import get_benchmark
 
     labels: dict[tuple, str] = {}
     for row in group.to_dict("records"):
@@ -316,20 +337,11 @@ def _visuals(
             "their crops)"
         )
 
-    def order(item: tuple[str, str]) -> tuple[int, int, str]:
-        dataset, image = item
-        try:
-            visual = list(get_benchmark(dataset).visual_images)
-        except SRBenchError:
-            visual = []
-        ds = BENCHMARK_KEYS.index(dataset) if dataset in BENCHMARK_KEYS else len(BENCHMARK_KEYS)
-        return ds, visual.index(image) if image in visual else len(visual), image
-
     by_image: dict[tuple[str, str], list[dict]] = {}
     for e in mine:
         by_image.setdefault((str(e["dataset"]), str(e["image"])), []).append(e)
     visuals = []
-    for v_index, (dataset, image) in enumerate(sorted(by_image, key=order)[:count]):
+    for v_index, (dataset, image) in enumerate(visual_order(by_image)[:count]):
         shown = sorted(by_image[(dataset, image)], key=lambda e: labels[record_key(e)])
         first = shown[0]
         box = first["box"]
@@ -739,7 +751,7 @@ def build_report(
     results_dir: str | Path,
     output_dir: str | Path = Path("reports"),
     *,
-    visual_images: int = 4,
+    visual_images: int | None = None,
     visual_scales: Sequence[int] | None = None,
     profiles: Sequence[dict] | None = None,
     cost_fn: CostFn | None = None,
@@ -752,7 +764,7 @@ def build_report(
     Everything comes from the store: the records, the costs (``profile.jsonl``, written by
     ``srbench profile`` and ``srbench run``) and the visual-comparison crops (``crops/``, written
     by ``srbench run``); no model is built or run here. ``visual_images``: images per protocol
-    and scale (0: no visual comparisons); ``visual_scales``: the scales to show them for
+    and scale (``None``: :data:`VISUAL_IMAGES`, one per benchmark; 0: no visual comparisons); ``visual_scales``: the scales to show them for
     (default: every scale). ``profiles``: instead of ``results_dir/profile.jsonl``. ``cost_fn``:
     a fallback for costs no profile record has (tests; ``None``: such costs are missing and the
     page says so). ``costs``: the Pareto plots' x-axes. Returns the path of ``index.html``.
@@ -782,6 +794,8 @@ def build_report(
             standard[key] = standard.get(key, True) and bool(ok)
 
     crop_store = CropStore(results_dir)
+    if visual_images is None:
+        visual_images = VISUAL_IMAGES
     crop_entries = crop_store.entries() if visual_images > 0 else []
 
     sections: list[ProtocolSection] = []

@@ -2,7 +2,7 @@
 
 Plain functions taking plain Python values, so the typer app only forwards its options::
 
-    srbench report --results-dir results --output-dir reports [--visual-images 4]
+    srbench report --results-dir results --output-dir reports [--visual-images N]
     srbench pareto --results-dir results --output-dir reports --quality psnr_db --cost params
     srbench check --baseline results/baseline.json [--run] [--results-dir results]
     srbench baseline update --baseline results/baseline.json [--results-dir results]
@@ -64,7 +64,7 @@ def report_command(
     results_dir: Path | str = Path("results"),
     output_dir: Path | str = Path("reports"),
     *,
-    visual_images: int = 4,
+    visual_images: int | None = None,
     visual_scales: str | Sequence[int] | None = None,
     title: str = "srbench report",
     console: Console | None = None,
@@ -72,7 +72,8 @@ def report_command(
 ) -> Path:
     """Render ``output_dir/index.html`` from the store alone; returns its path.
 
-    ``visual_images=0`` leaves the visual comparisons out; ``visual_scales``: e.g. ``"4"``
+    ``visual_images``: images per scale (``None``: the report's default, one per benchmark;
+    0 leaves the visual comparisons out); ``visual_scales``: e.g. ``"4"``
     (default: every scale). The crops and costs are the ones ``srbench run``/``srbench profile``
     stored; nothing is re-run.
     """
@@ -80,7 +81,7 @@ def report_command(
 
     console = console or Console()
     err_console = err_console or Console(stderr=True)
-    if visual_images < 0:
+    if visual_images is not None and visual_images < 0:
         raise SRBenchError(f"--visual-images must be >= 0, got {visual_images}")
     results = Path(results_dir)
     if not (results / "records.jsonl").is_file():

@@ -12,7 +12,7 @@ import pytest
 from srbench.crops import CropStore, highest_variance_crop
 from srbench.data import HRImage, pixels_sha256
 from srbench.protocols import get_protocol
-from srbench.report import build_report
+from srbench.report import VISUAL_IMAGES, build_report, visual_order
 from srbench.results import ResultStore
 from srbench.runner import DatasetSource, RunConfig, run
 
@@ -333,3 +333,16 @@ def test_efficiency_section_reads_profile_records_and_shows_both_deconv_counts(t
     assert "552,769" in section and "32.1 G" in section and "48.1 G" in section
     assert "36.4 G" in section and "812 (IQR 9.50, 10 runs, 2 threads)" in section
     assert "Test CPU" in section and section.count("not measured") >= 2  # GPU columns
+
+
+def test_visual_comparison_shows_one_image_per_benchmark_first():
+    """Each benchmark's first named (hardest) image before any benchmark's second, so the
+    default count shows Manga109 as well as Urban100 img_092 and Set14 barbara."""
+    stored = [("urban100", "img_004"), ("manga109", "YumeiroCooking"), ("urban100", "img_092"),
+              ("set14", "barbara"), ("set5", "butterfly"), ("b100", "253027"), ("set5", "bird")]  # fmt: skip
+    order = visual_order(stored)
+    assert order[:VISUAL_IMAGES] == [
+        ("set5", "butterfly"), ("set14", "barbara"), ("b100", "253027"), ("urban100", "img_092"),
+        ("manga109", "YumeiroCooking"),
+    ]  # fmt: skip
+    assert order[VISUAL_IMAGES:] == [("urban100", "img_004"), ("set5", "bird")]

@@ -71,8 +71,11 @@ def report(
     results_dir: ResultsDir = Path("results"),
     output_dir: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
     visual_images: Annotated[
-        int, typer.Option(help="Images per scale in the visual comparison (0: none).")
-    ] = 4,
+        int | None,
+        typer.Option(
+            help="Images per scale in the visual comparison (default: one per benchmark; 0: none)."
+        ),
+    ] = None,
     visual_scales: Annotated[
         str | None, typer.Option(help="Scales with a visual comparison (default: all).")
     ] = None,
