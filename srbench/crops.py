@@ -86,16 +86,19 @@ class CropStore:
         self.size = size
 
     def entries(self) -> list[dict[str, Any]]:
-        """Every index line whose PNGs exist (a crop whose file is gone is not shown)."""
+        """Every index line whose PNGs exist (a crop whose file is gone is not shown), one per
+        record key: the last written (two workers can both add the crop of one image)."""
         if not self.index.exists():
             return []
-        return [
-            e
-            for e in read_jsonl(self.index)
-            if isinstance(e, dict)
-            and (self.root / str(e.get("file", ""))).is_file()
-            and (self.root / str(e.get("hr_file", ""))).is_file()
-        ]
+        latest: dict[tuple, dict[str, Any]] = {}
+        for e in read_jsonl(self.index):
+            if (
+                isinstance(e, dict)
+                and (self.root / str(e.get("file", ""))).is_file()
+                and (self.root / str(e.get("hr_file", ""))).is_file()
+            ):
+                latest[record_key(e)] = e
+        return list(latest.values())
 
     def keys(self) -> set[tuple]:
         return {record_key(e) for e in self.entries()}

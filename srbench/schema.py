@@ -121,12 +121,21 @@ REQUIRED: dict[str, tuple[type, ...]] = {
 }
 
 
+def _field(record: dict, name: str) -> Any:
+    """A key field, with a field an old record lacks read as its default -- absent from a JSON
+    line, or NaN in a DataFrame row built from records of several code versions."""
+    value = record.get(name)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return KEY_DEFAULTS.get(name)
+    return value
+
+
 def record_key(record: dict) -> tuple:
-    return tuple(record.get(f, KEY_DEFAULTS.get(f)) for f in KEY_FIELDS)
+    return tuple(_field(record, f) for f in KEY_FIELDS)
 
 
 def entry_key(record: dict) -> tuple:
-    return tuple(record.get(f, KEY_DEFAULTS.get(f)) for f in ENTRY_FIELDS)
+    return tuple(_field(record, f) for f in ENTRY_FIELDS)
 
 
 def invalid_reason(record: Any) -> str | None:

@@ -194,6 +194,29 @@ def test_run_adds_the_crops_of_results_stored_before_crops_existed(tmp_path):
     assert all(e["psnr_db"] == records[e["image"]]["psnr_db"] for e in entries)
 
 
+def test_crops_of_old_records_and_crops_added_twice_show_once(tmp_path):
+    """A record an older srbench wrote lacks later key fields (here ``scorer_version``), which a
+    table built beside newer records holds as NaN: its crop is still found by the record key.
+    Two workers can both add one image's crop: it is shown once."""
+    import json
+
+    config = RunConfig(models=["bicubic"], datasets=["synthetic"], scales=[2],
+                       results_dir=tmp_path, cache_lr=False)  # fmt: skip
+    run(config, [synthetic_source()])
+    store = ResultStore(tmp_path)
+    old = [{k: v for k, v in r.items() if k != "scorer_version"} for r in store.iter_records()]
+    store.records_path.write_text("".join(json.dumps(r) + "\n" for r in old))
+    store.append(fabricated("bicubic", STANDARD, "set5", 2, 31.11, 5, scorer_version=1))
+    index = CropStore(tmp_path).index
+    index.write_text(index.read_text() * 2)
+    assert len(CropStore(tmp_path).entries()) == 2  # s0 and s1, once each
+    html = build_report(tmp_path, tmp_path / "out", cost_fn=fake_costs, visual_images=2)
+    standard = _section(html.read_text(), STANDARD)
+    assert standard.count('alt="bicubic: synthetic s0 crop"') == 1
+    assert standard.count('alt="bicubic: synthetic s1 crop"') == 1
+    assert "no stored crops for" not in standard
+
+
 def test_ablation_section_and_footer(report):
     html = report.read_text()
     assert 'id="ablation"' in html
