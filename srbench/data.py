@@ -27,6 +27,13 @@ from srbench.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".webp", ".bmp", ".tif", ".tiff")
 BENCHMARK_KEYS = ("set5", "set14", "b100", "urban100", "manga109")
+
+
+def benchmark_order(name: str) -> tuple[int, str]:
+    """Sort key putting datasets in the field's table order (BENCHMARK_KEYS), others after."""
+    return (BENCHMARK_KEYS.index(name) if name in BENCHMARK_KEYS else len(BENCHMARK_KEYS), name)
+
+
 ENV_DATA_ROOT = "SRBENCH_DATA"
 
 _HOW_TO_GET = {

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from srbench.data import benchmark_order
 from srbench.pareto import (
     COSTS,
     LOG_COSTS,
@@ -27,6 +28,7 @@ from srbench.pareto import (
     drop_partial,
     pareto_front,
     place_labels,
+    save_figure,
     zero_cost_axis,
 )
 
@@ -46,10 +48,7 @@ def _save(fig, path: Path, svg: bool) -> dict[str, Path]:
     paths = {"png": path.with_suffix(".png")}
     if svg:
         paths["svg"] = path.with_suffix(".svg")
-    metadata = {"svg": {"Date": None}, "png": {"Software": None}}
-    for kind, p in paths.items():
-        fig.savefig(p, format=kind, metadata=metadata[kind])
-    return paths
+    return save_figure(fig, paths)
 
 
 def _x(values: Sequence[float], log_x: bool) -> tuple[list[float], float | None]:
@@ -165,7 +164,7 @@ def forest_plot(rows: Sequence, path: Path, *, titles: dict[tuple[str, str], str
         ax.text(0.0, y, titles.get((a, b), f"{a} vs {b}"), transform=ax.get_yaxis_transform(),
                 fontsize=8, fontweight="bold", va="center")  # fmt: skip
         y -= 1
-        for r in sorted(block, key=lambda r: (r.scale, r.dataset)):
+        for r in sorted(block, key=lambda r: (r.scale, benchmark_order(r.dataset))):
             sure = r.diff.low > 0 or r.diff.high < 0
             color = ("tab:green" if r.diff.low > 0 else "tab:red") if sure else "tab:gray"
             ax.errorbar([r.diff.mean], [y], xerr=[[r.diff.mean - r.diff.low],
@@ -190,7 +189,7 @@ def strip_plot(rows: Sequence, a: str, b: str, path: Path, *, title: str) -> Pat
 
     cells = sorted(
         (r for r in rows if r.metric == "psnr_db" and (r.a, r.b) == (a, b)),
-        key=lambda r: (r.scale, r.dataset),
+        key=lambda r: (r.scale, benchmark_order(r.dataset)),
     )
     fig = Figure(figsize=(max(4.5, 0.9 * len(cells) + 1.5), 3.6), dpi=100)
     ax = fig.subplots()

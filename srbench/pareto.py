@@ -529,10 +529,18 @@ def pareto_plot(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = _safe(stem or plot_stem(protocol, protocol_hash, dataset, int(scale), quality, cost))
-    paths = {"png": out_dir / f"{stem}.png", "svg": out_dir / f"{stem}.svg"}
+    return save_figure(fig, {"png": out_dir / f"{stem}.png", "svg": out_dir / f"{stem}.svg"})
+
+
+def save_figure(fig: Any, paths: dict[str, Path]) -> dict[str, Path]:
+    """Write ``fig`` in each format of ``paths``, byte-reproducibly (no date or software stamp,
+    fixed SVG element ids): a figure regenerated from an unchanged store is unchanged in git."""
+    import matplotlib
+
     metadata = {"svg": {"Date": None}, "png": {"Software": None}}
-    for kind, path in paths.items():
-        fig.savefig(path, format=kind, metadata=metadata[kind])
+    with matplotlib.rc_context({"svg.hashsalt": "srbench"}):
+        for kind, path in paths.items():
+            fig.savefig(path, format=kind, metadata=metadata[kind])
     return paths
 
 

@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from srbench.crops import CropStore
-from srbench.data import BENCHMARK_KEYS
+from srbench.data import BENCHMARK_KEYS, benchmark_order
 from srbench.errors import SRBenchError
 from srbench.figures import PaperPoint, forest_plot, scale_figure, strip_plot
 from srbench.pareto import (
@@ -97,8 +97,7 @@ def fmt_ms(value: Any) -> str:
 
 
 def _ordered_datasets(names: Sequence[str]) -> list[str]:
-    known = [k for k in BENCHMARK_KEYS if k in names]
-    return known + sorted(n for n in set(names) if n not in BENCHMARK_KEYS)
+    return sorted(set(names), key=benchmark_order)
 
 
 # Visual comparison: one image per benchmark by default (each spec's first, hardest-first
@@ -111,15 +110,14 @@ def visual_order(images: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     first named image in benchmark order, then each one's second, and so on; unnamed last."""
     from srbench.data import get_benchmark
 
-    def key(item: tuple[str, str]) -> tuple[bool, int, int, str]:
+    def key(item: tuple[str, str]) -> tuple[bool, int, tuple[int, str], str]:
         dataset, image = item
         try:
             visual = list(get_benchmark(dataset).visual_images)
         except SRBenchError:
             visual = []
-        ds = BENCHMARK_KEYS.index(dataset) if dataset in BENCHMARK_KEYS else len(BENCHMARK_KEYS)
         named = image in visual
-        return not named, visual.index(image) if named else 0, ds, image
+        return not named, visual.index(image) if named else 0, benchmark_order(dataset), image
 
     return sorted(images, key=key)
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from srbench.data import benchmark_order
 from srbench.schema import METRICS, MetricSpec
 
 # The claims srbench checks: DRN at IDN's and at EDSR-baseline's size, and the ablation.
@@ -136,7 +137,10 @@ def verdict(
 ) -> list[PairResult]:
     """Every (pair, dataset, scale, metric) the store has both models' images for."""
     out = []
-    keys = sorted({(r["dataset"], int(r["scale"])) for r in records if r["protocol"] == protocol})
+    keys = sorted(
+        {(r["dataset"], int(r["scale"])) for r in records if r["protocol"] == protocol},
+        key=lambda k: (benchmark_order(k[0]), k[1]),
+    )
     for a, b, _ in pairs:
         for dataset, scale in keys:
             for spec in METRICS:

@@ -238,3 +238,20 @@ def test_labels_of_close_points_do_not_overlap():
                 assert not box.contains(px, py), (ann.get_text(), text)
     frame = ax.get_window_extent(renderer)
     assert all(frame.contains(b.x0, b.y0) and frame.contains(b.x1, b.y1) for b in boxes)
+
+
+def test_saved_figures_are_byte_reproducible(tmp_path):
+    """No date stamp and fixed SVG ids: a regenerated README plot of an unchanged store does not
+    show up as a change in git."""
+    from matplotlib.figure import Figure
+
+    from srbench.pareto import save_figure
+
+    saved = []
+    for i in range(2):
+        fig = Figure(figsize=(2, 2))
+        fig.subplots().plot([0, 1], [1, 0])  # a clipped line: its clip-path id is in the SVG
+        paths = save_figure(fig, {"png": tmp_path / f"{i}.png", "svg": tmp_path / f"{i}.svg"})
+        saved.append({kind: path.read_bytes() for kind, path in paths.items()})
+    assert saved[0] == saved[1]
+    assert b"clip-path" in saved[0]["svg"]

@@ -79,3 +79,18 @@ def test_the_sentence_breaks_the_verdict_down_by_scale():
         "interval includes zero in 0."
     )
     assert sentence(rows, "drn_m", "edsr_baseline") == "drn_m vs edsr_baseline: not measured yet."
+
+
+def test_rows_come_in_the_benchmarks_table_order():
+    """Set5, Set14, B100, Urban100, Manga109 (as in every SR paper's table), then any other
+    dataset; scales within each (the forest and strip plots keep this order per scale)."""
+    records = []
+    for dataset in ("urban100", "b100", "mine", "manga109", "set14", "set5"):
+        for scale in (4, 2):
+            records += _records("drn_s", {"a": 30.0}, dataset=dataset, scale=scale)
+            records += _records("idn", {"a": 29.0}, dataset=dataset, scale=scale)
+    rows = verdict(records, pairs=[("drn_s", "idn", "")])
+    order = [(r.dataset, r.scale) for r in rows if r.metric == "psnr_db"]
+    assert order == [
+        (d, s) for d in ("set5", "set14", "b100", "urban100", "manga109", "mine") for s in (2, 4)
+    ]
