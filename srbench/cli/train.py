@@ -141,3 +141,58 @@ def zoo_ship(
     from srbench.training.cli import zoo_ship_command
 
     zoo_ship_command(spec, output_dir, split(models) or None, scales_list(scales), results_dir)
+
+
+ladder_app = new_app(
+    help="The budget ladder: every model under one recipe at 1k, 4k and 16k iterations."
+)
+app.add_typer(ladder_app, name="ladder")
+LadderSpec = Annotated[str, typer.Option("--spec", help="Ladder spec YAML or built-in name.")]
+LadderDir = Annotated[
+    Path | None,
+    typer.Option("--output-dir", help="Run folders (default ~/.cache/srbench/ladder)."),
+]
+LadderSteps = Annotated[
+    str | None, typer.Option(help="Comma-separated subset of the spec's steps (a, b, ...).")
+]
+
+
+@ladder_app.command("train")
+def ladder_train(
+    spec: LadderSpec = "ladder",
+    output_dir: LadderDir = None,
+    models: ZooModels = None,
+    steps: LadderSteps = None,
+    scales: ZooScales = None,
+    data_root: DataRoot = None,
+    device: Device = "cpu",
+) -> None:
+    """Train the ladder in order: finished rungs are skipped, interrupted ones resume, new ones
+    branch off their trunk's latest snapshot."""
+    from srbench.training.cli import ladder_train_command
+
+    ladder_train_command(
+        spec,
+        output_dir,
+        split(models) or None,
+        split(steps) or None,
+        scales_list(scales),
+        data_root,
+        device,
+    )
+
+
+@ladder_app.command("status")
+def ladder_status(
+    spec: LadderSpec = "ladder",
+    output_dir: LadderDir = None,
+    models: ZooModels = None,
+    steps: LadderSteps = None,
+    scales: ZooScales = None,
+) -> None:
+    """Which rungs are finished, interrupted or not started, with their training time."""
+    from srbench.training.cli import ladder_status_command
+
+    ladder_status_command(
+        spec, output_dir, split(models) or None, split(steps) or None, scales_list(scales)
+    )

@@ -277,6 +277,92 @@ def _hours(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
 
 
+def _run_table(title: str, runs, out: Path) -> list[dict[str, Any]]:
+    """Print one row per run: finished / interrupted / new, iteration, time, Set5 at the end."""
+    from srbench.training.zoo import run_status
+
+    table = Table(title=title)
+    for column in ("run", "state", "iteration", "train time", "Set5 PSNR_dB (standard)"):
+        table.add_column(column, justify="left" if column in ("run", "state") else "right")
+    rows = []
+    for run in runs:
+        status = run_status(run, out)
+        val = (status.get("run_json") or {}).get("validation") or {}
+        psnr = ", ".join(f"{k} {v['psnr_db']:.2f}" for k, v in val.items()) or "-"
+        table.add_row(
+            run.label,
+            status["state"],
+            f"{status['iteration']}/{run.recipe.iterations}",
+            _hours(status["train_seconds"]),
+            psnr,
+        )
+        rows.append({"run": run.name, **{k: v for k, v in status.items() if k != "run_json"}})
+    console.print(table)
+    return rows
+
+
+def _train_runs(events, total: int, what: str) -> dict[str, Any]:
+    """Print the events of ``iter_zoo`` / ``iter_ladder``; returns the final info."""
+    info: dict[str, Any] = {}
+    with _progress() as progress:
+        printer = None
+        for event in events:
+            label = f"[{event.index + 1}/{event.total} {event.run.label}] " if event.run else ""
+            if event.kind == "run-skip":
+                _say(f"{label}finished earlier ({_hours(event.info['train_seconds'])}); skipped")
+            elif event.kind == "run-start":
+                if event.info.get("branch") is not None:
+                    _say(f"{label}branches off its trunk at iteration {event.info['branch']}")
+                printer = _TrainPrinter(progress, label)
+            elif event.kind == "train" and printer is not None:
+                printer(event.train_event)
+            elif event.kind == "zoo-done":
+                info = event.info
+    _say(f"{what} done: {len(info.get('runs', []))} of {total} runs finished")
+    return info
+
+
+def ladder_status_command(
+    spec: str | Path = "ladder",
+    output_dir: str | Path | None = None,
+    models: list[str] | None = None,
+    steps: list[str] | None = None,
+    scales: list[int] | None = None,
+) -> list[dict[str, Any]]:
+    """``srbench ladder status``: every rung, finished / interrupted / new; prints."""
+    from srbench.training.ladder import DEFAULT_LADDER_DIR, load_ladder, select
+
+    ladder = load_ladder(spec)
+    out = Path(output_dir or DEFAULT_LADDER_DIR).expanduser()
+    runs = select(ladder, models, steps, scales)
+    return _run_table(f"ladder {ladder.name} ({ladder.source}) in {out}", runs, out)
+
+
+def ladder_train_command(
+    spec: str | Path = "ladder",
+    output_dir: str | Path | None = None,
+    models: list[str] | None = None,
+    steps: list[str] | None = None,
+    scales: list[int] | None = None,
+    data_root: str | Path | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """``srbench ladder train``: train the ladder (or a subset) in order; prints."""
+    from srbench.training.ladder import DEFAULT_LADDER_DIR, iter_ladder, load_ladder, select
+
+    ladder = load_ladder(spec)
+    runs = select(ladder, models, steps, scales)
+    out = Path(output_dir or DEFAULT_LADDER_DIR).expanduser()
+    r = ladder.recipe
+    _say(
+        f"ladder [bold]{ladder.name}[/] ({ladder.source}): {len(runs)} rungs (of "
+        f"{', '.join(str(x) for x in ladder.rungs)} iterations), batch {r.data.batch_size}, LR "
+        f"patch {r.data.patch_size}, {r.schedule.name} schedule; run folders in {out}"
+    )
+    events = iter_ladder(runs, output_dir=out, data_root=data_root, device=device)
+    return _train_runs(events, len(runs), "ladder")
+
+
 def zoo_status_command(
     spec: str | Path = "zoo",
     output_dir: str | Path | None = None,

@@ -68,6 +68,7 @@ from srbench.training.recipe import Recipe, check_model, dump_recipe, run_name
 
 CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "weights.safetensors"
+RAW_WEIGHTS_FILE = "weights_raw.safetensors"  # with EMA: the trained (non-averaged) weights
 LOG_FILE = "train_log.jsonl"
 CHECKPOINT_FORMAT = 2
 
@@ -132,6 +133,8 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe):
     from timm.scheduler import CosineLRScheduler, MultiStepLRScheduler
 
     s = recipe.schedule
+    if s.name == "wsd":
+        return WSDScheduler(optimizer, recipe)
     common = {
         "warmup_t": s.warmup_iterations,
         "warmup_lr_init": s.warmup_lr,
@@ -148,6 +151,46 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe):
     milestones = recipe.milestones() if s.name == "multistep" else []
     gamma = s.gamma if s.name == "multistep" else 1.0
     return MultiStepLRScheduler(optimizer, decay_t=milestones, decay_rate=gamma, **common)
+
+
+class WSDScheduler:
+    """Warm-up, stable, decay: linear warm-up from ``warmup_lr``, then the optimizer's rate,
+    then over the last ``decay_fraction`` of the iterations a 1 - sqrt decay to ``min_lr``
+    (Hägele et al. 2024, "Scaling Laws and Compute-Optimal Training Beyond Fixed Training
+    Durations": a 20% 1-sqrt cool-down matches a cosine run of the same length).
+
+    The rate at iteration ``t`` depends on ``iterations`` only from the decay on, so runs of
+    different lengths are identical up to the shorter one's decay start: each rung of a budget
+    ladder is a short decay branch off one constant-rate trunk. Stateless (``state_dict`` is
+    empty), so a branch can resume from a trunk's checkpoint.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, recipe: Recipe) -> None:
+        self.optimizer = optimizer
+        self.peak = recipe.optimizer.lr
+        self.min_lr = recipe.schedule.min_lr
+        self.warmup = recipe.schedule.warmup_iterations
+        self.warmup_lr = recipe.schedule.warmup_lr
+        self.total = recipe.iterations
+        self.decay_start = int(recipe.decay_start or 0)
+
+    def rate(self, t: int) -> float:
+        if t < self.warmup:  # timm's linear warm-up formula, so the trunk matches it
+            return self.warmup_lr + t * (self.peak - self.warmup_lr) / self.warmup
+        if t < self.decay_start:
+            return self.peak
+        progress = (t - self.decay_start) / max(1, self.total - self.decay_start)
+        return self.min_lr + (self.peak - self.min_lr) * (1.0 - progress**0.5)
+
+    def step_update(self, num_updates: int) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.rate(num_updates)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        return None
 
 
 class TrainStep:
@@ -220,6 +263,7 @@ def save_checkpoint(
     samplers: dict[int, PatchSampler],
     ema: Any | None,
     train_seconds: float = 0.0,
+    path: Path | None = None,
 ) -> Path:
     """The whole training state as one ``torch.save`` file, written atomically.
 
@@ -231,6 +275,7 @@ def save_checkpoint(
         "iteration": iteration,
         "run_name": run_name(recipe),
         "recipe_hash": recipe.hash,
+        "trunk_hash": recipe.trunk_hash,
         "train_seconds": float(train_seconds),
         "model": _cpu_state(model),
         "ema": _cpu_state(ema.module) if ema is not None else None,
@@ -242,7 +287,8 @@ def save_checkpoint(
         if torch.cuda.is_available() and torch.cuda.is_initialized()
         else None,
     }
-    path = run_dir / CHECKPOINT_FILE
+    path = path or run_dir / CHECKPOINT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         torch.save(state, tmp)
@@ -251,6 +297,10 @@ def save_checkpoint(
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def snapshot_name(iteration: int) -> str:
+    return f"it{iteration:06d}.pt"
 
 
 def read_checkpoint(run_dir: Path) -> dict | None:
@@ -285,7 +335,8 @@ def load_checkpoint(
     samplers: dict[int, PatchSampler],
     ema: Any | None,
 ) -> int:
-    if state.get("recipe_hash") != recipe.hash:
+    branch = state.get("recipe_hash") != recipe.hash and is_branch_point(state, recipe)
+    if state.get("recipe_hash") != recipe.hash and not branch:
         raise TrainingError(
             f"{run_dir}: the checkpoint was made with another recipe (hash "
             f"{state.get('recipe_hash')}, now {recipe.hash}); resume with the same recipe or start "
@@ -296,13 +347,26 @@ def load_checkpoint(
         ema.module.load_state_dict(state["ema"], strict=True)
     optimizer.load_state_dict(state["optimizer"])
     _restore_layout(optimizer)
-    scheduler.load_state_dict(state["scheduler"])
+    if not branch:  # a branch keeps its own (stateless) schedule
+        scheduler.load_state_dict(state["scheduler"])
     for s, sampler in samplers.items():
         sampler.generator.set_state(state["sampler_rng"][int(s)])
     torch.set_rng_state(state["torch_rng"])
     if state.get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
     return int(state["iteration"])
+
+
+def is_branch_point(state: dict, recipe: Recipe) -> bool:
+    """Whether ``recipe`` (wsd) may continue from ``state``, a checkpoint of another length's
+    run: same trunk hash, and ``state`` is no later than this run's decay start (where the two
+    runs' rates, data order and everything else are still identical)."""
+    start = recipe.decay_start
+    return (
+        start is not None
+        and state.get("trunk_hash") == recipe.trunk_hash
+        and int(state.get("iteration", -1)) <= start
+    )
 
 
 def init_tensors(
@@ -434,6 +498,8 @@ def iter_train(
     images: Sequence[HRImage] | None = None,
     training_set: TrainingSet | None = None,
     validation_images: list[PreparedImage] | None = None,
+    snapshots: Sequence[int] = (),
+    snapshot_dir: str | Path | None = None,
 ) -> Iterator[TrainEvent]:
     """Train ``recipe`` (see the module docstring); yields events, never prints.
 
@@ -441,6 +507,8 @@ def iter_train(
     interrupted -- ``resume=True`` continues it. ``images``/``training_set``: use these instead
     of the recipe's folders; ``validation_images``: prepared validation set to reuse.
     Under ``torchrun`` (or :func:`distributed.spawn_local`) this trains with DDP.
+    ``snapshots``: iterations after which a copy of the checkpoint is kept as
+    ``<snapshot_dir>/it<iteration>.pt`` (branch points of a budget ladder, ``training.ladder``).
     """
     check_model(recipe)
     from srbench.devices import resolve_device
@@ -460,6 +528,8 @@ def iter_train(
             images=images,
             training_set=training_set,
             validation_images=validation_images,
+            snapshots=frozenset(snapshots),
+            snapshot_dir=Path(snapshot_dir) if snapshot_dir is not None else None,
         )
     finally:
         distributed.teardown(ctx)
@@ -478,6 +548,8 @@ def _train(
     images,
     training_set: TrainingSet | None,
     validation_images,
+    snapshots: frozenset[int] = frozenset(),
+    snapshot_dir: Path | None = None,
 ) -> Iterator[TrainEvent]:
     card = get_card(recipe.model)  # type: ignore[arg-type]
     name = run_name(recipe)
@@ -505,6 +577,8 @@ def _train(
             f"{run_dir}: this run already finished ({WEIGHTS_FILE} exists); delete the folder to "
             "train it again"
         )
+    if snapshots and snapshot_dir is None:
+        raise TrainingError("snapshots need a snapshot_dir")
     if state is not None and not resume:
         raise TrainingError(
             f"{run_dir}: this run already has a checkpoint (iteration {state.get('iteration')}); "
@@ -639,23 +713,28 @@ def _train(
                 val_sets[s] = prepare_sources(sources, s, card.input_channels, val_cfg.protocol)
 
     def validate(iteration: int) -> TrainEvent:
+        """Validate the weights the run outputs; with EMA, the raw model too (logged with
+        ``ema: false``), so whether the EMA helps is measured in every run."""
         merged: dict[str, dict[str, float]] = {}
         for s in scales:
-            scores = list(iter_scores(eval_model(s), val_sets[s], val_cfg.protocol, device))
-            summary = summarise_scores(scores)
-            _append_log(
-                run_dir,
-                {
-                    "kind": "val",
-                    "iteration": iteration,
-                    "scale": s,
-                    "protocol": val_cfg.protocol,
-                    "ema": ema is not None,
-                    "results": summary,
-                },
-            )
-            for key, value in summary.items():
-                merged[key if len(scales) == 1 else f"{key} x{s}"] = value
+            for use_ema in [True, False] if ema is not None else [False]:
+                net = eval_model(s) if use_ema else models[s]
+                scores = list(iter_scores(net, val_sets[s], val_cfg.protocol, device))
+                summary = summarise_scores(scores)
+                _append_log(
+                    run_dir,
+                    {
+                        "kind": "val",
+                        "iteration": iteration,
+                        "scale": s,
+                        "protocol": val_cfg.protocol,
+                        "ema": use_ema,
+                        "results": summary,
+                    },
+                )
+                if use_ema or ema is None:
+                    for key, value in summary.items():
+                        merged[key if len(scales) == 1 else f"{key} x{s}"] = value
         return TrainEvent(
             "validate", iteration, total, {"results": merged, "protocol": val_cfg.protocol}
         )
@@ -729,6 +808,19 @@ def _train(
         do_checkpoint = (periodic or done == last) and done != total
         if do_val and ctx.is_main:
             yield validate(done)
+        if done in snapshots and ctx.is_main and snapshot_dir is not None:
+            save_checkpoint(
+                run_dir,
+                iteration=done,
+                recipe=recipe,
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                samplers=samplers,
+                ema=ema,
+                train_seconds=train_seconds + time.perf_counter() - segment_start,
+                path=snapshot_dir / snapshot_name(done),
+            )
         if do_checkpoint and ctx.is_main:
             save_checkpoint(
                 run_dir,
@@ -779,6 +871,14 @@ def _train(
             model_name=card.name,
             scale=scales if len(scales) > 1 else recipe.scale,
         )
+        raw_sha = None
+        if ema is not None:  # the raw weights too: which of the two is better is measured
+            raw_sha = save_weights(
+                model,
+                run_dir / RAW_WEIGHTS_FILE,
+                model_name=card.name,
+                scale=scales if len(scales) > 1 else recipe.scale,
+            )
         final_val = None
         if wants_val and val_cfg.at_end:
             event = validate(total)
@@ -797,6 +897,8 @@ def _train(
             "weights": WEIGHTS_FILE,
             "weights_sha256": sha,
             "weights_are_ema": ema is not None,
+            "raw_weights": RAW_WEIGHTS_FILE if raw_sha else None,
+            "raw_weights_sha256": raw_sha,
             "validation": final_val,
             "validation_protocol": val_cfg.protocol if final_val else None,
             "world_size": ctx.world_size,

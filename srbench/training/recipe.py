@@ -36,11 +36,15 @@ meaningless; unknown keys are an error naming the key and the known ones)::
       grad_clip: null            # max global gradient norm, or null
     schedule:
       name: multistep            # multistep | cosine | constant (timm schedulers, per iteration)
+                                 # | wsd (warm-up, stable, decay: see ``decay_fraction``)
       milestones: [200000]       # multistep; values below 1 are fractions of ``iterations``
       gamma: 0.5                 # multistep decay factor
       min_lr: 0.0                # cosine floor
       warmup_iterations: 0
       warmup_lr: 0.0
+      decay_fraction: 0.2        # wsd: the last 20% of ``iterations`` decay (1 - sqrt) to min_lr;
+                                 # before that the rate does not depend on ``iterations``, so a
+                                 # run of N iterations can branch off any longer run's trunk
     ema:
       enabled: false             # timm ModelEmaV3; validation and the final weights use the EMA
       decay: 0.999
@@ -75,7 +79,7 @@ from srbench.errors import ModelNotFoundError, SRBenchError
 from srbench.training.precision import PRECISIONS
 
 LOSSES = ("l1", "mse", "charbonnier")
-SCHEDULES = ("multistep", "cosine", "constant")
+SCHEDULES = ("multistep", "cosine", "constant", "wsd")
 
 
 class RecipeError(SRBenchError):
@@ -112,6 +116,7 @@ class ScheduleConfig:
     min_lr: float = 0.0
     warmup_iterations: int = 0
     warmup_lr: float = 0.0
+    decay_fraction: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -166,13 +171,34 @@ class Recipe:
         Excluded: labels and bookkeeping (name, run_name, log/checkpoint intervals), validation
         settings and ``compile`` -- a resumed run may change those.
         """
+        return _hash(self._hashed())
+
+    def _hashed(self) -> dict[str, Any]:
         d = self.to_dict()
         for key in ("name", "run_name", "log_interval", "checkpoint_interval", "validation"):
             d.pop(key, None)
         d.pop("compile", None)
         d["data"].pop("cache_lr", None)
-        canonical = json.dumps(d, sort_keys=True)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+        if d["schedule"]["name"] != "wsd":  # keeps the hashes of recipes older than wsd
+            d["schedule"].pop("decay_fraction", None)
+        return d
+
+    @property
+    def decay_start(self) -> int | None:
+        """wsd: the first iteration of the decay (the rate is constant before it); else None."""
+        if self.schedule.name != "wsd":
+            return None
+        return self.iterations - round(self.schedule.decay_fraction * self.iterations)
+
+    @property
+    def trunk_hash(self) -> str | None:
+        """wsd: the hash of everything but ``iterations``: runs that share it share their
+        training state up to the earlier decay start (a rung branches off a longer trunk)."""
+        if self.schedule.name != "wsd":
+            return None
+        d = self._hashed()
+        d.pop("iterations")
+        return _hash(d)
 
     def train_scales(self) -> tuple[int, ...]:
         """The scales the network is trained for: ``multiscale`` if set, else ``(scale,)``."""
@@ -186,6 +212,10 @@ class Recipe:
 
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
+
+
+def _hash(d: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _plain(value: Any) -> Any:
@@ -324,6 +354,15 @@ def _check_values(recipe: Recipe, where: str) -> None:
         )
     if recipe.optimizer.lr <= 0:
         raise bad(f"optimizer.lr must be positive, got {recipe.optimizer.lr}")
+    if not 0 < recipe.schedule.decay_fraction <= 1:
+        raise bad(
+            f"schedule.decay_fraction must be in (0, 1], got {recipe.schedule.decay_fraction}"
+        )
+    if recipe.decay_start is not None and recipe.decay_start < recipe.schedule.warmup_iterations:
+        raise bad(
+            f"schedule: the wsd decay would start at iteration {recipe.decay_start}, inside the "
+            f"{recipe.schedule.warmup_iterations}-iteration warm-up; use more iterations"
+        )
     if any(m <= 0 for m in recipe.schedule.milestones):
         raise bad("schedule.milestones must be positive (iterations, or fractions below 1)")
     if not 0 < recipe.ema.decay < 1:
@@ -404,7 +443,7 @@ def builtin_recipes() -> list[str]:
     return sorted(
         p.name[: -len(".yaml")]
         for p in folder.iterdir()
-        if p.name.endswith(".yaml") and not p.name.startswith(("ablation-", "zoo"))
+        if p.name.endswith(".yaml") and not p.name.startswith(("ablation-", "zoo", "ladder"))
     )
 
 
@@ -555,8 +594,8 @@ def _count(n: int) -> str:
 
 
 def run_name(recipe: Recipe) -> str:
-    """``{model}-x{scale}[-{overrides}]-{data}-it{iterations}-b{batch}-{hash}``, or
-    ``recipe.run_name``.
+    """``{model}-x{scale}[-{overrides}]-{data}-it{iterations}-b{batch}[-s{seed}]-{hash}``, or
+    ``recipe.run_name`` (the seed is named when it is not 0).
 
     e.g. ``edsr_baseline-x2-t91bsd200-it300k-b16-3f2a9c``, ``vdsr-x2x3x4-t91bsd200-it1k-b16-…``.
     The trailing six hex digits are the recipe hash's, so two recipes that differ only in, say,
@@ -572,6 +611,7 @@ def run_name(recipe: Recipe) -> str:
         data_tag(recipe.data.train),
         f"it{_count(recipe.iterations)}",
         f"b{recipe.data.batch_size}",
+        *([f"s{recipe.seed}"] if recipe.seed else []),
         recipe.hash[:6],
     ]
     return "-".join(parts)

@@ -1,0 +1,167 @@
+"""The budget ladder: the wsd schedule, branches that equal dedicated runs, resumable order."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from srbench.training.data import synthetic_images
+from srbench.training.ladder import iter_ladder, ladder_from_dict, load_ladder, select, trunk_name
+from srbench.training.loop import WSDScheduler, read_log, train
+from srbench.training.recipe import RecipeError, recipe_from_dict
+
+TINY_DRN = {"n_feats": 8, "n_groups": 1, "n_blocks": 1, "distill_channels": 4, "keep_channels": 2}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return synthetic_images(6, 64)
+
+
+def shared(**changes):
+    raw = {
+        "model_overrides": dict(TINY_DRN),
+        "loss": "l1",
+        "precision": "fp32",
+        "log_interval": 5,
+        "checkpoint_interval": 5,
+        "data": {"patch_size": 8, "batch_size": 4, "cache_lr": False},
+        "optimizer": {"name": "adam", "lr": 1e-2},
+        "schedule": {
+            "name": "wsd",
+            "decay_fraction": 0.25,
+            "min_lr": 1e-5,
+            "warmup_iterations": 4,
+            "warmup_lr": 1e-3,
+        },
+        "ema": {"enabled": True, "decay": 0.9, "warmup": True},
+        "validation": {"interval": 0, "datasets": [], "at_end": False},
+    }
+    raw.update(changes)
+    return raw
+
+
+def tiny_ladder(rungs=(12, 40), seeds=(0,)):
+    return ladder_from_dict(
+        {
+            "name": "tiny",
+            "recipe": shared(),
+            "rungs": list(rungs),
+            "steps": [{"step": "a", "models": ["drn_s"], "scale": 2, "seeds": list(seeds)}],
+        },
+        "tiny.yaml",
+    )
+
+
+def test_wsd_rate_is_warmup_then_constant_then_one_minus_sqrt():
+    recipe = recipe_from_dict({**shared(), "model": "drn_s", "iterations": 40})
+    sched = WSDScheduler(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1e-2), recipe)
+    assert recipe.decay_start == 30
+    assert sched.rate(0) == pytest.approx(1e-3)
+    assert sched.rate(2) == pytest.approx(1e-3 + 2 * (1e-2 - 1e-3) / 4)
+    assert [sched.rate(t) for t in (4, 17, 29)] == [1e-2, 1e-2, 1e-2]
+    # 1 - sqrt(progress): a quarter into the decay the distance to min_lr is halved
+    quarter = WSDScheduler(sched.optimizer, recipe.replace(iterations=80))
+    assert quarter.rate(60 + 5) == pytest.approx(1e-5 + (1e-2 - 1e-5) * 0.5)
+    # the rate before the decay does not depend on the run's length
+    longer = WSDScheduler(sched.optimizer, recipe.replace(iterations=400))
+    assert all(longer.rate(t) == sched.rate(t) for t in range(30))
+
+
+def test_trunk_hash_ignores_only_the_length():
+    a = recipe_from_dict({**shared(), "model": "drn_s", "iterations": 40})
+    assert a.replace(iterations=12).trunk_hash == a.trunk_hash
+    assert a.replace(iterations=12).hash != a.hash
+    assert a.replace(seed=1).trunk_hash != a.trunk_hash
+    cosine = recipe_from_dict({**shared(schedule={"name": "cosine"}), "model": "drn_s"})
+    assert cosine.trunk_hash is None and cosine.decay_start is None
+
+
+def test_zoo_recipe_hashes_are_unchanged_by_the_wsd_fields():
+    from srbench.training.zoo import load_zoo
+
+    names = {r.name for r in load_zoo("zoo").runs}
+    assert "drn_s-x2-t91bsd200-it1k-b16-61f16b" in names  # the shipped zoo run
+    assert "idn-x2-t91bsd200-it1k-b16-3ad644" in names
+
+
+def test_branches_equal_dedicated_runs_bit_for_bit(tmp_path, images):
+    ladder = tiny_ladder()
+    events = list(iter_ladder(ladder.runs, output_dir=tmp_path / "l", images=images))
+    assert events[-1].kind == "zoo-done" and len(events[-1].info["runs"]) == 2
+    starts = [e.info for e in events if e.kind == "run-start"]
+    assert [s["branch"] for s in starts] == [None, 9]  # 40-rung continues from 12-rung's 9
+    for run in ladder.runs:
+        dedicated = train(run.recipe, output_dir=tmp_path / "dedicated", images=images)
+        ours = load_file(str(tmp_path / "l" / run.name / "weights.safetensors"))
+        theirs = load_file(dedicated["run_dir"] + "/weights.safetensors")
+        assert ours.keys() == theirs.keys()
+        assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+        raw = load_file(str(tmp_path / "l" / run.name / "weights_raw.safetensors"))
+        assert not all(torch.equal(raw[k], ours[k]) for k in raw)  # EMA differs from raw
+    trunk = tmp_path / "l" / "trunks" / trunk_name(ladder.runs[0].recipe)
+    assert sorted(p.name for p in trunk.iterdir()) == ["it000009.pt", "it000030.pt"]
+
+
+def test_ladder_resumes_after_a_stop_and_skips_finished_rungs(tmp_path, images):
+    ladder = tiny_ladder()
+    out = tmp_path / "l"
+    first = iter_ladder(ladder.runs, output_dir=out, images=images)
+    for event in first:  # stop in the middle of the 40-iteration rung
+        train_event = event.train_event if event.kind == "train" else None
+        if train_event and train_event.kind == "checkpoint" and train_event.iteration == 20:
+            break
+    first.close()
+    events = list(iter_ladder(ladder.runs, output_dir=out, images=images))
+    assert [e.kind for e in events if e.kind.startswith("run")] == ["run-skip", "run-start"]
+    reference = tmp_path / "ref"
+    list(iter_ladder(ladder.runs, output_dir=reference, images=images))
+    for run in ladder.runs:
+        a = load_file(str(out / run.name / "weights.safetensors"))
+        b = load_file(str(reference / run.name / "weights.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+    losses = [r for r in read_log(out / ladder.runs[1].name) if r["kind"] == "train"]
+    assert [r["iteration"] for r in losses] == list(range(10, 41, 5))
+
+
+def test_builtin_ladder_orders_rungs_within_each_step():
+    ladder = load_ladder("ladder")
+    a = select(ladder, steps=["a"])
+    assert [r.rung for r in a] == [1000] * 4 + [4000] * 4 + [16000] * 4
+    assert [r.model for r in a[:4]] == ["drn_s", "drn_s_nodistill", "drn_s_plain", "idn"]
+    assert {r.seed for r in select(ladder, steps=["b"])} == {1, 2}
+    x4 = select(ladder, scales=[4])
+    assert {r.model for r in x4} == {"drn_s", "idn", "drn_m", "edsr_baseline"}
+    assert all(r.recipe.init_from is None for r in ladder.runs)  # from scratch at every scale
+    assert all(r.recipe.schedule.name == "wsd" for r in ladder.runs)
+    assert len({r.recipe.trunk_hash for r in a}) == 4
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"rungs": []}, "rungs"),
+        ({"recipe": shared(schedule={"name": "cosine"})}, "wsd"),
+        ({"recipe": {**shared(), "iterations": 5}}, "must not set 'iterations'"),
+        ({"steps": [{"models": ["drn_s"], "top": 7}]}, "top 7 is not one of the rungs"),
+    ],
+)
+def test_ladder_spec_errors_are_one_line(change, expected):
+    raw = {
+        "recipe": shared(),
+        "rungs": [12, 40],
+        "steps": [{"models": ["drn_s"], "scale": 2}],
+        **change,
+    }
+    with pytest.raises(RecipeError, match=expected) as info:
+        ladder_from_dict(raw, "x.yaml")
+    assert "\n" not in str(info.value)

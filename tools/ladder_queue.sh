@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The budget ladder's background training, from a frozen commit (so that later work on main
+# never changes what a running job means). Resumable: run the same command again after any
+# stop; finished rungs are skipped, an interrupted one resumes from its last checkpoint.
+#
+#   tools/ladder_queue.sh [COMMIT] [-- extra `srbench ladder train` options]
+#
+# COMMIT (default: HEAD) is checked out as a git worktree in $LADDER_WORKTREES/<sha>; run
+# folders, trunk snapshots and logs go to $LADDER_DIR (default /work/ladder), never into the
+# repository. Uses the checkout's .venv with the worktree first on PYTHONPATH.
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+commit="$(git -C "$repo" rev-parse "${1:-HEAD}")"
+shift || true
+[ "${1:-}" = "--" ] && shift
+worktrees="${LADDER_WORKTREES:-/work/ladder-worktrees}"
+out="${LADDER_DIR:-/work/ladder}"
+wt="$worktrees/${commit:0:12}"
+if [ ! -d "$wt" ]; then
+  mkdir -p "$worktrees"
+  git -C "$repo" worktree add --detach "$wt" "$commit" >/dev/null
+fi
+mkdir -p "$out/logs"
+export SRBENCH_DATA="${SRBENCH_DATA:-$(cd "$repo/.." && pwd)/shared/datasets}"
+export PYTHONPATH="$wt"
+cd "$wt"
+log="$out/logs/ladder-$(date -u +%Y%m%dT%H%M%S)-${commit:0:8}.log"
+echo "ladder from $wt (commit $commit), run folders in $out, log $log"
+nohup "$repo/.venv/bin/python" -m srbench ladder train --output-dir "$out" "$@" >"$log" 2>&1 &
+echo $! >"$out/ladder.pid"
+echo "pid $(cat "$out/ladder.pid")"
