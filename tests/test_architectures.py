@@ -396,3 +396,52 @@ def test_published_protocols():
     assert {r.protocol for r in get_card("edsr_baseline").published} == {"standard"}
     assert math.isclose(get_card("idn").published_for("set5", 2).psnr_db, 37.83)
     assert get_card("edsr_baseline").published_for("urban100", 4).ssim == 0.7849
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_idn_lr_grid_upsampler_equals_the_transposed_convolution(scale):
+    """The LR-grid convolution + pixel shuffle computes the same sums as the 17x17 transposed
+    convolution (fp32 rounding apart), gradients included; the state_dict is unchanged."""
+    torch.manual_seed(0)
+    model = create_model("idn", scale)
+    nn.init.normal_(model.upsample.weight, std=0.05)
+    nn.init.normal_(model.upsample.bias)
+    feats = torch.randn(2, 64, LR_H, LR_W, requires_grad=True)
+    transposed = model.upsample(feats)[..., : LR_H * scale, : LR_W * scale]
+    ours = model._upsample(feats)
+    torch.testing.assert_close(ours, transposed, rtol=1e-5, atol=1e-5)
+    (g_ours,) = torch.autograd.grad(ours.square().sum(), model.upsample.weight)
+    (g_ref,) = torch.autograd.grad(transposed.square().sum(), model.upsample.weight)
+    torch.testing.assert_close(g_ours, g_ref, rtol=1e-4, atol=1e-3)
+    assert "_lr_grid_index" not in model.state_dict()
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_idn_lr_grid_upsampler_keeps_set5_psnr(data_root, scale):
+    """With the shipped weights (loaded unchanged), Set5 PSNR of the LR-grid formulation equals
+    the transposed convolution's within 1e-4 dB, image by image."""
+    from srbench.data import get_benchmark, iter_benchmark
+    from srbench.protocols import STANDARD, LRCache, prepare, score
+    from srbench.registry import get_card
+    from srbench.weights import load_weights, shipped_dir
+
+    card = get_card("idn")
+    model = create_model("idn", scale).eval()
+    load_weights(model, shipped_dir() / card.weights[scale].filename, card=card, scale=scale)
+
+    def transposed(x):
+        h, w = x.shape[-2:]
+        up = imresize_torch(x, float(scale))
+        f = model._act(model.conv2(model._act(model.conv1(x))))
+        for k in range(3, 7):
+            f = model._block(k, f)
+        return up + model.upsample(f)[..., : h * scale, : w * scale]
+
+    for hr in iter_benchmark(get_benchmark("set5"), data_root):
+        prepared = prepare(STANDARD, hr, scale, "y", LRCache(enabled=False))
+        lr = torch.from_numpy(prepared.model_input).float()[None]
+        with torch.no_grad():
+            a = score(STANDARD, model(lr)[0], prepared).psnr_db
+            b = score(STANDARD, transposed(lr)[0], prepared).psnr_db
+        assert abs(a - b) < 1e-4, (hr.name, a, b)
