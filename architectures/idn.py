@@ -175,7 +175,8 @@ class IDN(nn.Module):
         """``self.upsample(f)[..., :h*scale, :w*scale]``, as conv on the LR grid + pixel shuffle."""
         weight = self.upsample.weight  # (64, 1, 17, 17)
         flat = torch.cat([weight.flatten(1), weight.new_zeros(weight.shape[0], 1)], dim=1)
-        kernel = flat[:, self._lr_grid_index].transpose(0, 1)  # (s*s, 64, K, K)
+        index: Tensor = self._lr_grid_index  # type: ignore[assignment]  # a buffer
+        kernel = flat[:, index].transpose(0, 1)  # (s*s, 64, K, K)
         bias = self.upsample.bias
         bias = bias.expand(self.scale**2) if bias is not None else None
         pad = kernel.shape[-1] // 2

@@ -3,7 +3,7 @@
 * :func:`scale_figure`: one figure per protocol, scale and cost -- a panel per dataset with every
   model measured under that protocol, the Pareto front drawn and labelled, and the papers' own
   numbers under the *same* protocol as hollow markers beside the measured points;
-* :func:`forest_plot`: the verdict's mean per-image differences with their 95% bootstrap CIs;
+* :func:`forest_plot`: the verdict's mean per-image differences with their 95% t intervals;
 * :func:`strip_plot`: the per-image differences behind one verdict pair, a strip per cell.
 
 Every figure is a :class:`matplotlib.figure.Figure` of its own (the caller's backend is left
@@ -175,7 +175,7 @@ def forest_plot(rows: Sequence, path: Path, *, titles: dict[tuple[str, str], str
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(ticks, labels, fontsize=7)
     ax.set_ylim(y + 0.5, 1.0)
-    ax.set_xlabel("mean per-image PSNR difference A - B (dB), 95% paired bootstrap CI", fontsize=8)
+    ax.set_xlabel("mean per-image PSNR difference A - B (dB), 95% paired t interval", fontsize=8)
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title("DRN verdict (green: A better, red: B better, grey: CI includes 0)", fontsize=9)
     fig.tight_layout()
@@ -203,5 +203,84 @@ def strip_plot(rows: Sequence, a: str, b: str, path: Path, *, title: str) -> Pat
     ax.set_ylabel(f"PSNR {a} - {b} (dB), per image", fontsize=8)
     ax.set_title(title + " (bar: mean)", fontsize=9)
     ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path, svg=False)["png"]
+
+
+def budget_plot(
+    rows: Sequence, path: Path, *, titles: dict[tuple[str, str], str], scale: int = 2
+) -> Path | None:
+    """The verdict against the training budget (:func:`srbench.verdict.budget_verdict` PSNR
+    rows at ``scale``): one panel per pair, the mean difference A - B per dataset against the
+    ladder rung on a log axis, with its 95% interval as a band; None when there are no rows."""
+    from matplotlib.figure import Figure
+
+    psnr = [r for r in rows if r.metric == "psnr_db" and r.scale == scale and r.budget]
+    pairs = list(dict.fromkeys((r.a, r.b) for r in psnr))
+    if not pairs:
+        return None
+    fig = Figure(figsize=(3.4 * len(pairs), 3.3), dpi=100)
+    axes = np.atleast_1d(fig.subplots(1, len(pairs), squeeze=False)[0])
+    for ax, (a, b) in zip(axes, pairs, strict=True):
+        block = [r for r in psnr if (r.a, r.b) == (a, b)]
+        for dataset in sorted({r.dataset for r in block}, key=benchmark_order):
+            cells = sorted((r for r in block if r.dataset == dataset), key=lambda r: r.budget)
+            x = [r.budget for r in cells]
+            line = ax.plot(x, [r.diff.mean for r in cells], "o-", ms=3, label=dataset)[0]
+            ax.fill_between(x, [r.diff.low for r in cells], [r.diff.high for r in cells],
+                            color=line.get_color(), alpha=0.15, linewidth=0)  # fmt: skip
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xscale("log")
+        rungs = sorted({r.budget for r in block})
+        ax.set_xticks(rungs, [f"{n // 1000}k" for n in rungs], fontsize=7)
+        ax.minorticks_off()
+        ax.set_title(titles.get((a, b), f"{a} vs {b}"), fontsize=8)
+        ax.set_xlabel("training iterations (batch 16)", fontsize=8)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel(f"PSNR {'A - B'} (dB), x{scale}; band: 95% t interval", fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path, svg=False)["png"]
+
+
+def learning_curves(records: Sequence[dict], path: Path, *, scale: int) -> Path | None:
+    """Set5 PSNR against iterations of every budget-ladder run at ``scale`` (the committed
+    training records of `srbench ladder record`): per model and seed, the constant-rate trunk
+    as a line (raw weights, validations before each run's decay) and each rung's end, after its
+    decay, as a marker joined by a dashed line; log iteration axis. None without records."""
+    from matplotlib.figure import Figure
+
+    runs = [r for r in records if r.get("ladder_run") and r["scales"] == [scale]]
+    if not runs:
+        return None
+    fig = Figure(figsize=(7.0, 4.2), dpi=100)
+    ax = fig.subplots()
+    groups = sorted({(r["model"], r["seed"]) for r in runs})
+    for model, seed in groups:
+        mine = [r for r in runs if (r["model"], r["seed"]) == (model, seed)]
+        trunk: dict[int, float] = {}
+        ends: dict[int, float] = {}
+        for r in mine:
+            decay = r["decay_start"]
+            for point in r["curve"]:
+                if point.get("ema") or "set5" not in point:
+                    continue
+                if point["iteration"] == r["rung"]:
+                    ends[r["rung"]] = point["set5"]["psnr_db"]
+                elif point["iteration"] <= decay:
+                    trunk[point["iteration"]] = point["set5"]["psnr_db"]
+        label = model if seed == 0 else f"{model} seed {seed}"
+        style = "-" if seed == 0 else ":"
+        line = ax.plot(sorted(trunk), [trunk[k] for k in sorted(trunk)], style, lw=1,
+                       label=f"{label} (trunk)")[0]  # fmt: skip
+        ax.plot(sorted(ends), [ends[k] for k in sorted(ends)], "o--", color=line.get_color(),
+                ms=4, lw=0.8)  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("iterations (batch 16, LR patch 48)", fontsize=8)
+    ax.set_ylabel(f"Set5 PSNR (dB, standard), x{scale}", fontsize=8)
+    ax.set_title("Budget ladder: trunk at constant rate (line), rung ends after decay (o)",
+                 fontsize=9)  # fmt: skip
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     return _save(fig, path, svg=False)["png"]

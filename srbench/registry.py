@@ -17,6 +17,7 @@ import difflib
 import fnmatch
 import importlib
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -70,6 +71,22 @@ class WeightsRef:
 # Weight tags a model name may carry (``idn.official``): the authors' released weights, told apart
 # from srbench's own equal-budget training (the plain name) in the store and the report.
 WEIGHT_TAGS = ("official",)
+# Tags of srbench's own training at a budget of the ladder (srbench/recipes/ladder.yaml):
+# ``zoo16k`` (16,000 iterations, seed 0), ``zoo1k_s2`` (1,000 iterations, seed 2).
+BUDGET_TAG = re.compile(r"zoo(\d+)k(?:_s(\d+))?")
+
+
+def budget_of(tag: str) -> tuple[int, int] | None:
+    """``zoo4k_s1`` -> (4000, 1): a budget tag's iterations and seed; None for other tags."""
+    match = BUDGET_TAG.fullmatch(tag)
+    return (int(match.group(1)) * 1000, int(match.group(2) or 0)) if match else None
+
+
+def budget_tag(iterations: int, seed: int = 0) -> str:
+    """(4000, 1) -> ``zoo4k_s1``: the weights tag of a ladder checkpoint."""
+    if iterations % 1000:
+        raise ValueError(f"ladder rungs are whole thousands of iterations, not {iterations}")
+    return f"zoo{iterations // 1000}k" + (f"_s{seed}" if seed else "")
 
 
 @dataclass(frozen=True)
@@ -133,7 +150,18 @@ class ModelRef:
 
     @property
     def weights(self) -> dict[int, WeightsRef]:
-        return self.card.official_weights if self.tag == "official" else self.card.weights
+        if self.tag == "official":
+            return self.card.official_weights
+        if budget_of(self.tag):
+            from srbench.pretrained import budget_weights
+
+            return budget_weights(self.card.name, self.tag)
+        return self.card.weights
+
+    @property
+    def budget(self) -> tuple[int, int] | None:
+        """(iterations, seed) for a ladder checkpoint (``drn_s.zoo16k``), else None."""
+        return budget_of(self.tag)
 
 
 @dataclass(frozen=True)
@@ -253,9 +281,10 @@ def resolve(name: str) -> ModelRef:
     """``drn`` -> drn_s, ``edsr`` -> edsr_baseline, ``idn.official`` -> (idn, official)."""
     base, tag = _split_tag(name)
     card = _entry(base).card
-    if tag and tag not in WEIGHT_TAGS:
+    if tag and tag not in WEIGHT_TAGS and not budget_of(tag):
         raise ModelNotFoundError(
-            f"unknown weights tag {tag!r} in {name!r}; a model name is NAME or NAME.official"
+            f"unknown weights tag {tag!r} in {name!r}; a model name is NAME, NAME.official or "
+            "NAME.zoo<N>k[-s<seed>] (a budget-ladder checkpoint, e.g. drn_s.zoo16k)"
         )
     if tag == "official" and not card.official_weights:
         raise ModelNotFoundError(

@@ -703,7 +703,7 @@ def _verdict_figures(rows: list, img: Path) -> list[dict[str, str]]:
         {
             "src": f"{IMG_DIR}/{forest_plot(rows, img / 'verdict_forest', titles=titles).name}",
             "alt": "forest plot of the verdict's PSNR differences",
-            "caption": "Mean per-image PSNR difference A − B with its 95% paired bootstrap CI, "
+            "caption": "Mean per-image PSNR difference A − B with its 95% paired t interval over the images, "
             "per dataset and scale.",
         }
     ]

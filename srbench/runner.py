@@ -172,6 +172,16 @@ def stored_name(ref: ModelRef, scale: int, weights_sha256: str) -> str:
     """The name a result is stored under: ``idn`` (srbench's weights or the user's own) or
     ``idn.official`` -- also when the authors' file was passed with ``--weights``, because the
     file, not the flag, decides whose weights they are."""
+    if ref.budget:  # a ladder checkpoint: exactly the file recorded for that tag
+        pinned = ref.weights.get(scale)
+        if pinned is None or pinned.sha256 != weights_sha256:
+            raise SRBenchError(
+                f"{ref.key} x{scale}: the weights given (sha256 {weights_sha256[:12]}...) are "
+                f"not the recorded {ref.tag} checkpoint "
+                f"({pinned.sha256[:12] + '...' if pinned else 'none recorded'}); run them as "
+                f"{ref.card.name} with --weights, or record the ladder run (`srbench ladder record`)"
+            )
+        return ref.key
     official = ref.card.official_weights.get(scale)
     if ref.tag and (official is None or official.sha256 != weights_sha256):
         raise SRBenchError(

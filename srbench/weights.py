@@ -349,6 +349,14 @@ def weights_dirs() -> list[Path]:
     return dirs
 
 
+ENV_LADDER = "SRBENCH_LADDER_DIR"
+
+
+def ladder_dir() -> Path:
+    """The budget ladder's run folders: ``$SRBENCH_LADDER_DIR``, else ~/.cache/srbench/ladder."""
+    return Path(os.environ.get(ENV_LADDER) or "~/.cache/srbench/ladder").expanduser()
+
+
 def resolve_default_weights(ref: Any, scale: int) -> Path:
     """Path of the weights a model name selects (a :class:`srbench.registry.ModelRef`) for
     ``scale``, verified against the sha256 pinned in the card.
@@ -361,13 +369,23 @@ def resolve_default_weights(ref: Any, scale: int) -> Path:
     wref = ref.weights.get(scale)
     label = f"{ref.key} x{scale}"
     if wref is None:
+        if ref.budget:
+            raise WeightsError(
+                f"{label}: no budget-ladder checkpoint of that budget and seed is recorded "
+                f"(srbench/pretrained/ladder.json); train it with `srbench ladder train`"
+            )
         if ref.tag:
             raise WeightsError(f"{label}: the authors published no x{scale} weights")
         raise WeightsError(
             f"model {card.name} has no srbench weights for x{scale}; pass a safetensors file "
             f"(--weights FILE) or train one with `srbench train`"
         )
-    dirs = [shipped_dir()] if wref.shipped else weights_dirs()
+    if wref.shipped:
+        dirs = [shipped_dir()]
+    elif ref.budget:  # a ladder checkpoint: in the ladder's run folders
+        dirs = [ladder_dir()]
+    else:
+        dirs = weights_dirs()
     for folder in dirs:
         candidate = folder / wref.filename
         if candidate.is_file():

@@ -165,3 +165,54 @@ def test_ladder_spec_errors_are_one_line(change, expected):
     with pytest.raises(RecipeError, match=expected) as info:
         ladder_from_dict(raw, "x.yaml")
     assert "\n" not in str(info.value)
+
+
+def test_recorded_rungs_are_addressable_by_budget_tag(tmp_path, images, monkeypatch):
+    """`ladder record` writes the training record and the tag manifest; `srcnn.zoo1k` then
+    names exactly that file, and other weights under that name are refused."""
+    import json
+
+    import srbench.pretrained as pretrained
+    from srbench.errors import SRBenchError
+    from srbench.registry import resolve
+    from srbench.runner import stored_name
+    from srbench.training.ladder import record
+    from srbench.weights import file_sha256
+
+    raw = shared(model_overrides={}, data={"patch_size": 8, "batch_size": 2, "cache_lr": False})
+    ladder = ladder_from_dict(
+        {
+            "recipe": raw,
+            "rungs": [1000],
+            "steps": [{"models": ["srcnn"], "scale": 2, "seeds": [0, 1]}],
+        },
+        "t.yaml",
+    )
+    out = tmp_path / "l"
+    list(iter_ladder(ladder.runs, output_dir=out, images=images))
+    manifest = tmp_path / "ladder.json"
+    rows = record(
+        ladder.runs, weights="raw", output_dir=out, results_dir=tmp_path, manifest=manifest
+    )
+    assert [(r["model"], r["tag"]) for r in rows] == [("srcnn", "zoo1k"), ("srcnn", "zoo1k_s1")]
+    run = ladder.runs[1]
+    file = out / run.name / "weights_raw.safetensors"
+    entry = json.loads(manifest.read_text())["srcnn"]["zoo1k_s1"]["2"]
+    assert entry["sha256"] == file_sha256(file) and entry["seed"] == 1
+    body = json.loads((tmp_path / "training" / f"{run.name}.json").read_text())
+    assert body["tag"] == "zoo1k_s1" and body["rung"] == 1000
+    assert body["weights_sha256"] == entry["sha256"] and body["weights"] == "raw"
+
+    monkeypatch.setattr(pretrained, "LADDER_MANIFEST", manifest)
+    pretrained._ladder_manifest.cache_clear()
+    try:
+        ref = resolve("srcnn.zoo1k-s1")  # what a user types
+        assert ref.key == "srcnn.zoo1k_s1" and ref.budget == (1000, 1)
+        assert ref.weights[2].sha256 == entry["sha256"]
+        assert stored_name(ref, 2, entry["sha256"]) == "srcnn.zoo1k_s1"
+        with pytest.raises(SRBenchError, match="not the recorded zoo1k_s1 checkpoint"):
+            stored_name(ref, 2, "0" * 64)
+        with pytest.raises(SRBenchError, match="zoo<N>k"):
+            resolve("srcnn.zoo1x")
+    finally:
+        pretrained._ladder_manifest.cache_clear()

@@ -76,11 +76,35 @@ def verdict_lines(results_dir: str | Path, protocol: str) -> str:
     records = [r for r in ResultStore(results_dir).latest_records() if not r.get("ablation")]
     rows = verdict(records, protocol=protocol)
     lines = [
-        f"**The DRN verdict** (`srbench verdict`, {protocol} protocol; 95% paired bootstrap CIs "
+        f"**The DRN verdict** (`srbench verdict`, {protocol} protocol; 95% paired t intervals "
         "over the images, one training seed per model; docs/zoo.md for the budget):",
         "",
     ]
     lines += [f"- {_md(sentence(rows, a, b))}" for a, b, _ in VERDICT_PAIRS]
+    return "\n".join(lines) + "\n" + budget_lines(records, protocol)
+
+
+def budget_lines(records: list[dict], protocol: str) -> str:
+    """The verdict per training budget (the ladder), one sentence per pair, and its figure
+    (reports/readme_budget.png) -- empty while the store has no ladder checkpoints."""
+    from srbench.figures import budget_plot
+    from srbench.verdict import VERDICT_PAIRS, budget_sentence, budget_verdict
+
+    rows = budget_verdict(records, protocol=protocol)
+    if not rows:
+        return ""
+    titles = {(a, b): title for a, b, title in VERDICT_PAIRS}
+    budget_plot(rows, Path("reports") / "readme_budget.png", titles=titles, scale=2)
+    lines = [
+        "",
+        "**The verdict over training budgets** (the budget ladder, docs/zoo.md; `srbench "
+        f"verdict`, {protocol} protocol; 95% t intervals over the images, and over the training "
+        "seeds where a rung has several):",
+        "",
+        "![Verdict against training budget](reports/readme_budget.png)",
+        "",
+    ]
+    lines += [f"- {_md(budget_sentence(rows, a, b))}" for a, b, _ in VERDICT_PAIRS]
     return "\n".join(lines) + "\n"
 
 

@@ -172,7 +172,8 @@ def verdict(
         typer.Option(help="JSON file for the table (default: <results-dir>/verdict.json)."),
     ] = None,
 ) -> None:
-    """DRN's claims at equal training: paired differences with 95% bootstrap CIs, from the store."""
+    """DRN's claims at equal training: paired differences with 95% t intervals, from the store;
+    with budget-ladder checkpoints in the store, the same per training budget."""
     import json
 
     from rich.table import Table
@@ -183,7 +184,9 @@ def verdict(
 
     records = ResultStore(results_dir).latest_records()
     rows = compute(records, protocol=protocol)
-    table = Table(title=f"paired A - B over the images ({protocol} protocol; 95% bootstrap CI)")
+    table = Table(
+        title=f"paired A - B over the images ({protocol} protocol; 95% paired t interval)"
+    )
     for column in ("A", "B", "dataset", "scale", "metric", "images", "A - B", "95% CI", "W/T/L"):
         table.add_column(column, justify="left" if column in ("A", "B", "dataset") else "right")
     for r in rows:
@@ -198,4 +201,37 @@ def verdict(
         console.print(sentence(rows, a, b), highlight=False)
     path = output or Path(results_dir) / "verdict.json"
     path.write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
+    err_console.print(f"wrote {path}", highlight=False)
+    _budget_verdict(records, protocol, path.with_name("verdict_budget.json"))
+
+
+def _budget_verdict(records: list[dict], protocol: str, path: Path) -> None:
+    """The verdict per training budget (ladder checkpoints in the store), printed and saved."""
+    import json
+
+    from rich.table import Table
+
+    from srbench.verdict import VERDICT_PAIRS, budget_sentence, budget_verdict
+
+    rows = budget_verdict(records, protocol=protocol)
+    if not rows:
+        return
+    table = Table(title=f"A - B per training budget ({protocol}; 95% t interval)")
+    columns = ("A", "B", "budget", "dataset", "scale", "images x seeds", "A - B", "95% interval")
+    for column in (*columns, "W/T/L"):
+        table.add_column(column, justify="left" if column in ("A", "B", "dataset") else "right")
+    for r in rows:
+        if r.metric != "psnr_db":
+            continue
+        table.add_row(
+            r.a, r.b, f"{r.budget}", r.dataset, f"x{r.scale}", f"{r.images} x {r.diff.seeds}",
+            f"{r.diff.mean:+.3f}", f"[{r.diff.low:+.3f}, {r.diff.high:+.3f}]",
+            f"{r.wins}/{r.ties}/{r.losses}",
+        )  # fmt: skip
+    console.print(table)
+    for a, b, _ in VERDICT_PAIRS:
+        console.print(budget_sentence(rows, a, b), highlight=False)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
     err_console.print(f"wrote {path}", highlight=False)

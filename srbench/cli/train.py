@@ -196,3 +196,16 @@ def ladder_status(
     ladder_status_command(
         spec, output_dir, split(models) or None, split(steps) or None, scales_list(scales)
     )
+
+
+@ladder_app.command("record")
+def ladder_record(
+    spec: LadderSpec = "ladder",
+    output_dir: LadderDir = None,
+    results_dir: ResultsDir = Path("results"),
+) -> None:
+    """Record finished rungs: <results-dir>/training/<run>.json and their weights tags
+    (drn_s.zoo1k, ...) in srbench/pretrained/ladder.json, so `srbench run` can evaluate them."""
+    from srbench.training.cli import ladder_record_command
+
+    ladder_record_command(spec, output_dir, results_dir)

@@ -330,10 +330,10 @@ def ladder_status_command(
     scales: list[int] | None = None,
 ) -> list[dict[str, Any]]:
     """``srbench ladder status``: every rung, finished / interrupted / new; prints."""
-    from srbench.training.ladder import DEFAULT_LADDER_DIR, load_ladder, select
+    from srbench.training.ladder import ladder_output_dir, load_ladder, select
 
     ladder = load_ladder(spec)
-    out = Path(output_dir or DEFAULT_LADDER_DIR).expanduser()
+    out = ladder_output_dir(output_dir)
     runs = select(ladder, models, steps, scales)
     return _run_table(f"ladder {ladder.name} ({ladder.source}) in {out}", runs, out)
 
@@ -348,11 +348,11 @@ def ladder_train_command(
     device: str = "cpu",
 ) -> dict[str, Any]:
     """``srbench ladder train``: train the ladder (or a subset) in order; prints."""
-    from srbench.training.ladder import DEFAULT_LADDER_DIR, iter_ladder, load_ladder, select
+    from srbench.training.ladder import iter_ladder, ladder_output_dir, load_ladder, select
 
     ladder = load_ladder(spec)
     runs = select(ladder, models, steps, scales)
-    out = Path(output_dir or DEFAULT_LADDER_DIR).expanduser()
+    out = ladder_output_dir(output_dir)
     r = ladder.recipe
     _say(
         f"ladder [bold]{ladder.name}[/] ({ladder.source}): {len(runs)} rungs (of "
@@ -361,6 +361,53 @@ def ladder_train_command(
     )
     events = iter_ladder(runs, output_dir=out, data_root=data_root, device=device)
     return _train_runs(events, len(runs), "ladder")
+
+
+def _ladder_docs(results_dir: str | Path) -> None:
+    """In a source checkout: the ladder table in docs/zoo.md and the learning curves under
+    reports/ (one figure per scale), from the committed training records."""
+    from srbench.figures import learning_curves
+    from srbench.training.ladder import ladder_table
+    from srbench.training.zoo import read_training_records, replace_between
+
+    root = Path(__file__).resolve().parents[2]
+    doc = root / "docs" / "zoo.md"
+    records = [r for r in read_training_records(results_dir) if r.get("ladder_run")]
+    if replace_between(doc, "ladder", ladder_table(records)):
+        _say(f"updated the ladder table in {doc}")
+    for scale in sorted({r["scales"][0] for r in records}):
+        path = learning_curves(
+            records, root / "reports" / f"ladder_curves_x{scale}.png", scale=scale
+        )
+        if path is not None:
+            _say(f"wrote {path}")
+
+
+def ladder_record_command(
+    spec: str | Path = "ladder",
+    output_dir: str | Path | None = None,
+    results_dir: str | Path = "results",
+) -> list[dict[str, Any]]:
+    """``srbench ladder record``: finished rungs -> training records and the tag manifest."""
+    from srbench.training.ladder import ladder_output_dir, load_ladder, record
+
+    ladder = load_ladder(spec)
+    out = ladder_output_dir(output_dir)
+    rows = record(ladder.runs, weights=ladder.weights, output_dir=out, results_dir=results_dir)
+    for row in rows:
+        _say(
+            f"{row['model']}.{row['tag']}: {row['run']} ({row['weights']} weights, sha256 "
+            f"{row['sha256'][:12]}, {_hours(row['train_seconds'])})"
+        )
+    names = sorted({f"{r['model']}.{r['tag']}" for r in rows})
+    _say(f"recorded {len(rows)} finished rungs of {len(ladder.runs)}")
+    _ladder_docs(results_dir)
+    if names:
+        _say(
+            f"evaluate them with: SRBENCH_LADDER_DIR={out} srbench run --models "
+            f"{','.join(names)} --datasets set5,set14,b100 --results-dir {results_dir}"
+        )
+    return rows
 
 
 def zoo_status_command(

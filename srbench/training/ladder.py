@@ -22,6 +22,7 @@ rungs are skipped and interrupted ones resume, so the same command picks up afte
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator, Sequence
@@ -40,9 +41,9 @@ from srbench.training.recipe import (
 )
 from srbench.training.zoo import ZooEvent, ZooRun, run_status
 
-DEFAULT_LADDER_DIR = Path("~/.cache/srbench/ladder")
+BRANCH_FILE = "branch.json"  # in a rung's folder: the trunk snapshot it started from
 TRUNKS_DIR = "trunks"  # <output_dir>/trunks/<trunk name>/it<iteration>.pt: branch points
-_SPEC_KEYS = ("name", "description", "recipe", "rungs", "steps")
+_SPEC_KEYS = ("name", "description", "recipe", "rungs", "steps", "weights")
 _STEP_KEYS = ("step", "models", "scale", "seeds", "top")
 
 
@@ -74,6 +75,14 @@ class Ladder:
     description: str = ""
     source: str = "<dict>"
     steps: tuple[str, ...] = field(default=())
+    weights: str = "raw"  # which final weights a rung's checkpoint is: raw or ema (measured)
+
+
+def ladder_output_dir(output_dir: str | Path | None) -> Path:
+    """The run folders: ``output_dir``, else ``$SRBENCH_LADDER_DIR`` or ~/.cache/srbench/ladder."""
+    from srbench.weights import ladder_dir
+
+    return Path(output_dir).expanduser() if output_dir else ladder_dir()
 
 
 def _short(n: int) -> str:
@@ -112,6 +121,9 @@ def ladder_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Ladder:
     shared = recipe_from_dict({**base, "iterations": rungs[-1]}, source, check=False)
     if shared.schedule.name != "wsd":
         raise RecipeError(f"{source}: a ladder's recipe needs `schedule: {{name: wsd}}`")
+    weights = raw.get("weights", "raw")
+    if weights not in ("raw", "ema"):
+        raise RecipeError(f"{source}: weights must be raw or ema, got {weights!r}")
     steps = raw.get("steps")
     if not isinstance(steps, list) or not steps:
         raise RecipeError(f"{source}: `steps:` must list at least one step")
@@ -146,6 +158,7 @@ def ladder_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Ladder:
         description=str(raw.get("description") or ""),
         source=source,
         steps=tuple(dict.fromkeys(r.step for r in runs)),
+        weights=weights,
     )
 
 
@@ -196,6 +209,8 @@ def best_snapshot(run: LadderRun, output_dir: Path) -> Path | None:
 
 def _seed_from_snapshot(run: LadderRun, output_dir: Path) -> int | None:
     """Copy the best trunk snapshot into a new rung's folder as its checkpoint (atomically)."""
+    import torch
+
     from srbench.training.loop import CHECKPOINT_FILE
 
     snapshot = best_snapshot(run, output_dir)
@@ -203,16 +218,26 @@ def _seed_from_snapshot(run: LadderRun, output_dir: Path) -> int | None:
         return None
     run_dir = output_dir / run.name
     run_dir.mkdir(parents=True, exist_ok=True)
+    state = torch.load(snapshot, map_location="cpu", weights_only=True)
+    # What the branch inherits, so that its own cost can be told from the trunk's.
+    _write_json(
+        run_dir / BRANCH_FILE,
+        {
+            "iteration": int(state["iteration"]),
+            "train_seconds": float(state.get("train_seconds", 0.0)),
+            "snapshot": str(snapshot.relative_to(output_dir)),
+        },
+    )
     tmp = run_dir / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
     shutil.copyfile(snapshot, tmp)
     os.replace(tmp, run_dir / CHECKPOINT_FILE)
-    return int(snapshot.stem[2:])
+    return int(state["iteration"])
 
 
 def iter_ladder(
     runs: Sequence[LadderRun],
     *,
-    output_dir: str | Path = DEFAULT_LADDER_DIR,
+    output_dir: str | Path | None = None,
     data_root: str | Path | None = None,
     device: str = "cpu",
     images: Sequence[Any] | None = None,
@@ -221,7 +246,7 @@ def iter_ladder(
     from their trunk's latest usable snapshot (never prints)."""
     from srbench.training.loop import iter_train
 
-    out = Path(output_dir).expanduser()
+    out = ladder_output_dir(output_dir)
     total = len(runs)
     done: list[dict[str, Any]] = []
     for index, run in enumerate(runs):
@@ -248,3 +273,145 @@ def iter_ladder(
             if event.kind == "done" and event.info.get("finished"):
                 done.append(event.info)
     yield ZooEvent("zoo-done", total, total, info={"runs": done, "output_dir": str(out)})
+
+
+# ----------------------------------------------------------------------------------------------
+# Recording: finished rungs -> committed training records and the tag manifest
+# ----------------------------------------------------------------------------------------------
+
+WEIGHTS_KINDS = {"ema": "weights.safetensors", "raw": "weights_raw.safetensors"}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _curve(run_dir: Path) -> list[dict[str, Any]]:
+    from srbench.training.loop import read_log
+
+    return [
+        {"iteration": r["iteration"], "scale": r["scale"], "ema": r.get("ema"), **r["results"]}
+        for r in read_log(run_dir)
+        if r.get("kind") == "val"
+    ]
+
+
+def record(
+    runs: Sequence[LadderRun],
+    *,
+    weights: str,
+    output_dir: str | Path | None = None,
+    results_dir: str | Path = "results",
+    manifest: str | Path | None = None,
+) -> list[dict[str, Any]]:
+    """Record every finished rung of ``runs``: ``<results_dir>/training/<run>.json`` (summary,
+    Set5 learning curve of both the EMA and the raw weights, branch point) and its tag
+    (``drn_s.zoo1k``) in the manifest ``srbench/pretrained/ladder.json`` with the sha256 of the
+    ``weights`` kind (ema or raw) chosen for the ladder. Returns one row per recorded rung."""
+    from srbench.pretrained import LADDER_MANIFEST, _ladder_manifest
+    from srbench.registry import budget_tag
+    from srbench.weights import file_sha256
+
+    if weights not in WEIGHTS_KINDS:
+        raise RecipeError(f"weights must be one of {', '.join(WEIGHTS_KINDS)}, got {weights!r}")
+    out = ladder_output_dir(output_dir)
+    path = Path(manifest) if manifest else LADDER_MANIFEST
+    table = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    rows = []
+    for run in runs:
+        status = run_status(run, out)
+        if status["state"] != "finished":
+            continue
+        if run.recipe.model_overrides:  # a tag names the registered architecture, nothing else
+            raise RecipeError(
+                f"{run.name}: a ladder run with model_overrides cannot be recorded under "
+                f"{run.model}'s name; register the variant as a model of its own"
+            )
+        info = status["run_json"]
+        run_dir = out / run.name
+        file = run_dir / WEIGHTS_KINDS[weights]
+        sha = file_sha256(file)
+        tag = budget_tag(run.rung, run.seed)
+        row = {
+            "file": f"{run.name}/{file.name}",
+            "sha256": sha,
+            "run": run.name,
+            "iterations": run.rung,
+            "seed": run.seed,
+            "weights": weights,
+            "train_seconds": float(info.get("train_seconds") or 0.0),
+            "machine": f"{info.get('cpu_model', '?')} ({info.get('cpu_id', '?')}), "
+            f"{info.get('torch_threads', '?')} threads",
+            "precision": str(info.get("precision", "?")),
+        }
+        table.setdefault(run.model, {}).setdefault(tag, {})[str(run.recipe.scale)] = row
+        branch_file = run_dir / BRANCH_FILE
+        branch = json.loads(branch_file.read_text("utf-8")) if branch_file.is_file() else None
+        record_path = Path(results_dir) / "training" / f"{run.name}.json"
+        body = {
+            "ladder_run": run.name,
+            "model": run.model,
+            "tag": tag,
+            "scales": [run.recipe.scale],
+            "rung": run.rung,
+            "decay_start": run.recipe.decay_start,
+            "seed": run.seed,
+            "step": run.step,
+            "trunk": trunk_name(run.recipe),
+            "recipe_hash": run.recipe.hash,
+            "trunk_hash": run.recipe.trunk_hash,
+            "weights": weights,
+            "weights_sha256": sha,
+            "branched_from": branch,  # None: trained from iteration 0 in this folder
+            "own_train_seconds": float(info.get("train_seconds") or 0.0)
+            - (branch["train_seconds"] if branch else 0.0),
+            "summary": info,
+            "curve": _curve(run_dir),
+        }
+        _write_json(record_path, body)
+        rows.append({"model": run.model, "tag": tag, **row})
+    ordered = {m: {t: table[m][t] for t in sorted(table[m])} for m in sorted(table)}
+    _write_json(path, ordered)
+    _ladder_manifest.cache_clear()
+    return rows
+
+
+def ladder_table(records: Sequence[dict[str, Any]]) -> str:
+    """Markdown: every recorded ladder run -- budget, seed, where it branched, its own and its
+    cumulative training time, machine and precision, Set5 at the end (raw and EMA weights)."""
+    lines = [
+        "| model | scale | rung | seed | from | own time | total time | machine, precision "
+        "| Set5 raw | Set5 EMA | run |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
+    ]
+    own_total = 0.0
+    rows = [r for r in records if r.get("ladder_run")]
+    for r in sorted(rows, key=lambda r: (r["scales"], r["model"], r["seed"], r["rung"])):
+        info = r["summary"]
+        end = {
+            bool(p.get("ema")): p["set5"]["psnr_db"]
+            for p in r["curve"]
+            if p["iteration"] == r["rung"] and "set5" in p
+        }
+        branch = r.get("branched_from")
+        own_total += r["own_train_seconds"]
+        machine = (
+            f"{info.get('cpu_model', '?')} ({info.get('cpu_id', '?')}), "
+            f"{info.get('torch_threads', '?')} threads, {info.get('precision', '?')}"
+        )
+        psnr = [f"{end[k]:.2f}" if k in end else "-" for k in (False, True)]
+        lines.append(
+            f"| {r['model']} | x{r['scales'][0]} | {_short(r['rung'])} | {r['seed']} | "
+            f"{branch['iteration'] if branch else 0} | {r['own_train_seconds'] / 60:.1f} min | "
+            f"{float(info.get('train_seconds') or 0) / 60:.1f} min | {machine} | {psnr[0]} | "
+            f"{psnr[1]} | `{r['ladder_run']}` |"
+        )
+    lines += [
+        "",
+        f"Own training time of these runs: {own_total / 3600:.2f} h in all (2-core CPUs; "
+        "the total of a rung counts its trunk too).",
+    ]
+    return "\n".join(lines)

@@ -356,8 +356,6 @@ def training_record_path(run: ZooRun, results_dir: str | Path) -> Path:
     return Path(results_dir) / TRAINING_DIR / f"{run.name}.json"
 
 
-_DOC_BEGIN = "<!-- srbench:zoo:begin -->"
-_DOC_END = "<!-- srbench:zoo:end -->"
 
 
 def _finished_summary(
@@ -412,6 +410,23 @@ def zoo_table(
     return "\n".join(lines)
 
 
+def replace_between(doc: Path, marker: str, text: str) -> bool:
+    """Replace what lies between ``<!-- srbench:{marker}:begin/end -->`` in ``doc`` (False if
+    there is no such doc or marker)."""
+    begin, end_mark = f"<!-- srbench:{marker}:begin -->", f"<!-- srbench:{marker}:end -->"
+    if not doc.is_file():
+        return False
+    body = doc.read_text(encoding="utf-8")
+    if begin not in body or end_mark not in body:
+        return False
+    start = body.index(begin) + len(begin)
+    end = body.index(end_mark)
+    tmp = doc.with_name(f".{doc.name}.tmp")
+    tmp.write_text(body[:start] + "\n" + text + "\n" + body[end:], encoding="utf-8")
+    tmp.replace(doc)
+    return True
+
+
 def write_zoo_doc(
     doc: Path,
     runs: Sequence[ZooRun],
@@ -419,16 +434,7 @@ def write_zoo_doc(
     results_dir: str | Path | None = None,
 ) -> bool:
     """Replace the table between the markers of ``docs/zoo.md`` (False if there is no such doc)."""
-    if not doc.is_file():
-        return False
-    text = doc.read_text(encoding="utf-8")
-    if _DOC_BEGIN not in text or _DOC_END not in text:
-        return False
-    start = text.index(_DOC_BEGIN) + len(_DOC_BEGIN)
-    end = text.index(_DOC_END)
-    table = zoo_table(runs, output_dir, results_dir)
-    doc.write_text(text[:start] + "\n" + table + "\n" + text[end:], encoding="utf-8")
-    return True
+    return replace_between(doc, "zoo", zoo_table(runs, output_dir, results_dir))
 
 
 def write_training_record(
