@@ -131,6 +131,11 @@ def readme_assets(
     if "ablation" in frame.columns:
         frame = frame[frame["ablation"].isna()]
     frame = frame[frame["weights_sha256"] != "random-init"]  # meaningless numbers stay out
+    # Budget-ladder checkpoints (drn_s.zoo4k, ...) have their own section (budget_lines): the
+    # table keeps one row per model and weights kind.
+    from srbench.registry import budget_of
+
+    frame = frame[[budget_of(m.partition(".")[2]) is None for m in frame["model"]]]
     if frame.empty:
         raise SRBenchError(f"{results_dir}: no results with real weights to show")
     # Costs from the store's profile records (`srbench run` counts them), never re-counted here.
