@@ -46,9 +46,10 @@ BLOCKS = ("rdb", "plain")
 
 class ELU(nn.ELU):
     """``nn.ELU`` (alpha 1), computed without autograd on the CPU as
-    ``max(x, 0) + (exp(min(x, 0)) - 1)`` in place: torch's CPU ``expm1`` is not vectorised, and
-    this is 2.3x faster (62 vs 143 ms on 16x64x96x96 fp32 channels_last, 1 thread, AMD EPYC Zen 4;
-    ``benchmarks/bench_drn_elu.py``), equal within 6e-8 absolute. Training keeps ``nn.ELU``
+    ``max(x, 0) + (exp(min(x, 0)) - 1)`` in place: torch's CPU ``expm1`` is slow, and this is
+    2.1x faster at 1 thread (79 vs 167 ms on 16x64x96x96 fp32 channels_last), 1.4x at 2 (160 vs
+    222 ms; AMD EPYC Zen 4 under load, ``benchmarks/bench_drn_elu.py``), equal within 1.2e-7
+    absolute (the rounding of exp(x) - 1 near 1). Training keeps ``nn.ELU``
     (the formula gained too little there to change what the zoo was trained with), and so does
     a traced model (the MAC counter). No state: weights load unchanged."""
 
