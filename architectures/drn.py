@@ -44,9 +44,31 @@ UPSAMPLERS = ("pixelshuffle",)
 BLOCKS = ("rdb", "plain")
 
 
+class ELU(nn.ELU):
+    """``nn.ELU`` (alpha 1), computed without autograd on the CPU as
+    ``max(x, 0) + (exp(min(x, 0)) - 1)`` in place: torch's CPU ``expm1`` is slow, and this is
+    2.1x faster at 1 thread (79 vs 167 ms on 16x64x96x96 fp32 channels_last), 1.4x at 2 (160 vs
+    222 ms; AMD EPYC Zen 4 under load, ``benchmarks/bench_drn_elu.py``), equal within 1.2e-7
+    absolute (the rounding of exp(x) - 1 near 1). Training keeps ``nn.ELU``
+    (the formula gained too little there to change what the zoo was trained with), and so does
+    a traced model (the MAC counter). No state: weights load unchanged."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if (
+            self.alpha != 1.0
+            or x.device.type != "cpu"
+            or (x.requires_grad and torch.is_grad_enabled())
+            or torch.jit.is_tracing()  # the MAC counter sees one elu op, as before
+        ):
+            return super().forward(x)
+        out = x if self.inplace else x.clone()
+        neg = torch.clamp(out, max=0).exp_().sub_(1)
+        return out.clamp_(min=0).add_(neg)
+
+
 def make_activation(name: str, negative_slope: float = 0.2) -> Callable[[], nn.Module]:
     if name == "elu":
-        return lambda: nn.ELU(inplace=True)
+        return lambda: ELU(inplace=True)
     if name == "relu":
         return lambda: nn.ReLU(inplace=True)
     if name == "leakyrelu":

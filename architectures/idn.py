@@ -109,6 +109,8 @@ def lr_grid_index(size: int, stride: int, padding: int) -> Tensor:
 
 
 class IDN(nn.Module):
+    _lr_grid_index: Tensor  # a registered buffer (typed for mypy)
+
     def __init__(self, scale: int) -> None:
         super().__init__()
         if not 1 <= scale <= 9:

@@ -2,7 +2,8 @@
 
     pip install --no-deps --target /tmp/basicsr-site basicsr==1.4.2 opencv-python-headless
     python benchmarks/compare_basicsr.py --basicsr /tmp/basicsr-site --data-root DATA \
-        [--datasets set14,b100] [--scales 2,3,4] [--repeats 3] [--output results.json]
+        [--datasets set14,b100] [--scales 2,3,4] [--repeats 3] [--load-threads 2] \
+        [--output results.json]
 
 Both sides do the same work per HR image and scale: modcrop, MATLAB-bicubic downscale, bicubic
 upscale, uint8 rounding, PSNR and SSIM on BT.601 Y with a ``scale``-pixel border cropped.
@@ -10,7 +11,11 @@ srbench is timed as ``srbench run --models bicubic`` does it (library call into 
 cold LR cache, image decoding and fingerprint verification included); BasicSR as its own test
 scripts use it (``imresize``, ``calculate_psnr``/``calculate_ssim`` with ``test_y_channel``,
 ``cv2.imread``). Every timing runs in a fresh subprocess with the default thread settings (no
-``*_NUM_THREADS`` variables), the two tools alternate, and the medians are compared. BasicSR is
+``*_NUM_THREADS`` variables), the two tools alternate, and the medians are compared. Each repeat
+runs both tools twice: on the machine as it is ("idle": say in the report whether it was) and
+beside a competing CPU load this script starts itself (``--load-threads`` torch threads of
+back-to-back 512x512 matrix products, like a training job on every core; 0 skips it); the
+conditions alternate, and a speedup is reported for each. BasicSR is
 imported from ``--basicsr`` without running its package ``__init__`` (which would import its whole
 training stack); only ``utils/matlab_functions.py`` and ``metrics/psnr_ssim.py`` are used.
 """
@@ -53,7 +58,8 @@ def _srbench(data_root: str, datasets: list[str], scales: list[int], work: str) 
     records = run(config, sources)
     seconds = time.perf_counter() - start
     psnr = statistics.fmean(r["psnr_db"] for r in records)
-    return {"seconds": seconds, "images": len(records), "mean_psnr_db": psnr}
+    threads = sorted({r["torch_threads"] for r in records})
+    return {"seconds": seconds, "images": len(records), "mean_psnr_db": psnr, "threads": threads}
 
 
 def _basicsr(basicsr: str, data_root: str, datasets: list[str], scales: list[int]) -> dict:
@@ -105,6 +111,46 @@ def _basicsr(basicsr: str, data_root: str, datasets: list[str], scales: list[int
     return {"seconds": seconds, "images": len(values), "mean_psnr_db": statistics.fmean(values)}
 
 
+LOAD_CODE = """
+import sys, torch
+torch.set_num_threads(int(sys.argv[1]))
+a = torch.rand(512, 512)
+print("ready", flush=True)
+while True:
+    a = torch.tanh(a @ a)
+"""
+
+
+class CompetingLoad:
+    """A process keeping ``threads`` cores busy with torch matrix products while in the block."""
+
+    def __init__(self, threads: int):
+        self.threads, self.process = threads, None
+
+    def __enter__(self) -> CompetingLoad:
+        if self.threads > 0:
+            cmd = [sys.executable, "-c", LOAD_CODE, str(self.threads)]
+            self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+            self.process.stdout.readline()  # wait until it computes
+            time.sleep(1.0)  # and the scheduler sees it
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+
+def _time_once(tool: str, args: argparse.Namespace, work: str, env: dict) -> dict:
+    cmd = [sys.executable, __file__, "--child", tool, "--work", work]
+    cmd += ["--basicsr", args.basicsr, "--data-root", args.data_root]
+    cmd += ["--datasets", args.datasets, "--scales", args.scales]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out["load_average_1min"] = round(os.getloadavg()[0], 2)
+    return out
+
+
 def _child(args: argparse.Namespace) -> None:
     datasets, scales = args.datasets.split(","), [int(s) for s in args.scales.split(",")]
     if args.child == "srbench":
@@ -121,6 +167,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="set14,b100")
     parser.add_argument("--scales", default="2,3,4")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--load-threads", type=int, default=2, help="competing load (0: none)")
     parser.add_argument("--output", type=Path)
     parser.add_argument("--child", choices=("srbench", "basicsr"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
@@ -134,31 +181,33 @@ def main() -> None:
     import tempfile
 
     env = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}
-    times: dict[str, list[dict]] = {"srbench": [], "basicsr": []}
+    conditions = ["idle", "loaded"] if args.load_threads > 0 else ["idle"]
+    times = {c: {"srbench": [], "basicsr": []} for c in conditions}
     with tempfile.TemporaryDirectory() as work:
         for _ in range(args.repeats):
-            for tool in times:
-                cmd = [sys.executable, __file__, "--child", tool, "--work", work]
-                cmd += ["--basicsr", args.basicsr, "--data-root", args.data_root]
-                cmd += ["--datasets", args.datasets, "--scales", args.scales]
-                done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
-                times[tool].append(json.loads(done.stdout.strip().splitlines()[-1]))
-                print(tool, times[tool][-1], file=sys.stderr)
-    median = {t: statistics.median(r["seconds"] for r in rs) for t, rs in times.items()}
+            for condition in conditions:
+                with CompetingLoad(args.load_threads if condition == "loaded" else 0):
+                    for tool, runs in times[condition].items():
+                        runs.append(_time_once(tool, args, work, env))
+                        print(condition, tool, runs[-1], file=sys.stderr)
     from srbench.provenance import environment
 
-    cpu = environment("cpu")["cpu_model"]
     result = {
         "workload": f"bicubic x{args.scales} on {args.datasets}, end to end",
-        "threads": "default (no *_NUM_THREADS variables)",
-        "cpu": cpu,
+        "threads": "default (no *_NUM_THREADS variables, no --threads)",
+        "competing_load": f"{args.load_threads} torch threads of 512x512 matmuls (loaded only)",
+        "cpu": environment("cpu")["cpu_model"],
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "runs": times,
-        "median_seconds": median,
-        "speedup_srbench_over_basicsr": median["basicsr"] / median["srbench"],
-        "mean_psnr_db": {t: rs[0]["mean_psnr_db"] for t, rs in times.items()},
     }
+    for condition, by_tool in times.items():
+        median = {t: statistics.median(r["seconds"] for r in rs) for t, rs in by_tool.items()}
+        result[condition] = {
+            "median_seconds": median,
+            "speedup_srbench_over_basicsr": median["basicsr"] / median["srbench"],
+            "mean_psnr_db": {t: rs[0]["mean_psnr_db"] for t, rs in by_tool.items()},
+        }
     text = json.dumps(result, indent=1)
     if args.output:
         args.output.write_text(text + "\n")

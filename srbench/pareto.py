@@ -153,6 +153,19 @@ def profile_hardware(record: dict) -> dict[str, Any]:
     }
 
 
+def timed_as_run(record: dict, precision: str = "fp32") -> bool:
+    """Whether a profile record holds a latency measured at ``precision`` -- for fp32, in the
+    layout, precision and threads `srbench run` evaluates with (``as_run``; older profiles timed
+    fp32 on the CPU in NCHW, 1.36-1.44x slower than run, and are not used for latency)."""
+    lat = record.get("latency") or {}
+    return (
+        record.get("precision", "fp32") == precision
+        and lat.get("status") == "measured"
+        and _finite(record.get("latency_median_ms"))
+        and (precision != "fp32" or record.get("as_run") is True)
+    )
+
+
 def _hardware(record: dict) -> str:
     hw = profile_hardware(record)
     return f"{hw['device']} ({hw['device_type']}, {hw['threads']} threads)"
@@ -178,8 +191,8 @@ def efficiency_table(
     (``None``, the default: left missing -- later stages read the store, they do not re-count).
     """
     # Counts: the latest record (any precision: they do not depend on it). Latency and memory:
-    # the latest record that measured them at this precision (a later counting-only record, as
-    # `srbench run` writes, never hides a measurement).
+    # the latest record that measured them at this precision as `srbench run` runs it (a later
+    # counting-only record, as `srbench run` writes, never hides a measurement).
     counted_at: dict[tuple[str, int], dict] = {}
     timed_at: dict[tuple[str, int], dict] = {}
     for r in profiles:
@@ -187,12 +200,7 @@ def efficiency_table(
             continue
         key = (str(r.get("model")), int(r.get("scale", 0)))
         counted_at[key] = r
-        lat = r.get("latency") or {}
-        if (
-            r.get("precision", "fp32") == precision
-            and lat.get("status") == "measured"
-            and _finite(r.get("latency_median_ms"))
-        ):
+        if timed_as_run(r, precision):
             timed_at[key] = r
     rows = []
     for model, scale in sorted(set(models_scales), key=lambda x: (str(x[0]), int(x[1]))):

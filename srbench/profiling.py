@@ -652,8 +652,8 @@ def resolve_precision(precision: str, device: torch.device) -> PrecisionMode:
             f"unknown precision {precision!r} (choose from {', '.join(PRECISIONS)})"
         )
     if device.type == "cpu":
-        if name == "fp32":
-            return PrecisionMode("fp32", "fp32", None, False, False)
+        if name == "fp32":  # in the layout `srbench run` evaluates in (srbench.inference)
+            return PrecisionMode("fp32", "fp32, channels_last", None, True, False)
         if name == "bf16":
             return PrecisionMode("bf16", "bf16-autocast (cpu)", torch.bfloat16, True, False)
         if name == "tf32":
@@ -856,6 +856,34 @@ def _threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+@contextlib.contextmanager
+def _run_threads(n: int | None) -> Iterator[dict[str, object]]:
+    """torch's threads as ``srbench run`` would set them now (``n``, or the machine's idle
+    cores), restored afterwards; yields the thread fields a profile record carries."""
+    from srbench.threads import ThreadPolicy, restored_threads
+
+    if n is not None and n < 1:
+        raise ProfilingError(f"threads must be >= 1, got {n}")
+    policy = ThreadPolicy(n)
+    with restored_threads():
+        policy.update()
+        yield policy.provenance()
+
+
+def _measured_as(mode: PrecisionMode, dev: torch.device, threads: dict[str, object]) -> dict:
+    """How a profile record's latency was measured, in the terms of `srbench run`'s evaluation:
+    the report takes latencies only from records whose layout and precision are run's."""
+    from srbench.inference import memory_format, memory_format_name
+
+    layout = torch.channels_last if mode.channels_last else torch.contiguous_format
+    return {
+        "memory_format": memory_format_name(layout),
+        "as_run": mode.name == "fp32" and layout == memory_format(dev),
+        "thread_policy": threads["thread_policy"],
+        "idle_cores": threads["idle_cores"],
+    }
+
+
 def profile_model(
     name: str,
     scale: int,
@@ -902,9 +930,9 @@ def profile_model(
 
     model = create_model(card.name, scale).eval()
     params = count_params(model)
-    env = environment("cpu" if cuda_missing or dev.type == "cpu" else dev)
     records: list[dict[str, Any]] = []
-    with _threads(threads):
+    with _run_threads(threads) as thread_fields:
+        env = environment("cpu" if cuda_missing or dev.type == "cpu" else dev)
         if not cuda_missing:
             model = model.to(dev)
         for spec, shape in zip(specs, shapes, strict=True):
@@ -954,6 +982,7 @@ def profile_model(
                         if mode.autocast_dtype
                         else None,
                         "channels_last": mode.channels_last,
+                        **_measured_as(mode, dev, thread_fields),
                         "tf32": mode.tf32,
                         "cudnn_benchmark": cudnn_benchmark if dev.type == "cuda" else None,
                         **{k: v for k, v in params.items()},

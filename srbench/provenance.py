@@ -97,8 +97,12 @@ def environment(device: torch.device | str = "cpu") -> dict[str, object]:
     }
 
 
-def record_provenance(env: dict, device: torch.device, run_id: str, seed: int) -> dict[str, object]:
-    """The provenance fields every stored per-image record carries."""
+def record_provenance(
+    env: dict, device: torch.device, run_id: str, seed: int, threads: dict | None = None
+) -> dict[str, object]:
+    """The provenance fields every stored per-image record carries. ``threads``: the thread
+    fields of the policy that ran the image (``ThreadPolicy.provenance``: ``torch_threads``,
+    ``thread_policy``, ``idle_cores``), which override the count at start-up in ``env``."""
     from datetime import datetime, timezone
 
     return {
@@ -111,4 +115,5 @@ def record_provenance(env: dict, device: torch.device, run_id: str, seed: int) -
         "git_commit": env["git_commit"],
         "torch_version": env["torch"],
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **(threads or {}),
     }

@@ -45,6 +45,7 @@ from srbench.pareto import (
     load_profiles,
     profile_hardware,
     summary_table,
+    timed_as_run,
 )
 from srbench.protocols import PROTOCOLS
 from srbench.results import ResultStore
@@ -635,14 +636,14 @@ def _scale_plot(
 
 def _efficiency_rows(profiles: Sequence[dict], models: set[str]) -> list[dict[str, Any]]:
     """Per scale, a row per architecture measured in the store: every cost from the profile
-    records (the latest count; the latest fp32 timing per device type), never re-counted."""
+    records (the latest count; the latest fp32 timing made as `srbench run` runs, per device
+    type), never re-counted."""
     counted: dict[tuple[str, int, str], dict] = {}
     timed: dict[tuple[str, int, str], dict] = {}
     for r in profiles:
         key = (str(r.get("model")), int(r.get("scale", 0)), str(r.get("size")))
         counted[key] = r
-        lat = r.get("latency") or {}
-        if lat.get("status") == "measured" and r.get("precision", "fp32") == "fp32":
+        if timed_as_run(r):
             timed[(*key[:2], f"{key[2]}:{r.get('device_type')}")] = r
     archs = sorted({architecture_name(m) for m in models})
     scales = sorted({k[1] for k in counted if k[0] in archs})

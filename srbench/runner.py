@@ -35,6 +35,7 @@ from srbench.provenance import environment, record_provenance
 from srbench.registry import ModelRef, create_model, resolve
 from srbench.results import Claims, ResultStore
 from srbench.schema import SCORER_VERSION, record_key
+from srbench.threads import ThreadPolicy, restored_threads
 
 DEMO_IMAGES = ("astronaut", "camera", "chelsea", "coffee", "rocket")
 DEMO_NOTICE = (
@@ -129,6 +130,7 @@ class RunConfig:
     save_images: Path | None = None  # folder for SR PNGs (<model>/x<scale>/<dataset>/<image>.png)
     crops: bool = True  # store the visual-comparison crops of each source's visual images
     count_costs: bool = True  # add params/MACs records to profile.jsonl where it has none
+    threads: int | None = None  # torch threads; None: as many as cores are idle (srbench.threads)
     # The default run (no --models): a model x scale srbench ships no weights for is skipped
     # (and said so) instead of being an error.
     skip_missing_weights: bool = False
@@ -199,11 +201,13 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
 
     NumPy's BLAS pool is held to one thread meanwhile: after the NumPy ``imresize`` its idle
     OpenBLAS threads keep spinning and slow the torch SSIM that follows about 8-fold on a 2-core
-    machine (``benchmarks/test_bench_threads.py``); torch keeps its own pool.
+    machine (``benchmarks/test_bench_threads.py``). torch's pool gets ``config.threads``, or as
+    many threads as the machine has idle cores (:class:`srbench.threads.ThreadPolicy`); the count
+    is restored afterwards.
     """
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), restored_threads():
         yield from _iter_run(config, sources)
 
 
@@ -222,6 +226,7 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
     cropped = crops.keys() if config.crops else set()
     cache = LRCache(enabled=config.cache_lr)
     precision = "fp32"
+    threads = ThreadPolicy(config.threads)
 
     for model_name in config.models:
         ref = resolve(model_name)
@@ -291,6 +296,7 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                         label = f"model {key} x{scale} on {source.key}/{name} (weights {weights_sha[:12]})"
                         if record_key(base) in done:
                             if wants_crop:  # stored before crops were: make only the crop
+                                threads.update()
                                 prepared = prepare(protocol, hr, scale, card.input_channels, cache)
                                 result = evaluate_image(
                                     model, prepared, protocol, device, tile=config.tile,
@@ -319,6 +325,7 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                                 )  # fmt: skip
                                 continue
                         try:
+                            threads.update()
                             prepared = prepare(protocol, hr, scale, card.input_channels, cache)
                             while cache.rebuilt:
                                 message = cache.rebuilt.pop(0)
@@ -359,7 +366,9 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                                 "tiled": report.tiled,
                                 "memory_format": memory_format_name(layout),
                                 "dataset_fingerprint": source.fingerprint,
-                                **record_provenance(env, device, run_id, config.seed),
+                                **record_provenance(
+                                    env, device, run_id, config.seed, threads.provenance()
+                                ),
                             }
                             after = store.append([record], unchanged_since=seen)
                             if after is not None:  # nobody else wrote: no re-read needed
@@ -384,9 +393,12 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
 def _ensure_costs(results_dir: Path, model: str, scale: int) -> str:
     """Count the parameters and MACs of ``model`` x``scale`` into ``profile.jsonl`` at every
     default size it has no record for (no timing: `srbench profile` measures latency), so that
-    the report and plots read costs from the store. Returns a note when counting failed."""
+    the report and plots read costs from the store; counts made before with the same model code
+    come from the user cache (:mod:`srbench.cost_cache`). Returns a note when counting failed."""
+    from srbench.cost_cache import cached_counts
+    from srbench.data import default_cache_dir
     from srbench.pareto import load_profiles
-    from srbench.profiling import DEFAULT_SIZES, parse_size, profile_model
+    from srbench.profiling import DEFAULT_SIZES, parse_size
     from srbench.results import PROFILE_FILE, append_jsonl
 
     have = {
@@ -398,7 +410,7 @@ def _ensure_costs(results_dir: Path, model: str, scale: int) -> str:
     if not missing:
         return ""
     try:
-        records = profile_model(model, scale, sizes=missing, measure=False)
+        records = cached_counts(model, scale, missing, default_cache_dir() / "costs")
     except Exception as exc:  # a plugin the counter cannot trace: its costs stay missing
         return f"{model} x{scale}: parameters/MACs not counted ({type(exc).__name__}: {exc})"
     append_jsonl(Path(results_dir) / PROFILE_FILE, records)

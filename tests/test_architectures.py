@@ -445,3 +445,48 @@ def test_idn_lr_grid_upsampler_keeps_set5_psnr(data_root, scale):
             a = score(STANDARD, model(lr)[0], prepared).psnr_db
             b = score(STANDARD, transposed(lr)[0], prepared).psnr_db
         assert abs(a - b) < 1e-4, (hr.name, a, b)
+
+
+def test_drn_elu_inference_formula_equals_nn_elu():
+    """DRN's ELU without autograd (max(x, 0) + exp(min(x, 0)) - 1, in place) equals nn.ELU
+    within fp32 rounding of exp(x) - 1; with autograd it is nn.ELU itself, gradients included."""
+    from architectures.drn import ELU
+
+    x = torch.linspace(-20, 20, 10_001).reshape(1, 1, 73, 137).contiguous()
+    ref = nn.functional.elu(x)
+    with torch.inference_mode():
+        ours = ELU(inplace=True)(x.clone())
+    torch.testing.assert_close(ours, ref, rtol=0, atol=1.2e-7)
+    assert ours[x > 0].equal(x[x > 0])  # the positive side is exactly x
+    kept = x.clone()
+    with torch.no_grad():
+        ELU(inplace=False)(kept)
+    assert kept.equal(x)  # inplace=False leaves its input alone
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ELU()(a * 1.0).sum().backward()
+    nn.functional.elu(b).sum().backward()
+    assert a.grad.equal(b.grad)
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("name", ["drn_s", "drn_m"])
+def test_drn_elu_formula_keeps_set5_psnr(data_root, name):
+    """With the shipped x2 weights (loaded unchanged), Set5 PSNR of DRN with the inference ELU
+    formula equals nn.ELU's within 1e-4 dB, image by image (channels_last, as `run` evaluates)."""
+    from unittest import mock
+
+    from architectures.drn import ELU
+    from srbench.data import get_benchmark, iter_benchmark
+    from srbench.protocols import STANDARD, LRCache, prepare, score
+
+    model = create_model(name, 2, pretrained=True).eval().to(memory_format=torch.channels_last)
+    assert model.srbench_weights_sha256 == get_card(name).weights[2].sha256
+    for hr in iter_benchmark(get_benchmark("set5"), data_root):
+        prepared = prepare(STANDARD, hr, 2, "rgb", LRCache(enabled=False))
+        lr = torch.from_numpy(prepared.model_input).float()[None]
+        lr = lr.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode():
+            a = score(STANDARD, model(lr)[0], prepared).psnr_db
+            with mock.patch.object(ELU, "forward", nn.ELU.forward):
+                b = score(STANDARD, model(lr)[0], prepared).psnr_db
+        assert abs(a - b) < 1e-4, (hr.name, a, b)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -207,8 +208,32 @@ def test_run_with_profile_stores_efficiency_numbers(tmp_path, monkeypatch):
         "--results-dir",
         str(tmp_path / "r"),
         "--profile",
+        "--threads",
+        "1",
     )
     assert result.exit_code == 0, result.output
     profile = [json.loads(x) for x in (tmp_path / "r" / "profile.jsonl").read_text().splitlines()]
     assert {r["model"] for r in profile} == {"bicubic"}
     assert len(profile) == 2  # the 720p-output and the 256x256-LR conventions
+    # Timed as `run` evaluated: its layout, precision and --threads.
+    assert {(r["memory_format"], r["as_run"], r["threads"]) for r in profile} == {
+        ("channels_last", True, 1)
+    }
+    records = [json.loads(x) for x in (tmp_path / "r" / "records.jsonl").read_text().splitlines()]
+    assert {(r["torch_threads"], r["thread_policy"]) for r in records} == {(1, "fixed")}
+
+
+def test_a_fresh_store_takes_counts_from_the_cost_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("SRBENCH_CACHE", str(tmp_path / "cache"))
+    args = ("run", "--models", "bicubic", "--datasets", "demo", "--scales", "4")
+    assert _invoke(*args, "--results-dir", str(tmp_path / "a")).exit_code == 0
+    cached = sorted((tmp_path / "cache" / "costs").glob("bicubic-x4-*.json"))
+    assert len(cached) == 2  # one per default size
+    for path in cached:  # a mark that only a cache read can carry into the new store
+        path.write_text(json.dumps({**json.loads(path.read_text()), "from_cache": True}))
+    assert _invoke(*args, "--results-dir", str(tmp_path / "b")).exit_code == 0
+    profile = [json.loads(x) for x in (tmp_path / "b" / "profile.jsonl").read_text().splitlines()]
+    assert len(profile) == 2 and all(r.get("from_cache") for r in profile)
+    records = [json.loads(x) for x in (tmp_path / "b" / "records.jsonl").read_text().splitlines()]
+    assert {r["thread_policy"] for r in records} == {"adaptive"}
+    assert all(1 <= r["torch_threads"] <= os.cpu_count() for r in records)

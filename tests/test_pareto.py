@@ -99,7 +99,7 @@ def test_summary_table_joins_costs_and_profiles():
     profiles = [
         {"model": "big", "scale": 2, "size": "720p", "precision": "fp32", "trainable_params": 7,
          "total_macs": 70, "network_macs": 60, "latency": {"status": "measured"},
-         "latency_median_ms": 12.5, "threads": 2, "device_type": "cpu",
+         "latency_median_ms": 12.5, "threads": 2, "device_type": "cpu", "as_run": True,
          "env": {"cpu_model": "Test CPU"}, "peak_memory": {"status": "not measured"}},
     ]  # fmt: skip
     table = summary_table(store_frame(), profiles, cost_fn=fake_costs).set_index("model")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -235,14 +236,17 @@ def test_cpu_latency_record_structure():
     assert lat["min_ms"] <= lat["median_ms"]
     assert lat["repeats"] == 3 and lat["warmup"] == 1 and len(lat["times_ms"]) == 3
     assert len(lat["load_average_1min"]) == 2
-    assert lat["threads"] == record["threads"] == torch.get_num_threads()
-    assert record["device_type"] == "cpu" and record["precision_label"] == "fp32"
+    # Measured as `srbench run` evaluates: channels_last fp32, its thread policy.
+    assert lat["threads"] == record["threads"] == record["env"]["torch_threads"]
+    assert record["thread_policy"] == "adaptive" and record["idle_cores"] is not None
+    assert record["memory_format"] == "channels_last" and record["as_run"] is True
+    assert record["device_type"] == "cpu" and record["precision_label"] == "fp32, channels_last"
     memory = record["peak_memory"]
     assert memory["status"] == "measured" and "VmHWM" in memory["method"]
     assert memory["peak_rss_bytes"] >= memory["rss_before_bytes"] > 0
     assert "peak_allocated_bytes" not in memory  # CUDA's allocator number, not claimed on CPU
     env = record["env"]
-    assert env["device"] == "cpu" and env["torch_threads"] == torch.get_num_threads()
+    assert env["device"] == "cpu"
     assert env["cpu_model"] and env["torch"] == torch.__version__
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file() and "cpu family" in cpuinfo.read_text():
@@ -274,6 +278,28 @@ def test_bf16_autocast_on_cpu_is_labelled():
     (record,) = profile_model("srcnn", 2, sizes=["8"], precisions=["bf16"], repeats=1, warmup=0)
     assert record["precision_label"] == "bf16-autocast (cpu)"
     assert record["channels_last"] is True and record["autocast_dtype"] == "bfloat16"
+    assert record["as_run"] is False  # `srbench run` evaluates fp32: not its latency
+
+
+def test_fixed_threads_are_used_recorded_and_restored():
+    before = torch.get_num_threads()
+    (record,) = profile_model("srcnn", 2, sizes=["8"], repeats=1, warmup=0, threads=1)
+    assert record["threads"] == record["latency"]["threads"] == 1
+    assert record["thread_policy"] == "fixed" and record["env"]["torch_threads"] == 1
+    assert torch.get_num_threads() == before
+
+
+def test_report_latency_comes_only_from_profiles_measured_as_run():
+    from srbench.pareto import efficiency_table, timed_as_run
+
+    (record,) = profile_model("srcnn", 2, sizes=["8"], repeats=1, warmup=0, threads=1)
+    old = {k: v for k, v in record.items() if k not in ("as_run", "memory_format")}
+    old["channels_last"] = False  # an NCHW timing from before profiles matched `run`
+    assert timed_as_run(record) and not timed_as_run(old)
+    table = efficiency_table([("srcnn", 2)], [record], size="8")
+    assert table.loc[0, "latency_ms"] == record["latency_median_ms"]
+    table = efficiency_table([("srcnn", 2)], [old], size="8")
+    assert math.isnan(table.loc[0, "latency_ms"]) and table.loc[0, "params"] == 57_281
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")

@@ -38,13 +38,13 @@ class OneErrorHandler(TyperGroup):
         return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
     def invoke(self, ctx: typer.Context):
-        from srbench.devices import os_error_message
-
         try:
             return super().invoke(ctx)
         except SRBenchError as exc:
             say_error(str(exc))
         except OSError as exc:
+            from srbench.devices import os_error_message  # imports torch: only when needed
+
             say_error(os_error_message(exc))
         raise typer.Exit(2)
 

@@ -36,7 +36,12 @@ def profile(
     budget_s: Annotated[
         float | None, typer.Option(help="Stop timing after this many seconds.")
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads (recorded).")] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            help="CPU threads (recorded). Default: as `srbench run` picks them, one per idle core."
+        ),
+    ] = None,
     cudnn_benchmark: Annotated[bool, typer.Option("--cudnn-benchmark")] = False,
     no_latency: Annotated[
         bool, typer.Option("--no-latency", help="Parameters and MACs only.")

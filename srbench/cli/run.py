@@ -93,6 +93,14 @@ def run(
         Path | None,
         typer.Option(help="Save SR images (PNG, RGB; Y models get bicubic chroma) here."),
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="CPU threads for torch. Default: as many as the machine has idle cores, "
+            "re-measured during the run (docs/efficiency.md, Threads).",
+        ),
+    ] = None,
     profile: Annotated[
         bool,
         typer.Option(
@@ -144,6 +152,7 @@ def run(
             save_images=save_images,
             skip_missing_weights=default_models or scales is None,
             count_costs=not profile,  # --profile writes the measured records instead
+            threads=threads,
         )
         keys, records = _run_with_progress(config, sources)
     except ValueError as exc:
@@ -162,6 +171,7 @@ def run(
             1,
             None,
             Path(results_dir) / "profile.jsonl",
+            threads=threads,
             console=console,
             err_console=err_console,
         )
