@@ -53,11 +53,36 @@ class Tolerances:
     ssim: float = SSIM.gate_tolerance
     latency_rel: float = 0.10
 
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            problem = _tolerance_problem(getattr(self, name))
+            if problem:
+                raise SRBenchError(f"tolerance {name} is {problem}")
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Tolerances:
-        data = data or {}
-        known = {k: float(v) for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+    def from_dict(cls, data: Any, where: str = "baseline") -> Tolerances:
+        """Tolerances from a baseline's ``tolerances`` object; anything but a finite,
+        non-negative number would disable (NaN, inf, -1) or crash the gate, so it is refused."""
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise SRBenchError(f"{where}: tolerances is {type(data).__name__}, not an object")
+        for name, value in data.items():
+            problem = _tolerance_problem(value) if name in cls.__dataclass_fields__ else None
+            if problem:
+                raise SRBenchError(
+                    f"{where}: tolerance {name} is {problem}; fix it or re-create the baseline "
+                    "with `srbench baseline update`"
+                )
+        return cls(**{k: float(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def _tolerance_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r}, not a number"
+    if not (math.isfinite(value) and value >= 0):
+        return f"{value!r}, not a finite number >= 0"
+    return None
 
 
 @dataclass
@@ -157,7 +182,7 @@ def current_entries(
     """
     records = [
         r
-        for r in ResultStore(Path(results_dir)).latest_records()
+        for r in ResultStore(Path(results_dir)).shown_records()
         if r.get("ablation") in (None, "", {})
     ]
     if not records:
@@ -196,6 +221,7 @@ def current_entries(
                 "precision": str(row.precision),
                 **{m.name: _clean(getattr(row, m.name)) for m in METRICS_SPEC},
                 "images": int(row.images),
+                "verified": int(row.verified),
                 "params": _int_or_none(cost["params"]),
                 "macs": _int_or_none(cost["macs"]),
                 "latency_ms": latency,
@@ -322,16 +348,21 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
         if missing:
             raise SRBenchError(f"{where} lacks {', '.join(missing)}")
         for spec in METRICS_SPEC:
-            value = entry.get(spec.name)
-            if (
-                not isinstance(value, (int, float))
-                or isinstance(value, bool)
-                or not math.isfinite(value)
-            ):
+            problem = spec.problem(entry.get(spec.name))
+            if problem:
                 raise SRBenchError(
-                    f"{where}: {spec.name} is {value!r}, not a number, so it could never fail; "
-                    "re-create the baseline with `srbench baseline update`"
+                    f"{where}: {problem}, a value that cannot exist, so the gate could not "
+                    "judge it; re-create the baseline with `srbench baseline update`"
                 )
+        images = entry.get("images")
+        if images is not None and (
+            isinstance(images, bool) or not isinstance(images, int) or images < 1
+        ):
+            raise SRBenchError(
+                f"{where}: images is {images!r}, not a positive count; re-create the baseline "
+                "with `srbench baseline update`"
+            )
+    Tolerances.from_dict(data.get("tolerances"), str(path))
     return data
 
 
