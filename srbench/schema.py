@@ -60,11 +60,11 @@ class MetricSpec:
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` cannot be this metric (None when it can)."""
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return f"{self.name!r} is {type(value).__name__}, not a number"
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            return f"{self.name} is {value!r}, not a number"
         low, high = self.valid
-        if not low <= value <= high:  # False for NaN too
-            return f"{self.name!r} is {value!r}, outside [{low:g}, {high:g}]"
+        if not low <= value <= high:
+            return f"{self.name} is {value!r}, outside [{low:g}, {high:g}]"
         return None
 
     def compute(self, sr_y, hr_y, crop: int) -> float:

@@ -267,11 +267,11 @@ def test_psnr_bound_is_what_8_bit_images_allow():
 
 @pytest.mark.parametrize(
     ("field", "value", "why"),
-    [("ssim", 1.7, "'ssim' is 1.7, outside [-1, 1]"),
-     ("psnr_db", 1e300, "'psnr_db' is 1e+300, outside [0, 205.782]"),
-     ("psnr_db", math.inf, "'psnr_db' is inf, outside"),
-     ("psnr_db", -5.0, "'psnr_db' is -5.0, outside"),
-     ("psnr_db", math.nan, "'psnr_db' is nan, outside")],
+    [("ssim", 1.7, "ssim is 1.7, outside [-1, 1]"),
+     ("psnr_db", 1e300, "psnr_db is 1e+300, outside [0, 205.782]"),
+     ("psnr_db", math.inf, "psnr_db is inf, outside"),
+     ("psnr_db", -5.0, "psnr_db is -5.0, outside"),
+     ("psnr_db", math.nan, "psnr_db is nan, not a number")],
 )  # fmt: skip
 def test_impossible_values_are_refused_on_write(tmp_path, field, value, why):
     record = {**_set5(30.0, True, images=1)[0], field: value}
@@ -293,7 +293,7 @@ def test_impossible_values_are_skipped_on_read_naming_the_line(tmp_path):
         records = store.iter_records()
     assert [r["psnr_db"] for r in records] == [30.0]
     assert [n for n, _ in store.invalid] == [2, 3, 4, 5]
-    assert store.invalid[0][1] == "'ssim' is 1.7, outside [-1, 1]"
+    assert store.invalid[0][1] == "ssim is 1.7, outside [-1, 1]"
 
 
 def _baseline(tmp_path: Path, **changes) -> Path:
@@ -312,8 +312,8 @@ def _baseline(tmp_path: Path, **changes) -> Path:
      ({"tolerances": {"psnr_db": "0.01"}}, "tolerance psnr_db is '0.01', not a number"),
      ({"tolerances": {"psnr_db": [0.01]}}, "tolerance psnr_db is [0.01], not a number"),
      ({"tolerances": {"latency_rel": -0.1}}, "tolerance latency_rel is -0.1, not a finite"),
-     ({"entry": {"psnr_db": -5.0}}, "'psnr_db' is -5.0, outside [0, 205.782]"),
-     ({"entry": {"ssim": 1.2}}, "'ssim' is 1.2, outside [-1, 1]"),
+     ({"entry": {"psnr_db": -5.0}}, "psnr_db is -5.0, outside [0, 205.782]"),
+     ({"entry": {"ssim": 1.2}}, "ssim is 1.2, outside [-1, 1]"),
      ({"entry": {"images": 0}}, "images is 0, not a positive count")],
 )  # fmt: skip
 def test_a_baseline_that_would_disable_the_gate_is_refused(tmp_path, changes, why):
