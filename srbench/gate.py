@@ -173,17 +173,19 @@ def current_entries(
     protocols: Sequence[str] | None = None,
     profiles: Sequence[dict] | None = None,
     cost_fn: CostFn | None = counted_costs,
+    current_code: bool = False,
 ) -> list[dict[str, Any]]:
     """One entry per key from the store: mean PSNR/SSIM, images, params, MACs, latency.
 
     Parameters and MACs are counted on the code as it is now (``cost_fn``), so an architecture
     change shows; latency comes only from ``srbench profile`` records (``profile.jsonl``).
-    Records that carry an ``ablation`` tag are left out.
+    Records that carry an ``ablation`` tag are left out; ``current_code``: so are records the
+    code as it is now did not make (``srbench check --run`` re-runs those).
     """
     records = [
         r
         for r in ResultStore(Path(results_dir)).shown_records()
-        if r.get("ablation") in (None, "", {})
+        if r.get("ablation") in (None, "", {}) and (not current_code or _by_current_code(r))
     ]
     if not records:
         return []
@@ -238,6 +240,17 @@ def current_entries(
         )
     entries.sort(key=entry_key)
     return entries
+
+
+def _by_current_code(record: dict) -> bool:
+    """Whether ``record`` was made by the model, scorer and protocol code as it is now."""
+    from srbench.codehash import model_code_sha256
+    from srbench.errors import ModelNotFoundError
+
+    try:
+        return record.get("code_sha256") == model_code_sha256(str(record["model"]).split(".")[0])
+    except ModelNotFoundError:  # a plugin no longer installed
+        return False
 
 
 def entry_key_pair(row: Any) -> tuple:

@@ -339,6 +339,8 @@ def check_command(
         "datasets": sorted({e["dataset"] for e in keys}),
         "scales": sorted({int(e["scale"]) for e in keys}),
     }
+    # With --run, results another version of the code made are re-run, not compared.
+    scope["current_code"] = run or force
     with err_console.status("reading the store and counting parameters/MACs ..."):
         current = current_entries(results, **scope)
     if run or force:

@@ -172,6 +172,34 @@ def test_old_records_without_a_code_hash_load_are_shown_but_never_reused(tmp_pat
     assert len(run(config, [_source()])) == 3  # code unknown: computed afresh
 
 
+def test_check_run_reruns_what_other_code_made(tmp_path, data_root):
+    """A store whose Set5 numbers another version of the code made (here: 1 dB lower) fails a
+    plain check; `check --run` re-runs them with the code as it is and passes."""
+    from srbench.report_cli import check_command
+    from srbench.runner import benchmark_source
+
+    results = tmp_path / "r"
+    run(_config(results, datasets=["set5"]), [benchmark_source("set5", data_root)])
+    baseline = baseline_update_command(tmp_path / "b.json", results)
+    path = results / RECORDS_FILE
+    stale = [json.loads(line) for line in path.read_text().splitlines()]
+    for record in stale:
+        record.update(code_sha256="0" * 16, psnr_db=record["psnr_db"] - 1.0)
+    path.write_text("".join(json.dumps(r) + "\n" for r in stale))
+    quiet = {"console": _quiet(), "err_console": _quiet(), "data_root": data_root}
+    assert check_command(baseline, results, **quiet) == 1  # compares what is stored
+    assert check_command(baseline, results, run=True, **quiet) == 0
+    assert len(path.read_text().splitlines()) == 10  # the 5 images computed again
+
+
+def _quiet():
+    import io
+
+    from rich.console import Console
+
+    return Console(file=io.StringIO())
+
+
 def test_the_committed_store_still_meets_its_baseline():
     """Old records (no code hash) keep loading: every committed baseline entry finds its result,
     with the same PSNR, SSIM and image count. (IDN's MACs, counted afresh, changed with its
