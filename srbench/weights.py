@@ -439,9 +439,9 @@ def unused_weights(
     index: Mapping[tuple[str, int], Path],
     wanted: Iterable[tuple[str, int]],
 ) -> str | None:
-    """Why a weights file or folder the user named would not be used by a run of ``wanted``
-    (model, scale) pairs (None when each is used): weights a user named are used or refused,
-    never silently replaced by srbench's own."""
+    """Why a weights file or folder the user named holds nothing for the models of a run of
+    ``wanted`` (model, scale) pairs (None when each holds something): weights a user named are
+    used or refused, never silently replaced by srbench's own."""
     wanted = set(wanted)
     for source in map(Path, named):
         held = sorted(
@@ -449,7 +449,9 @@ def unused_weights(
             for key, file in index.items()
             if file == source or (source.is_dir() and file.parent == source)
         )
-        if held and not set(held) & wanted:
+        # Weights for a model of the run at another scale are refused by the runner, naming
+        # the scales (the more precise message); here: weights for none of the run's models.
+        if held and not {m for m, _ in held} & {m for m, _ in wanted}:
             have = ", ".join(f"{m} x{s}" for m, s in held)
             run = ", ".join(sorted({f"{m} x{s}" for m, s in wanted})) or "nothing"
             return (
