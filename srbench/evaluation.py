@@ -31,7 +31,7 @@ def evaluate_image(
     device: torch.device,
     *,
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int | None = None,
     ensemble: bool = False,
     label: str = "",
 ) -> ImageResult:
@@ -45,7 +45,10 @@ def evaluate_image(
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    output, report = infer(model, lr, prepared.scale, tile=tile, overlap=overlap, ensemble=ensemble)
+    output, report = infer(
+        model, lr, prepared.scale, tile=tile, overlap=overlap, ensemble=ensemble,
+        label=label or "the model",
+    )  # fmt: skip
     if device.type == "cuda":
         torch.cuda.synchronize()
     wall_ms = (time.perf_counter() - start) * 1e3

@@ -53,11 +53,36 @@ class Tolerances:
     ssim: float = SSIM.gate_tolerance
     latency_rel: float = 0.10
 
+    def __post_init__(self) -> None:
+        for name in self.__dataclass_fields__:
+            problem = _tolerance_problem(getattr(self, name))
+            if problem:
+                raise SRBenchError(f"tolerance {name} is {problem}")
+
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> Tolerances:
-        data = data or {}
-        known = {k: float(v) for k, v in data.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+    def from_dict(cls, data: Any, where: str = "baseline") -> Tolerances:
+        """Tolerances from a baseline's ``tolerances`` object; anything but a finite,
+        non-negative number would disable (NaN, inf, -1) or crash the gate, so it is refused."""
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise SRBenchError(f"{where}: tolerances is {type(data).__name__}, not an object")
+        for name, value in data.items():
+            problem = _tolerance_problem(value) if name in cls.__dataclass_fields__ else None
+            if problem:
+                raise SRBenchError(
+                    f"{where}: tolerance {name} is {problem}; fix it or re-create the baseline "
+                    "with `srbench baseline update`"
+                )
+        return cls(**{k: float(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+def _tolerance_problem(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return f"{value!r}, not a number"
+    if not (math.isfinite(value) and value >= 0):
+        return f"{value!r}, not a finite number >= 0"
+    return None
 
 
 @dataclass
@@ -148,17 +173,19 @@ def current_entries(
     protocols: Sequence[str] | None = None,
     profiles: Sequence[dict] | None = None,
     cost_fn: CostFn | None = counted_costs,
+    current_code: bool = False,
 ) -> list[dict[str, Any]]:
     """One entry per key from the store: mean PSNR/SSIM, images, params, MACs, latency.
 
     Parameters and MACs are counted on the code as it is now (``cost_fn``), so an architecture
     change shows; latency comes only from ``srbench profile`` records (``profile.jsonl``).
-    Records that carry an ``ablation`` tag are left out.
+    Records that carry an ``ablation`` tag are left out; ``current_code``: so are records the
+    code as it is now did not make (``srbench check --run`` re-runs those).
     """
     records = [
         r
-        for r in ResultStore(Path(results_dir)).latest_records()
-        if r.get("ablation") in (None, "", {})
+        for r in ResultStore(Path(results_dir)).shown_records()
+        if r.get("ablation") in (None, "", {}) and (not current_code or _by_current_code(r))
     ]
     if not records:
         return []
@@ -196,6 +223,7 @@ def current_entries(
                 "precision": str(row.precision),
                 **{m.name: _clean(getattr(row, m.name)) for m in METRICS_SPEC},
                 "images": int(row.images),
+                "verified": int(row.verified),
                 "params": _int_or_none(cost["params"]),
                 "macs": _int_or_none(cost["macs"]),
                 "latency_ms": latency,
@@ -212,6 +240,17 @@ def current_entries(
         )
     entries.sort(key=entry_key)
     return entries
+
+
+def _by_current_code(record: dict) -> bool:
+    """Whether ``record`` was made by the model, scorer and protocol code as it is now."""
+    from srbench.codehash import model_code_sha256
+    from srbench.errors import ModelNotFoundError
+
+    try:
+        return record.get("code_sha256") == model_code_sha256(str(record["model"]).split(".")[0])
+    except ModelNotFoundError:  # a plugin no longer installed
+        return False
 
 
 def entry_key_pair(row: Any) -> tuple:
@@ -322,16 +361,21 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
         if missing:
             raise SRBenchError(f"{where} lacks {', '.join(missing)}")
         for spec in METRICS_SPEC:
-            value = entry.get(spec.name)
-            if (
-                not isinstance(value, (int, float))
-                or isinstance(value, bool)
-                or not math.isfinite(value)
-            ):
+            problem = spec.problem(entry.get(spec.name))
+            if problem:
                 raise SRBenchError(
-                    f"{where}: {spec.name} is {value!r}, not a number, so it could never fail; "
-                    "re-create the baseline with `srbench baseline update`"
+                    f"{where}: {problem}, a value that cannot exist, so the gate could not "
+                    "judge it; re-create the baseline with `srbench baseline update`"
                 )
+        images = entry.get("images")
+        if images is not None and (
+            isinstance(images, bool) or not isinstance(images, int) or images < 1
+        ):
+            raise SRBenchError(
+                f"{where}: images is {images!r}, not a positive count; re-create the baseline "
+                "with `srbench baseline update`"
+            )
+    Tolerances.from_dict(data.get("tolerances"), str(path))
     return data
 
 

@@ -71,23 +71,42 @@ def expected_images(dataset: str) -> int | None:
     return get_benchmark(dataset).count if dataset in BENCHMARK_KEYS else None
 
 
-def drop_partial(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-    """The summary rows whose mean covers their whole benchmark, and a note naming the others.
+def mean_problem(dataset: str, images: Any, verified: Any = None) -> str | None:
+    """Why a summary row's mean is not its benchmark's number (None when it is): a mean of a
+    standard benchmark is over one verified copy of its images, exactly its image count.
+    ``verified``: how many of the ``images`` verified (None: not known, as in a baseline)."""
+    expected = expected_images(dataset)
+    if expected is None:
+        return None
+    if int(images) != expected:
+        return f"{int(images)}/{expected} images"
+    if verified is not None and _finite(verified) and int(verified) != expected:
+        return f"{expected - int(verified)} of {expected} images not the verified benchmark copy"
+    return None
 
-    A mean over part of a benchmark (a run still in progress) is not the benchmark's number, so
-    figures never place it; tables show it as "(k/N images)".
+
+def drop_partial(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The summary rows whose mean is their benchmark's number, and a note naming the others.
+
+    A mean over part of a benchmark (a run still in progress) or over an unverified copy is not
+    the benchmark's number (:func:`mean_problem`), so figures never place it; tables show why.
     """
     if table.empty or "images" not in table.columns:
         return table, []
-    expected = table["dataset"].map(expected_images)
-    partial = expected.notna() & (table["images"].astype(float) < expected.fillna(0))
-    if not partial.any():
+    verified = table["verified"] if "verified" in table.columns else [None] * len(table)
+    problems = [
+        mean_problem(d, n, v)
+        for d, n, v in zip(table["dataset"], table["images"], verified, strict=True)
+    ]
+    bad = pd.Series([p is not None for p in problems], index=table.index)
+    if not bad.any():
         return table, []
     named = ", ".join(
-        f"{row.label} {row.dataset} ({int(row.images)}/{int(n)} images)"
-        for row, n in zip(table[partial].itertuples(), expected[partial], strict=True)
+        f"{row.label} {row.dataset} ({problem})"
+        for row, problem in zip(table.itertuples(), problems, strict=True)
+        if problem
     )
-    return table[~partial], [f"partial, not plotted: {named}"]
+    return table[~bad], [f"not the benchmark's number, not plotted: {named}"]
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:

@@ -41,15 +41,15 @@ from srbench.pareto import (
     CostFn,
     architecture_name,
     efficiency_table,
-    expected_images,
     load_profiles,
+    mean_problem,
     profile_hardware,
     summary_table,
     timed_as_run,
 )
 from srbench.protocols import PROTOCOLS
 from srbench.results import ResultStore
-from srbench.schema import record_key
+from srbench.schema import UNKNOWN_CODE, record_key
 
 IMG_DIR = "img"
 _MARKER = ".srbench-report"  # only an img/ folder holding this file is ever cleared
@@ -262,10 +262,11 @@ def _scale_rows(
             if r is None:
                 cells.append(Cell("", ""))
                 continue
-            expected = expected_images(dataset)
+            problem = mean_problem(dataset, r.images, getattr(r, "verified", None))
+            if problem:  # not the benchmark's number: refused, the reason shown instead
+                cells.append(Cell("", "", str(int(r.images)), [problem]))
+                continue
             flags = []
-            if expected is not None and int(r.images) < expected:
-                flags.append(f"partial: {int(r.images)} of {expected} images")
             if not standard.get((key, dataset), True):
                 flags.append("unverified images (not the standard benchmark)")
             cells.append(Cell(fmt(r.psnr_db), fmt(r.ssim, 4), str(int(r.images)), flags))
@@ -467,6 +468,22 @@ def _distinct(records: list[dict], *fields: str) -> list[str]:
     return seen
 
 
+def _code_provenance(records: list[dict]) -> str:
+    """Which code made the shown results (``code_sha256``); older records' code is unknown."""
+    hashes = [r.get("code_sha256") or UNKNOWN_CODE for r in records]
+    unknown = hashes.count(UNKNOWN_CODE)
+    known = sorted(set(hashes) - {UNKNOWN_CODE})
+    parts = (
+        [f"{len(hashes) - unknown} per-image results from code {', '.join(known)}"] if known else []
+    )
+    if unknown:
+        parts.append(
+            f"{unknown} made before srbench recorded its code hash (code unknown: shown, never "
+            "reused by a run)"
+        )
+    return "; ".join(parts)
+
+
 def _footer(records: list[dict], profiles: list[dict], protocols: list[tuple[str, str]]) -> dict:
     described = []
     for pid, phash in protocols:
@@ -494,6 +511,7 @@ def _footer(records: list[dict], profiles: list[dict], protocols: list[tuple[str
         "protocols": described,
         "hardware": _distinct(records, "device", "device_type", "torch_threads"),
         "versions": _distinct(records, "srbench_version", "git_commit", "torch_version"),
+        "code": _code_provenance(records),
         "profile_hardware": profile_hw,
         "runs": len({r.get("run_id") for r in records if r.get("run_id")}),
         "records": len(records),
@@ -775,7 +793,7 @@ def build_report(
     out.mkdir(parents=True, exist_ok=True)
     img = _prepare_img_dir(out)
     store = ResultStore(Path(results_dir))
-    records = store.latest_records()
+    records = store.shown_records()
     profiles = list(load_profiles(results_dir) if profiles is None else profiles)
     main_records = [r for r in records if r.get("ablation") in (None, "", {})]
     frame = pd.DataFrame.from_records(main_records) if main_records else pd.DataFrame()

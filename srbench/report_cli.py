@@ -339,6 +339,8 @@ def check_command(
         "datasets": sorted({e["dataset"] for e in keys}),
         "scales": sorted({int(e["scale"]) for e in keys}),
     }
+    # With --run, results another version of the code made are re-run, not compared.
+    scope["current_code"] = run or force
     with err_console.status("reading the store and counting parameters/MACs ..."):
         current = current_entries(results, **scope)
     if run or force:
@@ -410,6 +412,7 @@ def baseline_update_command(
         raise SRBenchError(
             f"{results_dir}: no results match; run `srbench run` first (or widen the filters)"
         )
+    _refuse_not_benchmark_means(entries, results_dir)
     data = make_baseline(entries, environment=environment_summary(results_dir), tolerances=tol)
     path = write_baseline(baseline, data)
     with_latency = sum(e["latency_ms"] is not None for e in entries)
@@ -419,3 +422,21 @@ def baseline_update_command(
         highlight=False,
     )
     return path
+
+
+def _refuse_not_benchmark_means(entries: Sequence[dict], results_dir: Path | str) -> None:
+    """A baseline holds benchmark means only: over one verified copy, exactly its image count."""
+    from srbench.pareto import mean_problem
+
+    bad = [
+        f"{e['model']} x{e['scale']} {e['dataset']} ({problem})"
+        for e in entries
+        if (problem := mean_problem(e["dataset"], e["images"], e.get("verified")))
+    ]
+    if bad:
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        raise SRBenchError(
+            f"{results_dir}: refusing to write a baseline: not benchmark means: "
+            f"{'; '.join(bad[:5])}{more}; run the missing images on the verified copy "
+            "(`srbench run`), or leave them out with --models/--datasets/--scales"
+        )

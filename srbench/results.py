@@ -25,7 +25,8 @@ from typing import Any
 
 import pandas as pd
 
-from srbench.schema import KEY_FIELDS, METRIC_NAMES, invalid_reason, record_key
+from srbench.errors import SRBenchError
+from srbench.schema import KEY_FIELDS, METRIC_NAMES, invalid_reason, record_key, shown_records
 
 RECORDS_FILE = "records.jsonl"
 # Written by `srbench profile` (srbench.profiling_cli.DEFAULT_OUTPUT) next to the records.
@@ -162,7 +163,17 @@ class ResultStore:
     def append(
         self, records: Iterable[dict], *, unchanged_since: tuple[int, int] | None = None
     ) -> tuple[int, int] | None:
-        """Append records to the store (see :func:`append_jsonl`)."""
+        """Append records to the store (see :func:`append_jsonl`); a record that is not valid
+        (a score that cannot exist) is refused, naming it, and nothing of the batch is written."""
+        records = list(records)
+        for record in records:
+            reason = invalid_reason(record)
+            if reason is not None:
+                what = f"{record.get('model')} x{record.get('scale')} on {record.get('dataset')}/{record.get('image')}"
+                raise SRBenchError(
+                    f"{self.records_path}: refusing to store {what}: {reason}; nothing was "
+                    "written (the model or the scoring produced a value that cannot exist)"
+                )
         return append_jsonl(self.records_path, records, unchanged_since=unchanged_since)
 
     def iter_records(self) -> list[dict]:
@@ -199,6 +210,11 @@ class ResultStore:
             latest[record_key(record)] = record
         return list(latest.values())
 
+    def shown_records(self) -> list[dict]:
+        """One record per (entry, image), as tables and means use them
+        (:func:`srbench.schema.shown_records`)."""
+        return shown_records(self.latest_records())
+
     def signature(self) -> tuple[int, int]:
         """(size, mtime in ns) of the records file: changes whenever a writer appends."""
         try:
@@ -214,8 +230,8 @@ class ResultStore:
         return {record_key(r) for r in self.iter_records()}
 
     def load(self) -> pd.DataFrame:
-        """All current records as a DataFrame (one row per key)."""
-        records = self.latest_records()
+        """The shown records as a DataFrame (one row per entry and image)."""
+        records = self.shown_records()
         if not records:
             return pd.DataFrame(columns=[*KEY_FIELDS, *METRIC_NAMES])
         return pd.DataFrame.from_records(records)
@@ -239,8 +255,14 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
         )
         if c in frame.columns
     ]
+    # How many of the images are verified copies of the standard benchmark's (a mean over any
+    # other copy is not the benchmark's number: srbench.pareto.mean_problem); records made
+    # before the flag existed count as verified, as the report always read them.
+    flag = frame["standard_benchmark"] if "standard_benchmark" in frame.columns else None
+    frame = frame.assign(verified=True if flag is None else ~flag.eq(False))
     agg: dict[str, str] = {name: "mean" for name in METRIC_NAMES}
     agg["image"] = "count"
+    agg["verified"] = "sum"
     if "latency_ms" in frame.columns:
         agg["latency_ms"] = "median"
     out = frame.groupby(group, dropna=False).agg(agg).reset_index()

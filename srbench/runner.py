@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from srbench.codehash import model_code_sha256
 from srbench.crops import CropStore
 from srbench.data import (
     BenchmarkSpec,
@@ -29,12 +30,12 @@ from srbench.data import (
 from srbench.devices import resolve_device
 from srbench.errors import SRBenchError
 from srbench.evaluation import evaluate_image
-from srbench.inference import memory_format, memory_format_name
+from srbench.inference import memory_format, memory_format_name, tile_overlap
 from srbench.protocols import LRCache, Protocol, get_protocol, prepare, preview_rgb
 from srbench.provenance import environment, record_provenance
 from srbench.registry import ModelRef, create_model, resolve
 from srbench.results import Claims, ResultStore
-from srbench.schema import SCORER_VERSION, record_key
+from srbench.schema import SCORER_VERSION, record_key, tiling_label
 from srbench.threads import ThreadPolicy, restored_threads
 
 DEMO_IMAGES = ("astronaut", "camera", "chelsea", "coffee", "rocket")
@@ -117,10 +118,12 @@ class RunConfig:
     protocol: str = "standard"
     data_root: Path | None = None
     weights: dict[tuple[str, int], Path] = field(default_factory=dict)
+    # The --weights files and folders as named (``weights`` is their index): each must be used.
+    weights_named: Sequence[Path] = ()
     device: str = "cpu"
     ensemble: bool = False
     tile: int | None = None
-    tile_overlap: int = 32
+    tile_overlap: int | None = None  # None: the model's receptive radius (smaller is refused)
     verify: bool = True
     results_dir: Path = Path("results")
     force: bool = False
@@ -170,6 +173,17 @@ def _weights_for(config: RunConfig, model: str, scale: int) -> Path | bool:
     return False
 
 
+def _check_named_weights(config: RunConfig) -> None:
+    """Refuse a run that would not use a weights file or folder the user named."""
+    from srbench.weights import unused_weights
+
+    cards = [resolve(m).card for m in config.models]
+    wanted = {(c.name, s) for c in cards for s in config.scales if s in c.scales}
+    problem = unused_weights(config.weights_named, config.weights, wanted)
+    if problem:
+        raise SRBenchError(problem)
+
+
 def stored_name(ref: ModelRef, scale: int, weights_sha256: str) -> str:
     """The name a result is stored under: ``idn`` (srbench's weights or the user's own) or
     ``idn.official`` -- also when the authors' file was passed with ``--weights``, because the
@@ -213,6 +227,7 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
 
 def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEvent]:
     protocol: Protocol = get_protocol(config.protocol)
+    _check_named_weights(config)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     env = environment(device)
@@ -249,6 +264,12 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                 continue
             if weights is False and card.trainable and (ref.weights or ref.tag):
                 weights = True  # the weights the name selects: shipped zoo or the authors'
+                if config.weights_named:  # said, since the user named weights for others
+                    yield RunEvent(
+                        "note", ref.key, scale, "",
+                        message=f"{ref.key} x{scale}: --weights has none for it; using "
+                        f"{'the authors' if ref.tag else 'the shipped'} weights",
+                    )  # fmt: skip
             model = create_model(ref.key, scale=scale, pretrained=weights)
             model = model.to(device).to(memory_format=layout).eval()
             weights_sha: str = getattr(model, "srbench_weights_sha256", None) or (
@@ -261,6 +282,11 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                     "give meaningless numbers"
                 )
             key = stored_name(ref, scale, weights_sha)
+            overlap = config.tile_overlap
+            if config.tile:  # refused here, before any image, when it would change numbers
+                channels = 1 if card.input_channels == "y" else 3
+                overlap = tile_overlap(model, scale, channels, overlap, f"{key} x{scale}")
+            code_sha = model_code_sha256(card.name)
             if config.count_costs:
                 note = _ensure_costs(config.results_dir, card.name, scale)
                 if note:
@@ -287,6 +313,8 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                             "hr_sha256": hr.pixels_sha256,
                             "standard_benchmark": source.is_standard,
                             "scorer_version": SCORER_VERSION,
+                            "tiling": tiling_label(config.tile, overlap),
+                            "code_sha256": code_sha,
                         }
                         wants_crop = (
                             config.crops
@@ -300,7 +328,7 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                                 prepared = prepare(protocol, hr, scale, card.input_channels, cache)
                                 result = evaluate_image(
                                     model, prepared, protocol, device, tile=config.tile,
-                                    overlap=config.tile_overlap, ensemble=config.ensemble,
+                                    overlap=overlap, ensemble=config.ensemble,
                                     label=label,
                                 )  # fmt: skip
                                 crops.save(base, hr, prepared, result.scored, protocol)
@@ -334,7 +362,7 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                                 )
                             result = evaluate_image(
                                 model, prepared, protocol, device, tile=config.tile,
-                                overlap=config.tile_overlap, ensemble=config.ensemble,
+                                overlap=overlap, ensemble=config.ensemble,
                                 label=label,
                             )  # fmt: skip
                             report, scored, latency_ms = (
@@ -364,6 +392,8 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                                 # `srbench profile` makes the latency numbers to compare.
                                 "wall_ms": latency_ms,
                                 "tiled": report.tiled,
+                                "tile_size": report.tile_size,
+                                "tile_overlap": report.overlap,
                                 "memory_format": memory_format_name(layout),
                                 "dataset_fingerprint": source.fingerprint,
                                 **record_provenance(

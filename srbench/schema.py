@@ -6,10 +6,19 @@ or draws records takes the names below from this module.
 
 The key decides when a stored result may be reused instead of recomputed: only when the image
 (its pixel fingerprint ``hr_sha256``), the weights (``weights_sha256``), the protocol (id and
-hash), the inference variant (ensemble, precision), whether the image verified as the standard
-benchmark image (``standard_benchmark``) and the scoring code (``scorer_version``) are all the
-same. Records written before a field existed are read with its documented default
-(:data:`KEY_DEFAULTS`), so old stores load unchanged.
+hash), the inference variant (ensemble, precision, the requested ``tiling``), whether the image
+verified as the standard benchmark image (``standard_benchmark``) and the code that computed it
+(``scorer_version`` and ``code_sha256``: the model's architecture code, the scorer, the protocol
+and a plugin's version, :mod:`srbench.codehash`) are all the same. Records written before a field
+existed are read with its documented default (:data:`KEY_DEFAULTS`), so old stores load
+unchanged; a record whose code is unknown is shown with that provenance but never reused.
+
+Reports, the gate and the verdict show one result per (entry, image) -- :func:`shown_records`:
+a verified copy of the image before an unverified one, an untiled result before a tiled one,
+then the last written.
+
+Every metric has the range its values can take (``valid``); a value outside it (SSIM 1.7, PSNR
+``Infinity`` or -5 dB) is refused on write and skipped, with its line number, on read.
 
 Metric conventions (BasicSR's ``metrics/README.md`` style, one place per fact):
 
@@ -47,6 +56,16 @@ class MetricSpec:
     gate_tolerance: float  # absolute: how much worse the gate lets a mean get
     decimals: int  # in tables
     function: str  # "module:function" computing it: f(sr_y, hr_y, crop=scale) -> per-image tensor
+    valid: tuple[float, float]  # the finite closed range a value can exist in
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` cannot be this metric (None when it can)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            return f"{self.name} is {value!r}, not a number"
+        low, high = self.valid
+        if not low <= value <= high:
+            return f"{self.name} is {value!r}, outside [{low:g}, {high:g}]"
+        return None
 
     def compute(self, sr_y, hr_y, crop: int) -> float:
         """The metric of one image pair (float64 Y tensors, values in [0, 255])."""
@@ -64,9 +83,16 @@ class MetricSpec:
         return f"{value:.{self.decimals}f}"
 
 
+# The highest PSNR two different 8-bit images can have: Y = 16 + (65.481 R + 128.553 G +
+# 24.966 B) / 255 on uint8 R, G, B, and 65.481, 128.553, 24.966 are 219/1000 x (299, 587, 114)
+# (coprime), so two Y values differ by a multiple of 219/255000 (integer Y: by 1); one such
+# difference in an image of 2^32 pixels is the smallest MSE. Identical images (+inf) have no
+# finite mean, so no stored PSNR exceeds this; the lowest is 0 dB (every pixel 0 vs 255).
+PSNR_MAX_DB = 10 * math.log10(255.0**2 * 2**32 / (219 / 255000) ** 2)
+
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("psnr_db", "PSNR", "dB", True, 0.01, 2, "srbench.metrics:psnr"),
-    MetricSpec("ssim", "SSIM", "", True, 0.0002, 4, "srbench.metrics:ssim"),
+    MetricSpec("psnr_db", "PSNR", "dB", True, 0.01, 2, "srbench.metrics:psnr", (0.0, PSNR_MAX_DB)),
+    MetricSpec("ssim", "SSIM", "", True, 0.0002, 4, "srbench.metrics:ssim", (-1.0, 1.0)),
 )
 METRIC_NAMES = tuple(m.name for m in METRICS)
 PSNR, SSIM = METRICS
@@ -99,12 +125,27 @@ KEY_FIELDS = (
     "hr_sha256",
     "standard_benchmark",
     "scorer_version",
+    "tiling",
+    "code_sha256",
 )
+# The code of a record made before code_sha256 existed is unknown: equal to no computed hash,
+# so a fresh run recomputes it. Tiling before it was keyed: "none" unless the record says tiled
+# (then its tile size and overlap are unknown).
+UNKNOWN_CODE = "unknown"
+UNTILED = "none"
 KEY_DEFAULTS: dict[str, Any] = {
     "ensemble": False,
     "precision": "fp32",
     "scorer_version": 1,
+    "tiling": lambda record: "unknown" if record.get("tiled") is True else UNTILED,
+    "code_sha256": UNKNOWN_CODE,
 }
+
+
+def tiling_label(tile: int | None, overlap: int | None) -> str:
+    """The ``tiling`` key field of a run that asked for ``tile`` (None: whole images)."""
+    return UNTILED if not tile else f"{tile}/{overlap}"
+
 
 # Field -> accepted types; a record missing one of these, or with another type, is invalid and
 # never enters a table (it is reported with its line number).
@@ -126,7 +167,8 @@ def _field(record: dict, name: str) -> Any:
     line, or NaN in a DataFrame row built from records of several code versions."""
     value = record.get(name)
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return KEY_DEFAULTS.get(name)
+        default = KEY_DEFAULTS.get(name)
+        return default(record) if callable(default) else default
     return value
 
 
@@ -136,6 +178,23 @@ def record_key(record: dict) -> tuple:
 
 def entry_key(record: dict) -> tuple:
     return tuple(_field(record, f) for f in ENTRY_FIELDS)
+
+
+def shown_records(records: list[dict]) -> list[dict]:
+    """One record per (entry, image), for tables and means: the image's verified copy before an
+    unverified one (a mean is over one copy of a benchmark), an untiled result before a tiled
+    one, then the last written (``records`` in file order)."""
+    best: dict[tuple, tuple[tuple, dict]] = {}
+    for order, record in enumerate(records):
+        rank = (
+            _field(record, "standard_benchmark") is not False,
+            _field(record, "tiling") == UNTILED,
+            order,
+        )
+        key = (*entry_key(record), record.get("image"))
+        if key not in best or rank > best[key][0]:
+            best[key] = (rank, record)
+    return [record for _, record in best.values()]
 
 
 def invalid_reason(record: Any) -> str | None:
@@ -149,6 +208,7 @@ def invalid_reason(record: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, types):
             return f"{name!r} is {type(value).__name__}, not {types[0].__name__}"
     for spec in METRICS:
-        if math.isnan(float(record[spec.name])):  # +inf PSNR is a perfect reconstruction
-            return f"{spec.name!r} is NaN"
+        problem = spec.problem(record[spec.name])
+        if problem:
+            return problem
     return None

@@ -427,7 +427,13 @@ def index_weights(paths: Iterable[str | os.PathLike[str]]) -> dict[tuple[str, in
     for entry in paths:
         path = Path(entry)
         if path.is_dir():
-            files.extend(sorted(path.glob("*.safetensors")))
+            found = sorted(path.glob("*.safetensors"))
+            if not found:  # never "no weights given": the run would use others silently
+                raise WeightsError(
+                    f"{path}: no .safetensors weights files in this folder; put srbench weights "
+                    "there (`srbench weights convert`) or pass the file itself"
+                )
+            files.extend(found)
         elif path.exists():
             files.append(path)
         else:
@@ -446,6 +452,33 @@ def index_weights(paths: Iterable[str | os.PathLike[str]]) -> dict[tuple[str, in
     return index
 
 
+def unused_weights(
+    named: Iterable[str | os.PathLike[str]],
+    index: Mapping[tuple[str, int], Path],
+    wanted: Iterable[tuple[str, int]],
+) -> str | None:
+    """Why a weights file or folder the user named holds nothing for the models of a run of
+    ``wanted`` (model, scale) pairs (None when each holds something): weights a user named are
+    used or refused, never silently replaced by srbench's own."""
+    wanted = set(wanted)
+    for source in map(Path, named):
+        held = sorted(
+            key
+            for key, file in index.items()
+            if file == source or (source.is_dir() and file.parent == source)
+        )
+        # Weights for a model of the run at another scale are refused by the runner, naming
+        # the scales (the more precise message); here: weights for none of the run's models.
+        if held and not {m for m, _ in held} & {m for m, _ in wanted}:
+            have = ", ".join(f"{m} x{s}" for m, s in held)
+            run = ", ".join(sorted({f"{m} x{s}" for m, s in wanted})) or "nothing"
+            return (
+                f"{source}: weights for {have}, none of which this run uses (it runs {run}); "
+                "pass weights made for these models and scales, or run the models they are for"
+            )
+    return None
+
+
 __all__ = [
     "file_sha256",
     "index_weights",
@@ -453,5 +486,6 @@ __all__ = [
     "read_metadata",
     "resolve_default_weights",
     "save_weights",
+    "unused_weights",
     "weights_dirs",
 ]

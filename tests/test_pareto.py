@@ -135,10 +135,13 @@ def test_a_mean_over_part_of_a_benchmark_is_never_plotted(tmp_path):
     table = summary_table(frame, cost_fn=fake_costs)
     complete, notes = drop_partial(table)
     assert sorted(complete["model"]) == ["bicubic", "big", "worse"]
-    assert notes == ["partial, not plotted: small set5 (4/5 images)"]
+    assert notes == ["not the benchmark's number, not plotted: small set5 (4/5 images)"]
     assert drop_partial(summary_table(store_frame(), cost_fn=fake_costs))[1] == []
     paths = pareto_plot(frame, "set5", 2, out_dir=tmp_path, cost_fn=fake_costs)
-    assert "partial, not plotted: small set5 (4/5 images)" in paths["svg"].read_text()
+    assert (
+        "not the benchmark's number, not plotted: small set5 (4/5 images)"
+        in paths["svg"].read_text()
+    )
 
 
 def test_plot_refuses_mixed_protocols_and_plots_each_when_asked(tmp_path):

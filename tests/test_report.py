@@ -230,6 +230,11 @@ def test_ablation_section_and_footer(report):
     assert STANDARD.hash in footer and LEGACY.hash in footer
     assert STANDARD.definition["crop"] in footer
     assert "Test CPU" in footer and "abc123" in footer
+    # provenance of the code: the real runs' hash, the fabricated (older) records' unknown code
+    from srbench.codehash import model_code_sha256
+
+    assert f"from code {model_code_sha256('bicubic')}" in footer
+    assert "made before srbench recorded its code hash (code unknown" in footer
 
 
 def test_no_ablation_section_without_ablation_records(tmp_path):
@@ -241,8 +246,11 @@ def test_no_ablation_section_without_ablation_records(tmp_path):
     html = build_report(root, tmp_path / "o", cost_fn=fake_costs, visual_images=0).read_text()
     assert 'id="ablation"' not in html
     assert "Protocol <code>standard@" in html
-    assert 'title="partial: 3 of 5 images"' in html  # a mean over a subset is flagged
-    assert 'title="unverified images (not the standard benchmark)"' in html
+    # A mean over part of a benchmark, or over an unverified copy, is refused: the reason, no number.
+    assert 'title="3/5 images">– (3/5 images)' in html
+    unverified = "14 of 14 images not the verified benchmark copy"
+    assert f'title="{unverified}">– ({unverified})' in html
+    assert ">33.00" not in html and ">30.00" not in html
 
 
 def test_empty_store_and_stale_images(tmp_path):

@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--missing", action="store_true", help="list only incomplete cells")
     args = parser.parse_args(argv)
     rows, absent = plan()
-    cells = coverage(ResultStore(args.results_dir).latest_records(), rows)
+    cells = coverage(ResultStore(args.results_dir).shown_records(), rows)
     incomplete = [c for c in cells if c["stored"] < c["expected"]]
     print("| protocol | model | scale | dataset | images stored |")
     print("|---|---|---:|---|---:|")

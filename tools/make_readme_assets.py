@@ -73,7 +73,7 @@ def verdict_lines(results_dir: str | Path, protocol: str) -> str:
     from srbench.results import ResultStore
     from srbench.verdict import VERDICT_PAIRS, sentence, verdict
 
-    records = [r for r in ResultStore(results_dir).latest_records() if not r.get("ablation")]
+    records = [r for r in ResultStore(results_dir).shown_records() if not r.get("ablation")]
     rows = verdict(records, protocol=protocol)
     lines = [
         f"**The DRN verdict** (`srbench verdict`, {protocol} protocol; 95% paired t intervals "

@@ -187,7 +187,7 @@ def verdict(
     from srbench.verdict import VERDICT_PAIRS, sentence
     from srbench.verdict import verdict as compute
 
-    records = ResultStore(results_dir).latest_records()
+    records = ResultStore(results_dir).shown_records()
     rows = compute(records, protocol=protocol)
     table = Table(
         title=f"paired A - B over the images ({protocol} protocol; 95% paired t interval)"

@@ -70,7 +70,13 @@ def run(
             help="Tile size in LR pixels (default: whole image; tiles automatically on out-of-memory)."
         ),
     ] = None,
-    tile_overlap: Annotated[int, typer.Option(help="LR pixels of context around each tile.")] = 32,
+    tile_overlap: Annotated[
+        int | None,
+        typer.Option(
+            help="LR pixels of context around each tile (default: the model's receptive "
+            "field, measured; a smaller overlap is refused, as it would change the numbers)."
+        ),
+    ] = None,
     results_dir: ResultsDir = Path("results"),
     force: Annotated[
         bool, typer.Option("--force", help="Recompute results already in the store.")
@@ -141,6 +147,7 @@ def run(
             protocol=protocol,
             data_root=root,
             weights=index_weights(weights or []),
+            weights_named=list(weights or []),
             device=device,
             ensemble=self_ensemble,
             tile=tile,

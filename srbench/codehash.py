@@ -1,0 +1,133 @@
+"""The code a stored result was computed by, as one hash: a record's ``code_sha256``.
+
+A stored result is reused only when the same code would compute it again (a one-line change to
+DRN's ``forward`` moves Set5 by 0.09 dB). The hash covers:
+
+* the model's architecture code: the module that registered it and, transitively, every
+  ``srbench``/``architectures`` module (or module of the plugin's own package) it imports at
+  module level;
+* the scorer and the protocol: :mod:`srbench.evaluation` and what it imports the same way
+  (inference, protocols, metrics, MATLAB ``imresize``, colour conversion);
+* for a plugin, its distribution's name and version.
+
+Each module counts as its syntax tree without docstrings, so comments, formatting and docs leave
+results reusable; any change to code does not.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib.util
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+SCORER_ROOT = "srbench.evaluation"
+OWN_PACKAGES = ("srbench", "architectures")
+
+
+def model_code_sha256(model: str) -> str:
+    """The ``code_sha256`` of results of registered ``model`` (a name or alias)."""
+    from srbench.registry import model_origin
+
+    origin = model_origin(model)
+    top = origin.split(".")[0]
+    modules = _closure((origin, SCORER_ROOT), (*OWN_PACKAGES, top))
+    digest = hashlib.sha256()
+    for name in sorted(modules):
+        digest.update(f"{name}\0{modules[name]}\n".encode())
+    digest.update(_distribution(top).encode())
+    return digest.hexdigest()[:16]
+
+
+def _distribution(top: str) -> str:
+    """``name==version`` of the installed package providing a plugin's top-level package."""
+    if top in OWN_PACKAGES:
+        return ""
+    dists = metadata.packages_distributions().get(top, [])
+    return ";".join(f"{d}=={metadata.version(d)}" for d in sorted(set(dists)))
+
+
+def _closure(roots: tuple[str, ...], packages: tuple[str, ...]) -> dict[str, str]:
+    """Module name -> source hash of ``roots`` and the modules of ``packages`` they import."""
+    seen: dict[str, str] = {}
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = _source(name)
+        if path is None:
+            continue
+        digest, imports = _parsed(str(path), *_stamp(path))
+        seen[name] = digest
+        todo.extend(i for i in _resolved(imports, name, path) if i.split(".")[0] in packages)
+    return seen
+
+
+def _source(name: str) -> Path | None:
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin)
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@lru_cache(maxsize=256)
+def _parsed(path: str, mtime_ns: int, size: int) -> tuple[str, tuple[tuple[str, str, int], ...]]:
+    """(hash of the docstring-free syntax tree, module-level imports as (module, name, level));
+    cached per file version (path, mtime, size)."""
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    imports: list[tuple[str, str, int]] = []
+    for statement in _module_level(tree.body):
+        if isinstance(statement, ast.Import):
+            imports += [(alias.name, "", 0) for alias in statement.names]
+        elif isinstance(statement, ast.ImportFrom):
+            imports += [(statement.module or "", a.name, statement.level) for a in statement.names]
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest(), tuple(imports)
+
+
+def _module_level(body: list[ast.stmt]) -> list[ast.stmt]:
+    """Statements run at import: the body, into ``if``/``try`` blocks, not into functions."""
+    out: list[ast.stmt] = []
+    for node in body:
+        out.append(node)
+        for block in ("body", "orelse", "finalbody"):
+            if isinstance(node, (ast.If, ast.Try)):
+                out += _module_level(getattr(node, block, []))
+        for handler in getattr(node, "handlers", []):
+            out += _module_level(handler.body)
+    return out
+
+
+def _resolved(imports: tuple[tuple[str, str, int], ...], name: str, path: Path) -> list[str]:
+    """Absolute module names of imports (``from a import b`` may import the module a.b)."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out = []
+    for module, member, level in imports:
+        if level:
+            base = package.split(".")
+            base = base[: len(base) - level + 1]
+            module = ".".join([*base, module] if module else base)
+        out.append(module)
+        if member:
+            out.append(f"{module}.{member}")
+    return out
