@@ -177,10 +177,12 @@ def verdict(
 
     from rich.table import Table
 
+    from srbench.files import atomic_write, writable_target
     from srbench.results import ResultStore
     from srbench.verdict import VERDICT_PAIRS, sentence
     from srbench.verdict import verdict as compute
 
+    path = writable_target(output or Path(results_dir) / "verdict.json")
     records = ResultStore(results_dir).latest_records()
     rows = compute(records, protocol=protocol)
     table = Table(title=f"paired A - B over the images ({protocol} protocol; 95% bootstrap CI)")
@@ -196,6 +198,5 @@ def verdict(
     console.print(table)
     for a, b, _ in VERDICT_PAIRS:
         console.print(sentence(rows, a, b), highlight=False)
-    path = output or Path(results_dir) / "verdict.json"
-    path.write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
+    atomic_write(path, json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
     err_console.print(f"wrote {path}", highlight=False)

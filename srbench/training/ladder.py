@@ -22,13 +22,13 @@ rungs are skipped and interrupted ones resume, so the same command picks up afte
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srbench.files import atomic_path
 from srbench.training.recipe import (
     Recipe,
     RecipeError,
@@ -201,11 +201,8 @@ def _seed_from_snapshot(run: LadderRun, output_dir: Path) -> int | None:
     snapshot = best_snapshot(run, output_dir)
     if snapshot is None:
         return None
-    run_dir = output_dir / run.name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = run_dir / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
-    shutil.copyfile(snapshot, tmp)
-    os.replace(tmp, run_dir / CHECKPOINT_FILE)
+    with atomic_path(output_dir / run.name / CHECKPOINT_FILE) as tmp:
+        shutil.copyfile(snapshot, tmp)
     return int(snapshot.stem[2:])
 
 
