@@ -208,7 +208,7 @@ def test_results_dir_that_is_a_file(tmp_path):
 def test_records_file_that_is_a_folder_or_a_symlink_loop(tmp_path):
     (tmp_path / "results" / "records.jsonl").mkdir(parents=True)
     message = _one_line_error(_demo(tmp_path))
-    assert "records.jsonl" in message and "folder where a file is expected" in message
+    assert "records.jsonl: it is a folder, not a regular file" in message
     other = tmp_path / "loop"
     (other / "results").mkdir(parents=True)
     os.symlink(other / "results" / "records.jsonl", other / "results" / "records.jsonl")
