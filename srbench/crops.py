@@ -15,6 +15,7 @@ was made with), the window, the PSNR of the whole image and of the crop, and the
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from srbench.data import HRImage
+from srbench.files import atomic_write
 from srbench.imresize import modcrop
 from srbench.protocols import Prepared, Protocol, Scored
 from srbench.results import append_jsonl, read_jsonl
@@ -66,14 +68,10 @@ def _write_png(pixels: np.ndarray, path: Path) -> str:
     """Write atomically; returns the file's sha256."""
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        Image.fromarray(np.ascontiguousarray(pixels)).save(tmp, format="PNG")
-        data = tmp.read_bytes()
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
+    data = buffer.getvalue()
+    atomic_write(path, data)
     return hashlib.sha256(data).hexdigest()
 
 

@@ -164,6 +164,11 @@ def decode_image(path: Path) -> np.ndarray:
         raise
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except Image.DecompressionBombError as exc:  # not an OSError: would be a traceback
+        raise DataError(
+            f"{path}: refused: {str(exc).rstrip('.')}; a benchmark image is never this large -- replace the file "
+            "with the real image"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(
             f"{path}: cannot decode the image ({exc}); the file is corrupt or truncated: "

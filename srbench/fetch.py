@@ -16,12 +16,14 @@ from __future__ import annotations
 import hashlib
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from srbench.errors import WeightsError
+from srbench.files import atomic_path
 from srbench.registry import ModelRef, resolve
 
 ENV_MIRROR = "SRBENCH_WEIGHTS_MIRROR"
@@ -40,6 +42,11 @@ class Fetched:
 def download_url(url: str) -> str:
     mirror = os.environ.get(ENV_MIRROR)
     if mirror:
+        if urllib.parse.urlsplit(mirror).scheme not in ("http", "https", "file", "ftp"):
+            raise WeightsError(
+                f"${ENV_MIRROR}={mirror!r} is not a URL; set it to a base URL such as "
+                "http://host/weights or file:///path/to/folder, or unset it"
+            )
         return f"{mirror.rstrip('/')}/{url.rsplit('/', 1)[-1]}"
     return url
 
@@ -47,10 +54,8 @@ def download_url(url: str) -> str:
 def _download(url: str, target: Path, expected: str, progress: Progress | None) -> None:
     """``url`` -> ``target``, checked; on any failure nothing is left at ``target``."""
     name = url.rsplit("/", 1)[-1]
-    tmp = target.with_name(f".{target.name}.part-{os.getpid()}")
-    target.parent.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256()
-    try:
+    with atomic_path(target) as tmp:
         try:
             with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
                 total = response.headers.get("Content-Length")
@@ -72,6 +77,10 @@ def _download(url: str, target: Path, expected: str, progress: Progress | None) 
             ) from None
         except OSError as exc:  # IncompleteRead and friends: the connection broke
             raise WeightsError(f"{url}: the download broke off ({exc}); try again") from None
+        except ValueError as exc:  # urllib: "unknown url type" and the like
+            raise WeightsError(
+                f"{url}: not a URL srbench can download ({exc}); check ${ENV_MIRROR}"
+            ) from None
         if total is not None and done != total:
             raise WeightsError(f"{url}: truncated download ({done} of {total} bytes); try again")
         got = digest.hexdigest()
@@ -80,9 +89,6 @@ def _download(url: str, target: Path, expected: str, progress: Progress | None) 
                 f"{url}: sha256 {got} does not match the model card ({expected}); the file is "
                 "damaged or not the authors' release: nothing was kept"
             )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def fetch(

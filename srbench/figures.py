@@ -21,12 +21,13 @@ import numpy as np
 import pandas as pd
 
 from srbench.data import benchmark_order
+from srbench.kinds import weights_kind
 from srbench.pareto import (
     COSTS,
     LOG_COSTS,
     _finite,
+    draw_fronts,
     drop_partial,
-    pareto_front,
     place_labels,
     save_figure,
     zero_cost_axis,
@@ -100,19 +101,10 @@ def scale_figure(
         marks = [p for p in paper if p.dataset == dataset and _finite(p.cost)]
         xs, zero_x = _x(costs + [p.cost for p in marks], log_x)
         px, xs = xs[len(costs) :], xs[: len(costs)]
-        flags = pareto_front(list(zip(costs, qualities, strict=True)))
-        front = sorted((x, q) for x, q, f in zip(xs, qualities, flags, strict=True) if f)
-        if front:
-            fx, fq = zip(*front, strict=True)
-            right = max(xs) * (1.6 if log_x else 1.05)
-            ax.step([*fx, right], [*fq, fq[-1]], where="post", color="tab:blue", lw=1.3,
-                    label="Pareto front (measured)", zorder=1)  # fmt: skip
-        on = [i for i, f in enumerate(flags) if f]
-        off = [i for i, f in enumerate(flags) if not f]
-        ax.scatter([xs[i] for i in on], [qualities[i] for i in on], color="tab:blue", s=30,
-                   zorder=3, label="measured, on the front")  # fmt: skip
-        ax.scatter([xs[i] for i in off], [qualities[i] for i in off], color="tab:gray", s=30,
-                   zorder=2, label="measured, dominated")  # fmt: skip
+        kinds = [
+            weights_kind(m, s) for m, s in zip(part["model"], part["weights_sha256"], strict=True)
+        ]
+        draw_fronts(ax, costs, xs, qualities, kinds, max(xs) * (1.6 if log_x else 1.05), 30)
         labels_to_place.append((ax, xs, qualities, list(part["label"]), px, marks))
         if marks:
             ax.scatter(px, [p.psnr_db for p in marks], facecolors="none", edgecolors="black",

@@ -320,11 +320,10 @@ def make_baseline(
 
 
 def write_baseline(path: str | Path, baseline: dict[str, Any]) -> Path:
+    from srbench.files import atomic_write
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(baseline, indent=1, sort_keys=True, allow_nan=False) + "\n")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(baseline, indent=1, sort_keys=True, allow_nan=False) + "\n")
     return path
 
 
@@ -375,8 +374,28 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
                 f"{where}: images is {images!r}, not a positive count; re-create the baseline "
                 "with `srbench baseline update`"
             )
+    _check_tolerance_types(path, data.get("tolerances"))
     Tolerances.from_dict(data.get("tolerances"), str(path))
     return data
+
+
+def _check_tolerance_types(path: Path, tolerances: Any) -> None:
+    """Each tolerance a JSON number (a string or a list would end in a traceback later)."""
+    if tolerances is None:
+        return
+    if not isinstance(tolerances, dict):
+        raise SRBenchError(
+            f"{path}: tolerances is {tolerances!r}, not an object of numbers; re-create the "
+            "baseline with `srbench baseline update`"
+        )
+    for name in Tolerances.__dataclass_fields__:
+        value = tolerances.get(name, 0.0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise SRBenchError(
+                f"{path}: tolerance {name} is {value!r}, not a number; write a number of "
+                f"{'dB' if name == 'psnr_db' else 'units'} (e.g. {getattr(Tolerances(), name)}) "
+                "or re-create the baseline with `srbench baseline update`"
+            )
 
 
 # ------------------------------------------------------------------------------------------------

@@ -33,6 +33,8 @@ from typing import Any
 import pandas as pd
 
 from srbench.errors import SRBenchError
+from srbench.files import atomic_path
+from srbench.kinds import KINDS, weights_kind
 from srbench.results import PROFILE_FILE, read_jsonl, summarise
 
 COST_SIZE = "720p"  # the 1280x720-output convention of the efficient-SR literature
@@ -278,7 +280,36 @@ def summary_table(
     summary["scale"] = summary["scale"].astype(int)
     out = summary.merge(costs, on=["model", "scale"], how="left")
     out["label"] = point_labels(out)
+    out["weights_kind"] = [
+        weights_kind(m, s) for m, s in zip(out["model"], out["weights_sha256"], strict=True)
+    ]
     return out
+
+
+def draw_fronts(
+    ax: Any, costs: Sequence[float], xs: Sequence[float], qualities: Sequence[float],
+    kinds: Sequence[str], right: float, size: float,
+) -> None:  # fmt: skip
+    """A Pareto front per weights kind (:data:`srbench.kinds.KINDS`), each with its own marker
+    and colour: srbench's short training and the authors' weights are never one front."""
+    for kind, (legend, marker, colour) in KINDS.items():
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        if not idx:
+            continue
+        flags = pareto_front([(costs[i], qualities[i]) for i in idx])
+        on = [i for i, f in zip(idx, flags, strict=True) if f]
+        off = [i for i, f in zip(idx, flags, strict=True) if not f]
+        if len(idx) > 1:
+            front = sorted((xs[i], qualities[i]) for i in on)
+            fx, fq = zip(*front, strict=True)
+            ax.step([*fx, right], [*fq, fq[-1]], where="post", color=colour, lw=1.2, alpha=0.8,
+                    zorder=1)  # fmt: skip
+        ax.scatter([xs[i] for i in on], [qualities[i] for i in on], color=colour, marker=marker,
+                   s=size, zorder=3, label=f"{legend}: on its front")  # fmt: skip
+        if off:
+            ax.scatter([xs[i] for i in off], [qualities[i] for i in off], facecolors="none",
+                       edgecolors=colour, marker=marker if marker not in "x+" else "o", s=size,
+                       zorder=2, label=f"{legend}: dominated")  # fmt: skip
 
 
 def point_labels(frame: pd.DataFrame) -> list[str]:
@@ -295,6 +326,8 @@ def point_labels(frame: pd.DataFrame) -> list[str]:
         precision = getattr(row, "precision", "fp32")
         if precision not in (None, "fp32") and not pd.isna(precision):
             label += f" ({precision})"
+        if str(row.weights_sha256) == "random-init":
+            label += " (random weights)"
         labels.append(label)
     return labels
 
@@ -509,7 +542,9 @@ def pareto_plot(
     costs = [float(v) for v in usable[cost]]
     qualities = [float(v) for v in usable[quality]]
     labels = list(usable["label"])
-    flags = pareto_front(list(zip(costs, qualities, strict=True)))
+    kinds = [
+        weights_kind(m, s) for m, s in zip(usable["model"], usable["weights_sha256"], strict=True)
+    ]
 
     log_x = cost in LOG_COSTS
     xs = list(costs)
@@ -521,19 +556,8 @@ def pareto_plot(
 
     fig = Figure(figsize=(7.5, 5.0), dpi=110)
     ax = fig.subplots()
-    front = sorted((x, q) for x, q, f in zip(xs, qualities, flags, strict=True) if f)
-    if front:
-        fx, fq = zip(*front, strict=True)
-        right = max(xs) * (1.6 if log_x else 1.05) if max(xs) > 0 else 1.0
-        ax.step([*fx, right], [*fq, fq[-1]], where="post", color="tab:blue", linewidth=1.5,
-                label="Pareto front", zorder=1)  # fmt: skip
-    ax.scatter([x for x, f in zip(xs, flags, strict=True) if f],
-               [q for q, f in zip(qualities, flags, strict=True) if f],
-               color="tab:blue", s=36, zorder=3, label="on the front")  # fmt: skip
-    ax.scatter([x for x, f in zip(xs, flags, strict=True) if not f],
-               [q for q, f in zip(qualities, flags, strict=True) if not f],
-               color="tab:gray", marker="o", facecolors="none", s=36, zorder=2,
-               label="dominated")  # fmt: skip
+    right = max(xs) * (1.6 if log_x else 1.05) if max(xs) > 0 else 1.0
+    draw_fronts(ax, costs, xs, qualities, kinds, right, 36)
     if log_x:
         ax.set_xscale("log")
         if any(c <= 0 for c in costs):
@@ -567,7 +591,8 @@ def save_figure(fig: Any, paths: dict[str, Path]) -> dict[str, Path]:
     metadata = {"svg": {"Date": None}, "png": {"Software": None}}
     with matplotlib.rc_context({"svg.hashsalt": "srbench"}):
         for kind, path in paths.items():
-            fig.savefig(path, format=kind, metadata=metadata[kind])
+            with atomic_path(path) as tmp:
+                fig.savefig(tmp, format=kind, metadata=metadata[kind])
     return paths
 
 

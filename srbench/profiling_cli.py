@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from srbench.errors import ProfilingError
+from srbench.files import writable_target
 from srbench.profiling import (
     DEFAULT_SIZES,
     lr_shape,
@@ -158,6 +159,8 @@ def profile_command(
     """
     console = console or Console()
     err_console = err_console or Console(stderr=True)
+    if output is not None:
+        writable_target(output)  # refused before profiling, not after the first model
     model_names = _models(models)
     scale_list = _scales(scales)
     size_specs = [parse_size(s) for s in _items(sizes)]

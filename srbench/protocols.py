@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -30,6 +29,7 @@ import torch
 from srbench.color import matlab_round_uint8, rgb_to_y, rgb_to_y_uint8, rgb_to_ycbcr, ycbcr_to_rgb
 from srbench.data import HRImage, default_cache_dir
 from srbench.errors import DataError, SRBenchError
+from srbench.files import atomic_path, atomic_write
 from srbench.imresize import imresize, modcrop
 
 
@@ -246,15 +246,11 @@ class LRCache:
             )
         lr = make()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".{os.getpid()}.{id(lr)}.tmp.npy")
-            np.save(tmp, lr, allow_pickle=False)
-            check_tmp = check.with_suffix(f".{os.getpid()}.tmp")
-            check_tmp.write_text(self.digest(lr) + "\n", encoding="ascii")
             # Atomic: a concurrent reader sees the old pair, the new pair, or a mismatch that it
             # repairs; never a half-written array taken as valid.
-            check_tmp.replace(check)
-            tmp.replace(path)
+            atomic_write(check, self.digest(lr) + "\n")
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                np.save(fh, lr, allow_pickle=False)
         except OSError as exc:
             raise DataError(
                 f"{path.parent}: cannot write the LR cache ({exc.strerror or exc}); free disk "

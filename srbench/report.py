@@ -1,6 +1,6 @@
 """The HTML report: one self-contained folder, made from the result store, that opens offline.
 
-``build_report(results_dir, output_dir)`` writes ``output_dir/index.html`` and ``output_dir/img/``
+``build_report(results_dir, output_dir)`` writes ``output_dir/index.html`` and ``output_dir/img/<build>/``
 (Pareto plots as PNG + SVG, visual-comparison crops as PNG), all referenced by relative paths;
 the page loads nothing from the network (no CDN, no fonts, no scripts). What it shows:
 
@@ -20,9 +20,13 @@ Every value reaches the page through Jinja2 with ``autoescape=True``.
 
 from __future__ import annotations
 
+import fcntl
 import math
+import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +39,8 @@ from srbench.crops import CropStore
 from srbench.data import BENCHMARK_KEYS, benchmark_order
 from srbench.errors import SRBenchError
 from srbench.figures import PaperPoint, forest_plot, scale_figure, strip_plot
+from srbench.files import atomic_write, writable_target
+from srbench.kinds import KINDS, PAPER_KINDS, training_budget, weights_kind
 from srbench.pareto import (
     COST_SIZE,
     COSTS,
@@ -160,6 +166,8 @@ class Row:
     model: str
     weights: str
     weights_warning: str
+    kind: str  # whose weights (srbench.kinds.KINDS legend)
+    budget: str  # srbench's training budget, for zoo models
     cells: list[Cell]
     params: str
     macs: str
@@ -256,7 +264,9 @@ def _scale_rows(
         first = sub.iloc[0]
         cells = []
         deltas = []
-        card = _card(str(key[0]))
+        kind = weights_kind(str(key[0]), str(key[1]))
+        # Only the paper's own weights (or none) are compared with its numbers.
+        card = _card(str(key[0])) if kind in PAPER_KINDS else None
         for dataset in datasets:
             r = by_dataset.get(dataset)
             if r is None:
@@ -277,8 +287,6 @@ def _scale_rows(
             d_ssim = float(r.ssim) - published.ssim
             deltas.append(f"{dataset} {fmt(d_psnr, 2, signed=True)}")
             note = "; ".join(flags)
-            if str(key[1]) == "random-init":
-                note = "; ".join([*flags, "random weights: not a reproduction"])
             paper_rows.append(
                 PaperRow(
                     str(first.label), dataset, fmt(published.psnr_db), fmt(published.ssim, 4),
@@ -299,6 +307,8 @@ def _scale_rows(
                 weights_warning="random weights: numbers are meaningless"
                 if weights == "random-init"
                 else "",
+                kind=KINDS[kind][0],
+                budget=training_budget(str(key[0]), scale, weights),
                 cells=cells,
                 params=fmt_int(first.get("params")),
                 macs=fmt_macs(first.get("macs")),
@@ -318,7 +328,7 @@ def _scale_rows(
 
 
 def _visuals(
-    group: pd.DataFrame, entries: list[dict], crops_root: Path, out: Path, count: int, prefix: str
+    group: pd.DataFrame, entries: list[dict], crops_root: Path, img: Path, count: int, prefix: str
 ) -> tuple[list[Visual], list[str]]:
     """The stored crops (``srbench run`` wrote them, :mod:`srbench.crops`) of the results in
     ``group`` -- exactly the records the tables show, matched by record key -- copied into the
@@ -345,18 +355,18 @@ def _visuals(
         shown = sorted(by_image[(dataset, image)], key=lambda e: labels[record_key(e)])
         first = shown[0]
         box = first["box"]
-        hr_src = f"{IMG_DIR}/{prefix}_v{v_index}_hr.png"
-        shutil.copyfile(crops_root / first["hr_file"], out / hr_src)
-        crops = [Crop("HR (ground truth)", hr_src, "", "")]
+        hr_file = img / f"{prefix}_v{v_index}_hr.png"
+        shutil.copyfile(crops_root / first["hr_file"], hr_file)
+        crops = [Crop("HR (ground truth)", _src(hr_file), "", "")]
         for m_index, e in enumerate(shown):
             data = (crops_root / e["file"]).read_bytes()
             if hashlib.sha256(data).hexdigest() != e.get("file_sha256"):
                 skipped.append(f"{labels[record_key(e)]} on {image}: its crop file was changed")
                 continue
-            src = f"{IMG_DIR}/{prefix}_v{v_index}_m{m_index}.png"
-            (out / src).write_bytes(data)
+            file = img / f"{prefix}_v{v_index}_m{m_index}.png"
+            file.write_bytes(data)  # into this build's own new folder (see build_report)
             crops.append(
-                Crop(labels[record_key(e)], src, fmt(e["psnr_db"]), fmt(e["crop_psnr_db"]))
+                Crop(labels[record_key(e)], _src(file), fmt(e["psnr_db"]), fmt(e["crop_psnr_db"]))
             )
         where = f"{box['size']}×{box['size']} HR pixels at (x={box['left']}, y={box['top']})"
         visuals.append(Visual(dataset, image, where, crops))
@@ -525,15 +535,39 @@ def _footer(records: list[dict], profiles: list[dict], protocols: list[tuple[str
 # ------------------------------------------------------------------------------------------------
 
 
-def _prepare_img_dir(out: Path) -> Path:
-    img = out / IMG_DIR
-    if img.is_dir() and (img / _MARKER).is_file():
-        shutil.rmtree(img)  # our own output from a previous build: no stale plots or crops
-    img.mkdir(parents=True, exist_ok=True)
-    (img / _MARKER).write_text(
-        "files written by `srbench report`; the folder is replaced on rebuild\n"
-    )
-    return img
+def _src(file: Path) -> str:
+    """The page's relative link to ``file`` in a build folder ``img/<build>/``."""
+    return f"{IMG_DIR}/{file.parent.name}/{file.name}"
+
+
+@contextmanager
+def _image_build(out: Path) -> Iterator[Path]:
+    """A new, empty folder ``out/img/<build>/`` for one build's figures and crops.
+
+    The page links only into its own build folder, so writing ``index.html`` (atomically) swaps
+    in the whole new report at once: ``kill -9`` at any moment leaves the old page with all its
+    images, or the new one with all of its. Builds are serialised by a lock on the marker file;
+    after the block, every other entry of ``img/`` (older builds, a killed build's leftovers)
+    is removed -- only from an ``img/`` that holds the marker, i.e. that srbench made.
+    """
+    root = out / IMG_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    ours = (root / _MARKER).is_file() or not any(root.iterdir())
+    if ours and not (root / _MARKER).is_file():
+        atomic_write(root / _MARKER, "files written by `srbench report`; replaced on rebuild\n")
+    stamp = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    build = root / f"build-{stamp}"
+    with open(root / _MARKER if ours else os.devnull, "rb") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        build.mkdir()
+        try:
+            yield build
+        except BaseException:
+            shutil.rmtree(build, ignore_errors=True)
+            raise
+        for entry in root.iterdir() if ours else []:
+            if entry.name not in (_MARKER, build.name):
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def _learning_curves(training: list[dict], img: Path) -> list[dict[str, Any]]:
@@ -567,7 +601,9 @@ def _learning_curves(training: list[dict], img: Path) -> list[dict[str, Any]]:
         fig.tight_layout()
         name = f"learning_x{scale}.png"
         fig.savefig(img / name, metadata={"Software": None})
-        figures.append({"scale": scale, "src": f"img/{name}", "alt": f"learning curves x{scale}"})
+        figures.append(
+            {"scale": scale, "src": _src(img / name), "alt": f"learning curves x{scale}"}
+        )
     return figures
 
 
@@ -581,6 +617,8 @@ def _training_rows(training: list[dict]) -> list[dict[str, str]]:
                 "model": t["model"],
                 "scales": "/".join(f"x{s}" for s in t["scales"]),
                 "iterations": str(info.get("iterations")),
+                "budget": training_budget(t["model"], t["scales"][0], str(t.get("shipped_sha256")))
+                or "not shipped",
                 "minutes": f"{float(info.get('train_seconds') or 0) / 60:.1f}",
                 "machine": f"{info.get('cpu_model', '?')}, {info.get('torch_threads', '?')} "
                 f"threads, {info.get('precision', '?')}",
@@ -645,8 +683,8 @@ def _scale_plot(
         return Plot(title, None, None, "", str(exc))
     return Plot(
         title,
-        f"{IMG_DIR}/{paths['png'].name}",
-        f"{IMG_DIR}/{paths['svg'].name}",
+        _src(paths["png"]),
+        _src(paths["svg"]),
         f"PSNR against {cost} at x{scale}, a panel per dataset",
         note="; ".join([*notes, *more]),
     )
@@ -720,7 +758,7 @@ def _verdict_figures(rows: list, img: Path) -> list[dict[str, str]]:
     titles = {(a, b): t for a, b, t in VERDICT_PAIRS}
     figures = [
         {
-            "src": f"{IMG_DIR}/{forest_plot(rows, img / 'verdict_forest', titles=titles).name}",
+            "src": _src(forest_plot(rows, img / "verdict_forest", titles=titles)),
             "alt": "forest plot of the verdict's PSNR differences",
             "caption": "Mean per-image PSNR difference A − B with its 95% paired t interval over the images, "
             "per dataset and scale.",
@@ -731,7 +769,7 @@ def _verdict_figures(rows: list, img: Path) -> list[dict[str, str]]:
             path = strip_plot(rows, a, b, img / f"verdict_strip_{a}_vs_{b}", title=title)
             figures.append(
                 {
-                    "src": f"{IMG_DIR}/{path.name}",
+                    "src": _src(path),
                     "alt": f"per-image PSNR differences {a} - {b}",
                     "caption": f"{a} − {b}: every image's PSNR difference, per dataset and scale.",
                 }
@@ -786,12 +824,33 @@ def build_report(
     a fallback for costs no profile record has (tests; ``None``: such costs are missing and the
     page says so). ``costs``: the Pareto plots' x-axes. Returns the path of ``index.html``.
     """
+    out = Path(output_dir)
+    index = writable_target(out / "index.html")
+    with _image_build(out) as img:
+        html = _render_page(
+            results_dir, img, visual_images=visual_images, visual_scales=visual_scales,
+            profiles=profiles, cost_fn=cost_fn, costs=costs, title=title, progress=progress,
+        )  # fmt: skip
+        atomic_write(index, html)  # the swap: this page links only into the new img/ build
+    return index
+
+
+def _render_page(
+    results_dir: str | Path,
+    img: Path,
+    *,
+    visual_images: int | None,
+    visual_scales: Sequence[int] | None,
+    profiles: Sequence[dict] | None,
+    cost_fn: CostFn | None,
+    costs: Sequence[str],
+    title: str,
+    progress: Callable[[str], None] | None,
+) -> str:
+    """The page's HTML; its figures and crops are written into ``img``."""
     import jinja2
 
     say = progress or (lambda _msg: None)
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    img = _prepare_img_dir(out)
     store = ResultStore(Path(results_dir))
     records = store.shown_records()
     profiles = list(load_profiles(results_dir) if profiles is None else profiles)
@@ -844,7 +903,7 @@ def build_report(
                             f"random-weight results left out: {names}",
                         )
                     )
-                for cost in costs:
+                for cost in costs if not plotted.empty else ():  # only random weights: no plot
                     if cost in ("latency_ms", "memory_bytes") and not plotted[cost].notna().any():
                         continue
                     plots.append(_scale_plot(plotted, datasets, cost, img, prefix, pid, phash))
@@ -866,7 +925,7 @@ def build_report(
                         how="left",
                     )
                     visuals, visual_skipped = _visuals(
-                        raw, crop_entries, crop_store.root, out, visual_images, prefix
+                        raw, crop_entries, crop_store.root, img, visual_images, prefix
                     )
                 scale_sections.append(
                     ScaleSection(
@@ -903,7 +962,7 @@ def build_report(
 
     training = read_training_records(results_dir)
     verdict_rows, verdict_sentences, verdict_figures = _verdict_rows(main_records, img)
-    html = env.get_template("report.html.j2").render(
+    return env.get_template("report.html.j2").render(
         title=title,
         training={
             "rows": _training_rows(training),
@@ -923,8 +982,3 @@ def build_report(
         cost_size=COST_SIZE,
         empty=not records,
     )
-    index = out / "index.html"
-    tmp = out / "index.html.tmp"
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(index)
-    return index

@@ -34,6 +34,10 @@ __all__ = [
 DEFAULT_BASELINE = Path("results/baseline.json")
 
 
+def _weights_text(sha: str) -> str:
+    return "random weights" if sha == "random-init" else sha[:8]
+
+
 def _items(values: str | Sequence[Any] | None) -> list[str] | None:
     if values is None:
         return None
@@ -228,7 +232,7 @@ def gate_table(result, show_all: bool = False) -> Table:
         by = {m.metric: m for m in entry.metrics}
         status = f"[{_STYLE.get(entry.status, 'dim')}]{entry.status}[/]"
         table.add_row(
-            k["model"], str(k["weights_sha256"])[:8], f"{k['protocol']}@{str(k['protocol_hash'])[:6]}",
+            k["model"], _weights_text(str(k["weights_sha256"])), f"{k['protocol']}@{str(k['protocol_hash'])[:6]}",
             k["dataset"] + (" +ens" if k["ensemble"] else ""), str(k["scale"]),
             _metric_cell(by.get("psnr_db"), 3), _metric_cell(by.get("ssim"), 5),
             _metric_cell(by.get("images"), 0), _metric_cell(by.get("params"), 0),
@@ -386,6 +390,7 @@ def baseline_update_command(
     console: Console | None = None,
 ) -> Path:
     """Write the baseline from the store (explicitly: nothing else ever writes it); returns it."""
+    from srbench.files import writable_target
     from srbench.gate import (
         Tolerances,
         current_entries,
@@ -394,6 +399,7 @@ def baseline_update_command(
         write_baseline,
     )
 
+    writable_target(baseline)  # refused before reading the store, not after
     console = console or Console()
     defaults = Tolerances()
     tol = Tolerances(

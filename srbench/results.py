@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from srbench.errors import SRBenchError
+from srbench.files import writable_target
 from srbench.schema import KEY_FIELDS, METRIC_NAMES, invalid_reason, record_key, shown_records
 
 RECORDS_FILE = "records.jsonl"
@@ -51,7 +52,7 @@ def append_jsonl(
     if not data:
         return None
     payload = data.encode()
-    path = Path(path)
+    path = writable_target(path)  # never append to a device, pipe or folder
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -269,12 +270,28 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     return out.rename(columns={"image": "images"})
 
 
+def process_start(pid: int) -> str | None:
+    """``<boot id>:<start time in clock ticks since boot>`` of process ``pid`` (Linux ``/proc``),
+    or None where it cannot be read: a pid together with this names one process, never a later
+    one the kernel gave the same pid."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22 (starttime); the command name (field 2) may hold spaces, so split after its ")".
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return f"{boot}:{fields[19]}" if len(fields) > 19 else None
+
+
 class Claims:
     """Which results a running ``srbench run`` is computing right now, so that a second,
     identical run started meanwhile waits for them instead of computing every image twice.
 
-    A claim is a file ``<store>/.claims/<key hash>.claim`` created with ``O_EXCL`` holding the
-    owner's pid; a claim whose owner is gone (killed) is stale and taken over.
+    A claim is a file ``<store>/.claims/<key hash>.claim`` holding its owner's pid, the process's
+    start (:func:`process_start`) and what it computes, put in place whole (``os.link``, which
+    fails if the claim exists). A claim whose owner is gone (killed) is stale and taken over --
+    also when its pid now belongs to another process, which has another start time.
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -286,33 +303,58 @@ class Claims:
         return self.dir / f"{hashlib.sha1(repr(key).encode()).hexdigest()[:24]}.claim"
 
     @staticmethod
-    def _alive(pid: int) -> bool:
+    def _alive(pid: int, start: str | None = None) -> bool:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
             return False
         except PermissionError:
-            return True
-        return True
+            pass
+        return start is None or process_start(pid) in (start, None)
 
-    def acquire(self, key: tuple) -> Path | None:
+    @staticmethod
+    def read(path: Path) -> dict[str, Any] | None:
+        """The claim in ``path`` (``{"pid", "start", "what"}``), or None if there is none."""
+        try:
+            text = path.read_text()
+        except OSError:
+            return None
+        try:
+            claim = json.loads(text)
+        except ValueError:
+            claim = None
+        if isinstance(claim, int):  # written by older srbench: the pid alone
+            claim = {"pid": claim}
+        return claim if isinstance(claim, dict) and isinstance(claim.get("pid"), int) else {}
+
+    def holder(self, key: tuple) -> dict[str, Any] | None:
+        """The live claim on ``key`` by another process, or None."""
+        claim = self.read(self._path(key))
+        if not claim or claim["pid"] == os.getpid():
+            return None
+        return claim if self._alive(claim["pid"], claim.get("start")) else None
+
+    def acquire(self, key: tuple, what: str = "") -> Path | None:
         """The claim's path, or None while another live process holds it."""
         self.dir.mkdir(parents=True, exist_ok=True)
         path = self._path(key)
+        mine = {"pid": os.getpid(), "start": process_start(os.getpid()), "what": what}
         for _ in range(3):
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(mine))
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                os.link(tmp, path)  # whole or not at all: no reader sees an empty claim
             except FileExistsError:
-                try:
-                    pid = int(path.read_text() or 0)
-                except (OSError, ValueError):
-                    pid = 0
-                if pid and pid != os.getpid() and self._alive(pid):
+                claim = self.read(path)
+                if claim is None:
+                    continue  # released meanwhile
+                pid = claim.get("pid", 0)
+                if pid and pid != os.getpid() and self._alive(pid, claim.get("start")):
                     return None
-                path.unlink(missing_ok=True)  # stale: its owner died
+                path.unlink(missing_ok=True)  # stale: its owner died, or the pid was reused
                 continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(str(os.getpid()))
+            finally:
+                tmp.unlink(missing_ok=True)
             return path
         return None
 

@@ -30,6 +30,7 @@ from srbench.data import (
 from srbench.devices import resolve_device
 from srbench.errors import SRBenchError
 from srbench.evaluation import evaluate_image
+from srbench.files import atomic_path, atomic_write
 from srbench.inference import memory_format, memory_format_name, tile_overlap
 from srbench.protocols import LRCache, Protocol, get_protocol, prepare, preview_rgb
 from srbench.provenance import environment, record_provenance
@@ -294,8 +295,11 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
             for source in sources:
                 yield RunEvent("start", key, scale, source.key, total=len(source.names))
                 queue = list(source.names)
+                told = ""
+                stored_before = 0  # images taken from the store: --save-images writes none
                 while queue:
                     deferred: list[str] = []
+                    waiting_for: dict | None = None
                     for name in queue:
                         # The image is read first: its pixel fingerprint is part of the key, so a
                         # result made from other pixels (an unverified copy) is never reused.
@@ -333,13 +337,15 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                                 )  # fmt: skip
                                 crops.save(base, hr, prepared, result.scored, protocol)
                                 cropped.add(record_key(base))
+                            stored_before += 1
                             yield RunEvent(
                                 "skip", key, scale, source.key, image=name, key=record_key(base)
                             )
                             continue
-                        claim = claims.acquire(record_key(base))
+                        claim = claims.acquire(record_key(base), what=label)
                         if claim is None:  # an identical run is computing it now
                             deferred.append(name)
+                            waiting_for = waiting_for or claims.holder(record_key(base))
                             continue
                         if not config.force and store.changed_since(seen):
                             # Another run may have stored it since this one started.
@@ -347,6 +353,7 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                             done = store.keys()
                             if record_key(base) in done:
                                 claims.release(claim)
+                                stored_before += 1
                                 yield RunEvent(
                                     "skip", key, scale, source.key, image=name,
                                     key=record_key(base),
@@ -413,11 +420,36 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
 
                         finally:
                             claims.release(claim)
+                    holder = str((waiting_for or {}).get("pid", "?"))
+                    if deferred and holder != told:  # say (once per holder) what it waits for
+                        told = holder
+                        message = _waiting_message(deferred, waiting_for, config.results_dir)
+                        yield RunEvent("note", key, scale, source.key, message=message)
                     if deferred:  # wait for the other run, then take what it stored
                         time.sleep(0.5)
                         done = set() if config.force else store.keys()
                     queue = deferred
+                if config.save_images is not None and stored_before:
+                    yield RunEvent(
+                        "note", key, scale, source.key,
+                        message=f"--save-images: {stored_before} of {len(source.names)} "
+                        f"{source.key} images of {key} x{scale} were already in the store, so "
+                        "they were not computed and no PNG was written for them; add --force to "
+                        "compute and save them",
+                    )  # fmt: skip
                 yield RunEvent("done", key, scale, source.key)
+
+
+def _waiting_message(deferred: list[str], holder: dict | None, results_dir: Path) -> str:
+    who = (
+        f"process {holder['pid']} ({holder.get('what') or 'another srbench run'})"
+        if holder
+        else "another srbench run"
+    )
+    return (
+        f"waiting for {who}, which is computing {len(deferred)} of these images; this run takes "
+        f"its results from the store when it is done (its claims: {Path(results_dir) / '.claims'})"
+    )
 
 
 def _ensure_costs(results_dir: Path, model: str, scale: int) -> str:
@@ -450,13 +482,8 @@ def _ensure_costs(results_dir: Path, model: str, scale: int) -> str:
 def _save_png(pixels: np.ndarray, folder: Path, name: str) -> None:
     from PIL import Image
 
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{name}.tmp.png"
-    try:
-        Image.fromarray(pixels).save(tmp)
-        tmp.replace(folder / f"{name}.png")
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(folder / f"{name}.png") as tmp:
+        Image.fromarray(pixels).save(tmp, format="PNG")
 
 
 def write_summary(
@@ -488,13 +515,9 @@ def write_summary(
         "new_records": len(new_records),
         "summary": json.loads(summary.to_json(orient="records")),
     }
-    out = Path(config.results_dir) / "runs"
-    out.mkdir(parents=True, exist_ok=True)
     name = new_records[0]["run_id"] if new_records else "resumed-" + protocol.id
-    path = out / f"{name}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(run_summary, indent=1) + "\n")
-    tmp.replace(path)
+    path = Path(config.results_dir) / "runs" / f"{name}.json"
+    atomic_write(path, json.dumps(run_summary, indent=1) + "\n")
     return summary, path
 
 

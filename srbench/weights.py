@@ -196,15 +196,9 @@ def _serialize(tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str])
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    from srbench.files import atomic_write
+
+    atomic_write(path, data)
 
 
 # ----------------------------------------------------------------------------------------------

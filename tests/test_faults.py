@@ -208,7 +208,7 @@ def test_results_dir_that_is_a_file(tmp_path):
 def test_records_file_that_is_a_folder_or_a_symlink_loop(tmp_path):
     (tmp_path / "results" / "records.jsonl").mkdir(parents=True)
     message = _one_line_error(_demo(tmp_path))
-    assert "records.jsonl" in message and "folder where a file is expected" in message
+    assert "records.jsonl: it is a folder, not a regular file" in message
     other = tmp_path / "loop"
     (other / "results").mkdir(parents=True)
     os.symlink(other / "results" / "records.jsonl", other / "results" / "records.jsonl")
@@ -361,7 +361,7 @@ def test_stale_claim_of_a_killed_run_is_taken_over(tmp_path):
     claims.dir.mkdir(parents=True)
     claims._path(key).write_text(str(dead.pid))
     path = claims.acquire(key)
-    assert path is not None and path.read_text() == str(os.getpid())
+    assert path is not None and Claims.read(path)["pid"] == os.getpid()
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         path.write_text(str(live.pid))
@@ -371,3 +371,190 @@ def test_stale_claim_of_a_killed_run_is_taken_over(tmp_path):
         live.wait()
     claims.release(path)
     assert not path.exists()
+
+
+# -- issue 22: outputs, atomic writes, claims, one-line errors -----------------------------------
+
+
+def _not_regular(tmp_path: Path) -> dict[str, Path]:
+    """Existing paths that are not regular files (a link to a device, a pipe, a folder)."""
+    device = tmp_path / "to-dev-null"
+    device.symlink_to("/dev/null")  # a link: the test never writes near /dev itself
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    return {"a device": device, "a pipe": pipe, "a folder": folder}
+
+
+def test_outputs_are_written_only_to_a_new_path_or_a_regular_file(tmp_path):
+    """`baseline update --baseline X`, `weights convert -o X`, `verdict --output X`,
+    `profile --output X`: X that is a device, pipe or folder is refused, never replaced."""
+    from srbench.files import atomic_write
+
+    assert _demo(tmp_path).exit_code == 0
+    results = str(tmp_path / "results")
+    source = tmp_path / "srcnn.pt"
+    torch.save(create_model("srcnn_915", 2).state_dict(), source)
+    (tmp_path / "t").mkdir()
+    for kind, target in _not_regular(tmp_path / "t").items():
+        commands = [
+            ("baseline", "update", "--baseline", str(target), "--results-dir", results),
+            ("weights", "convert", str(source), "--model", "srcnn_915", "--scale", "2", "-o",
+             str(target)),
+            ("verdict", "--results-dir", results, "--output", str(target)),
+            ("profile", "--models", "bicubic", "--scales", "2", "--sizes", "256",
+             "--no-latency", "--output", str(target)),
+        ]  # fmt: skip
+        for command in commands:
+            message = _one_line_error(_invoke(*command))
+            assert f"{target}: it is {kind}, not a regular file" in message, command
+        with pytest.raises(SRBenchError, match=f"it is {kind}"):
+            atomic_write(target, "x")
+        assert target.is_symlink() or not target.is_file()  # still what it was
+    assert os.path.realpath(tmp_path / "t" / "to-dev-null") == "/dev/null"
+
+
+def test_atomic_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    from srbench.files import atomic_path, atomic_write
+
+    target = tmp_path / "out.json"
+    atomic_write(target, "old\n")
+    target.chmod(0o640)
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old\n" and os.listdir(tmp_path) == ["out.json"]
+    atomic_write(target, "new\n")
+    assert target.read_text() == "new\n" and target.stat().st_mode & 0o777 == 0o640
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    atomic_write(link, "via link\n")  # a link to a regular file: the file is written
+    assert link.is_symlink() and target.read_text() == "via link\n"
+
+
+def test_a_failed_write_names_its_file(tmp_path):
+    """EFBIG/ENOSPC raised by os.write carry no file name: the helper adds the target's, so the
+    message is never "(unknown path)"."""
+    target = tmp_path / "crops" / "x.png"
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))\n"
+        "from srbench.devices import os_error_message\n"
+        "from srbench.files import atomic_write\n"
+        "try:\n"
+        "    atomic_write(sys.argv[1], b'x' * 5000)\n"
+        "except OSError as exc:\n"
+        "    print(os_error_message(exc))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(target)], capture_output=True,
+                          text=True, check=True)  # fmt: skip
+    assert done.stdout.startswith(f"{target}: File too large; the file-size limit"), done.stdout
+    assert os.listdir(target.parent) == []  # no temporary left behind
+
+
+def test_a_stale_claim_whose_pid_was_reused_is_taken_over(tmp_path):
+    """A claim names its process by pid and start time: a live process that got the dead
+    owner's pid (another start time) does not hold it."""
+    from srbench.results import Claims, process_start
+
+    claims = Claims(tmp_path)
+    key = ("bicubic", "none", "standard")
+    claims.dir.mkdir(parents=True)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        start = process_start(live.pid)
+        assert start is not None
+        reused = {"pid": live.pid, "start": start.rsplit(":", 1)[0] + ":1", "what": "old run"}
+        claims._path(key).write_text(json.dumps(reused))
+        path = claims.acquire(key, what="this run")
+        assert path is not None and Claims.read(path)["what"] == "this run"
+        held = {"pid": live.pid, "start": start, "what": "bicubic x2 on demo/astronaut"}
+        path.write_text(json.dumps(held))
+        assert claims.acquire(key) is None  # the very process that claimed it is alive
+        assert claims.holder(key) == held
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_waiting_run_says_what_it_waits_for(tmp_path, monkeypatch):
+    """An identical run holds the images: the second says which process and what it computes,
+    then finishes from its results (here the holder dies, so its claims go stale)."""
+    import srbench.runner as runner
+    from srbench.results import Claims, process_start
+
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    held: set = set()
+
+    class HeldOnce(Claims):
+        def acquire(self, key, what=""):
+            if key not in held:  # another run claimed it first
+                held.add(key)
+                self.dir.mkdir(parents=True, exist_ok=True)
+                claim = {"pid": holder.pid, "start": process_start(holder.pid), "what": "run B"}
+                self._path(key).write_text(json.dumps(claim))
+            return super().acquire(key, what)
+
+    monkeypatch.setattr(runner, "Claims", HeldOnce)
+    config = RunConfig(models=["bicubic"], datasets=["demo"], scales=[2], results_dir=tmp_path / "r",
+                       cache_lr=False)  # fmt: skip
+    notes = []
+    try:
+        for event in runner.iter_run(config, [demo_source()]):
+            if event.kind == "note" and "waiting" in event.message:
+                notes.append(event.message)
+                holder.kill()
+                holder.wait()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(notes) == 1
+    assert notes[0].startswith(f"waiting for process {holder.pid} (run B), which is computing 5")
+    assert len(ResultStore(tmp_path / "r").iter_records()) == 5
+
+
+def test_save_images_says_why_it_wrote_nothing(tmp_path):
+    assert _demo(tmp_path).exit_code == 0
+    result = _demo(tmp_path, "--save-images", str(tmp_path / "sr"))
+    assert result.exit_code == 0
+    said = " ".join(result.stderr.split())
+    assert "--save-images: 5 of 5 demo images of bicubic x2 were already in the store" in said
+    assert "add --force to compute and save them" in said
+    assert not (tmp_path / "sr").exists()
+    assert _demo(tmp_path, "--save-images", str(tmp_path / "sr"), "--force").exit_code == 0
+    assert len(list((tmp_path / "sr" / "bicubic" / "x2" / "demo").glob("*.png"))) == 5
+
+
+def test_no_traceback_for_a_bomb_png_a_bad_tolerance_or_a_bad_mirror(tmp_path):
+    from PIL import Image
+
+    from srbench.data import decode_image
+
+    bomb = tmp_path / "bomb.png"
+    Image.new("L", (20000, 20000)).save(bomb)  # 400 Mpixel of zeros: 0.4 MB on disk
+    with pytest.raises(DataError, match=r"bomb\.png: refused: Image size \(400000000 pixels\)"):
+        decode_image(bomb)
+
+    entry = {"model": "bicubic", "weights_sha256": "none", "scale": 2, "dataset": "set5",
+             "protocol": "standard", "protocol_hash": "x", "psnr_db": 33.0, "ssim": 0.9}  # fmt: skip
+    for bad in ("0.01", [0.01]):
+        path = _baseline(tmp_path, [entry])
+        data = json.loads(path.read_text())
+        data["tolerances"] = {"psnr_db": bad}
+        path.write_text(json.dumps(data))
+        message = _one_line_error(_invoke("check", "--baseline", str(path)))
+        assert f"{path}: tolerance psnr_db is {bad!r}, not a number" in message
+
+    env = {"SRBENCH_WEIGHTS_MIRROR": "not-a-url"}
+    message = _one_line_error(_invoke("weights", "fetch", "idn", env=env))
+    assert "$SRBENCH_WEIGHTS_MIRROR='not-a-url' is not a URL" in message
+
+
+def test_random_weight_results_are_labelled_in_the_run_table(tmp_path):
+    result = _invoke(
+        "run", "--models", "srcnn_915", "--datasets", "demo", "--scales", "2",
+        "--allow-random-weights", "--results-dir", str(tmp_path / "results"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "srcnn_915 (random weights)" in result.stdout

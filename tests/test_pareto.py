@@ -195,11 +195,11 @@ def test_readme_assets_are_generated_from_the_store(tmp_path):
     text = paths["markdown"].read_text()
     assert "do not edit" in text and "standard@aaa" in text
     # 3 of Set5's 5 images: a partial mean is never shown as the benchmark's number
-    assert "| small | (3/5 images) | 8,000 | 8.0 G |" in text
+    assert "| small | other weights (--weights) | (3/5 images) | 8,000 | 8.0 G |" in text
     ResultStore(tmp_path / "results").append(frame[later].to_dict("records"))
     paths = tool.readme_assets(tmp_path / "results", tmp_path / "reports", cost_fn=fake_costs)
     text = paths["markdown"].read_text()
-    assert "| small | 36.20 / 0.9020 | 8,000 | 8.0 G |" in text
+    assert "| small | other weights (--weights) | 36.20 / 0.9020 | 8,000 | 8.0 G |" in text
     assert "a\\|b&lt;i&gt;" in text  # table-safe
 
     readme = tmp_path / "README.md"
@@ -258,3 +258,37 @@ def test_saved_figures_are_byte_reproducible(tmp_path):
         saved.append({kind: path.read_bytes() for kind, path in paths.items()})
     assert saved[0] == saved[1]
     assert b"clip-path" in saved[0]["svg"]
+
+
+def test_each_kind_of_weights_has_its_own_front_and_marker():
+    """srbench's short training and the authors' weights are never one front: a zoo model that
+    an official file would dominate is still on the zoo's front, drawn with the zoo's marker."""
+    from matplotlib.figure import Figure
+
+    from srbench.kinds import KINDS, training_budget, weights_kind
+    from srbench.pareto import draw_fronts
+    from srbench.registry import get_card
+
+    idn, edsr = get_card("idn"), get_card("edsr_baseline")
+    assert weights_kind("idn", idn.weights[2].sha256) == "srbench"
+    assert weights_kind("idn.official", idn.official_weights[2].sha256) == "official"
+    assert weights_kind("idn", "f" * 64) == "other"
+    assert weights_kind("bicubic", "none") == "none"
+    assert weights_kind("idn", "random-init") == "random"
+    assert training_budget("edsr_baseline", 2, edsr.weights[2].sha256) == (
+        "srbench zoo: 1,000 iterations (0.33% of its paper's 300,000 x batch 16)"
+    )
+    assert training_budget("idn.official", 2, idn.official_weights[2].sha256) == ""
+
+    ax = Figure().subplots()
+    costs, qualities = [1.0, 2.0, 1.5, 3.0], [30.0, 31.0, 33.0, 34.0]
+    kinds = ["srbench", "srbench", "official", "official"]
+    draw_fronts(ax, costs, costs, qualities, kinds, 4.0, 30)
+    by_label = {c.get_label(): c for c in ax.collections}
+    zoo = by_label["srbench-trained (zoo): on its front"]
+    assert sorted(map(tuple, zoo.get_offsets().tolist())) == [(1.0, 30.0), (2.0, 31.0)]
+    assert "srbench-trained (zoo): dominated" not in by_label  # one front would drop (2, 31)
+    assert len(by_label["authors' weights (.official): on its front"].get_offsets()) == 2
+    assert len(ax.lines) == 2  # a step line per kind
+    assert {c.get_paths()[0] == by_label[k].get_paths()[0] for k, c in by_label.items()} == {True}
+    assert KINDS["srbench"][1] != KINDS["official"][1]  # markers tell them apart

@@ -155,7 +155,7 @@ def test_random_weights_are_flagged(report):
     html = report.read_text()
     assert "partial:" not in html  # every fabricated set5 result has all 5 images
     assert "random weights: numbers are meaningless" in html
-    assert "srcnn_915 (run them again with" in html  # random weights: no crop, said so
+    assert "srcnn_915 (random weights) (run them again with" in html  # no crop, said so
 
 
 def test_visual_comparison_shows_the_crops_run_stored(report):
@@ -258,16 +258,90 @@ def test_empty_store_and_stale_images(tmp_path):
     root = tmp_path / "r"
     ResultStore(root).append(fabricated("bicubic", STANDARD, "set5", 2, 33.0, 5))
     build_report(root, out, cost_fn=fake_costs, visual_images=0)
-    assert list((out / "img").glob("*.png"))
+    assert list((out / "img").glob("build-*/*.png"))
     html = build_report(tmp_path / "empty", out, cost_fn=fake_costs).read_text()
     assert "The result store is empty" in html
-    assert not list((out / "img").glob("*.png"))  # our own stale plots are gone
+    assert not list((out / "img").glob("**/*.png"))  # our own stale plots are gone
 
     foreign = tmp_path / "foreign"
     (foreign / "img").mkdir(parents=True)
     (foreign / "img" / "keep.png").write_bytes(b"x")
     build_report(tmp_path / "empty", foreign, cost_fn=fake_costs)
     assert (foreign / "img" / "keep.png").exists()  # a folder we did not write is never cleared
+
+
+def _build_dir(out: Path) -> str:
+    """``img/build-...``: the one image folder of the report in ``out``."""
+    (build,) = (out / "img").glob("build-*")
+    return f"img/{build.name}"
+
+
+def test_a_scale_with_only_random_weights_is_reported_and_labelled(tmp_path):
+    root = tmp_path / "r"
+    store = ResultStore(root)
+    store.append(fabricated("bicubic", STANDARD, "set5", 2, 33.0, 5))
+    store.append(fabricated("srcnn_915", STANDARD, "set5", 3, 12.34, 5, sha="random-init"))
+    html = build_report(root, tmp_path / "o", cost_fn=fake_costs, visual_images=0).read_text()
+    x3 = html[html.index(f'id="p-standard-{STANDARD.hash}-x3"') :]
+    assert "<td>srcnn_915 (random weights)</td>" in x3 and "12.34" in x3
+    assert "random-weight results left out: srcnn_915 (random weights)" in x3
+
+
+def test_kill_9_during_report_leaves_the_old_report_whole(tmp_path):
+    """A report killed after writing some of its figures: the old page and every image it shows
+    are still there (the new build is swapped in whole, or not at all)."""
+    import subprocess
+    import sys
+
+    root = make_store(tmp_path / "results")
+    out = tmp_path / "out"
+    index = build_report(root, out, cost_fn=fake_costs, visual_images=2)
+    before = index.read_bytes()
+    script = (
+        "import os, signal, sys\n"
+        "sys.path.insert(0, sys.argv[3])\n"
+        "from test_report import fake_costs\n"
+        "from srbench.report import build_report\n"
+        "def progress(message):\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)  # after the first scale's figures\n"
+        "build_report(sys.argv[1], sys.argv[2], cost_fn=fake_costs, visual_images=2, "
+        "progress=progress)\n"
+    )
+    tests = str(Path(__file__).parent)
+    done = subprocess.run([sys.executable, "-c", script, str(root), str(out), tests], check=False)
+    assert done.returncode == -9
+    assert index.read_bytes() == before
+    parser = _Refs()
+    parser.feed(before.decode())
+    refs = [v for t, _, v in parser.refs if t == "img"]
+    assert len(refs) >= 4 and all((out / ref).is_file() for ref in refs), refs
+    assert len(list((out / "img").glob("build-*"))) == 2  # the killed build wrote figures
+    build_report(root, out, cost_fn=fake_costs, visual_images=2)  # the leftovers are cleared
+    assert len(list((out / "img").glob("build-*"))) == 1
+
+
+def test_paper_vs_measured_only_for_the_papers_weights_and_zoo_budget_shown(tmp_path):
+    """srbench's short zoo training is never a failed reproduction: only NAME.official (and
+    weightless bicubic) meet the paper's numbers; a zoo row says its budget."""
+    from srbench.registry import get_card
+
+    card = get_card("idn")
+    root = tmp_path / "r"
+    store = ResultStore(root)
+    store.append(fabricated("idn", LEGACY, "set5", 2, 35.70, 5, sha=card.weights[2].sha256))
+    store.append(
+        fabricated("idn.official", LEGACY, "set5", 2, 37.84, 5, sha=card.official_weights[2].sha256)
+    )
+
+    def costs(model: str, scale: int) -> dict:
+        return {"params": 552769, "macs": 1e9, "network_macs": 0}
+
+    html = build_report(root, tmp_path / "o", cost_fn=costs, visual_images=0).read_text()
+    paper = html[html.index("<h4>Paper vs measured") : html.index("<h4>Pareto fronts")]
+    assert "<td>idn.official</td>" in paper and "<td>idn</td>" not in paper
+    assert "37.84" in paper and "35.70" not in paper
+    assert "srbench zoo: 1,000 iterations (its paper&#39;s budget is not recorded)" in html
+    assert "authors&#39; weights (.official)" in html
 
 
 def test_highest_variance_crop_is_deterministic():
@@ -316,11 +390,13 @@ def test_verdict_and_training_sections_come_from_the_store(tmp_path):
     assert "drn_s - idn" in verdict and "+0.500" in verdict and "[+0.500, +0.500]" in verdict
     assert "5/0/0" in verdict and "better with 95% confidence in 1" in verdict
     # the forest plot and the per-image strip plot of the pair, drawn from the same records
-    assert "img/verdict_forest.png" in verdict and "img/verdict_strip_drn_s_vs_idn.png" in verdict
-    assert (out / "img" / "verdict_forest.png").is_file()
+    build = _build_dir(out)
+    assert f"{build}/verdict_forest.png" in verdict
+    assert f"{build}/verdict_strip_drn_s_vs_idn.png" in verdict
+    assert (out / build / "verdict_forest.png").is_file()
     training = html[html.index('<section id="training">') :]
     assert "drn_s-x2-run" in training and "10.0" in training and "bf16" in training
-    assert (out / "img" / "learning_x2.png").is_file() and "img/learning_x2.png" in training
+    assert (out / build / "learning_x2.png").is_file() and f"{build}/learning_x2.png" in training
 
 
 def test_paper_points_sit_at_the_stored_cost_of_their_architecture_and_protocol():

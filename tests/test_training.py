@@ -528,6 +528,40 @@ def test_zoo_table_reads_committed_records_when_run_folders_are_gone(tmp_path):
     assert zoo_table(zoo.runs, output_dir=tmp_path / "empty").count("`") == 0
 
 
+def test_zoo_status_shows_shipped_runs_from_the_committed_records(tmp_path):
+    """A fresh machine has no run folders: a run shipped from this recipe is "shipped" with its
+    committed iterations, not "new 0/1000"."""
+    from srbench.training.cli import zoo_status_command
+
+    rows = zoo_status_command("zoo", tmp_path / "empty", results_dir=REPO / "results")
+    assert len(rows) == 18
+    assert {r["state"] for r in rows} == {"shipped"}
+    assert {r["iteration"] for r in rows} == {1000}
+    assert all(r["train_seconds"] > 60 for r in rows)
+    rows = zoo_status_command("zoo", tmp_path / "empty", results_dir=tmp_path / "none")
+    assert {r["state"] for r in rows} == {"new"}
+
+
+def test_a_torn_run_json_is_one_line_saying_what_to_do(tmp_path, capsys):
+    """A run.json torn by a kill: zoo status marks that run and goes on; zoo train stops with
+    one line naming the file and the fix, never a traceback."""
+    from srbench.errors import SRBenchError
+    from srbench.training.cli import zoo_status_command
+    from srbench.training.zoo import iter_zoo
+
+    zoo = load_zoo("zoo")
+    run_dir = tmp_path / zoo.runs[0].name
+    run_dir.mkdir()
+    (run_dir / "weights.safetensors").write_bytes(b"")
+    (run_dir / "run.json").write_text('{"iterations": 10')
+    rows = zoo_status_command("zoo", tmp_path, results_dir=None)
+    assert [r["state"] for r in rows] == ["damaged"] + ["new"] * 17
+    note = capsys.readouterr().err
+    assert str(run_dir / "run.json") in " ".join(note.split())
+    with pytest.raises(SRBenchError, match=r"run\.json: torn or damaged .*delete it and run"):
+        next(iter_zoo(zoo.runs[:1], output_dir=tmp_path))
+
+
 # -- with the benchmark data ----------------------------------------------------------------------
 
 

@@ -247,6 +247,30 @@ def test_resolve_official_weights(tmp_path, monkeypatch):
         resolve_default_weights(ModelRef(dataclasses.replace(get_card("srcnn"), weights={})), 2)
 
 
+def test_models_says_whether_the_official_weights_are_installed(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from srbench.cli import app
+    from srbench.cli.run import _installed
+    from srbench.registry import WeightsRef
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("SRBENCH_WEIGHTS", str(tmp_path / "weights"))
+    out = CliRunner().invoke(app, ["models", "idn"], catch_exceptions=False).stdout
+    assert "idn.official x2/x3/x4 (not installed: `srbench weights" in out  # a wrapped cell
+    assert "fetch idn`)" in out
+    path = _save(tmp_path / "weights", "idn", 2, filename="idn_x2.safetensors")
+    card = get_card("idn")
+    pinned = {
+        2: WeightsRef("idn_x2.safetensors", file_sha256(path), "test"),
+        3: card.official_weights[3],
+    }
+    assert _installed(dataclasses.replace(card, official_weights=pinned)) == (
+        "(installed: x2; the rest: `srbench weights fetch idn`)"
+    )
+    assert _installed(dataclasses.replace(card, official_weights={2: pinned[2]})) == "(installed)"
+
+
 def test_shipped_weights_resolve_without_flags_and_refuse_a_changed_file(tmp_path, monkeypatch):
     """Shipped zoo weights come from the package folder; a file whose sha256 differs from the
     card's pin is refused with a one-line error (never silently used)."""

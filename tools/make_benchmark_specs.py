@@ -34,6 +34,9 @@ VISUAL_IMAGES = {
 
 def main(root: Path) -> None:
     out_dir = Path(__file__).resolve().parent.parent / "srbench" / "benchmarks"
+    sys.path.insert(0, str(out_dir.parent.parent))  # run as a script from a checkout
+    from srbench.files import atomic_write
+
     for key, (folder, citation) in BENCHMARKS.items():
         with open(root / folder / "HR.pixels.tsv", newline="") as fh:
             rows = list(csv.DictReader(fh, delimiter="\t"))
@@ -57,7 +60,7 @@ def main(root: Path) -> None:
             "visual_images": VISUAL_IMAGES[key],
             "images": images,
         }
-        (out_dir / f"{key}.json").write_text(json.dumps(spec, indent=1) + "\n")
+        atomic_write(out_dir / f"{key}.json", json.dumps(spec, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -183,10 +183,12 @@ def verdict(
 
     from rich.table import Table
 
+    from srbench.files import atomic_write, writable_target
     from srbench.results import ResultStore
     from srbench.verdict import VERDICT_PAIRS, sentence
     from srbench.verdict import verdict as compute
 
+    path = writable_target(output or Path(results_dir) / "verdict.json")
     records = ResultStore(results_dir).shown_records()
     rows = compute(records, protocol=protocol)
     table = Table(
@@ -204,8 +206,7 @@ def verdict(
     console.print(table)
     for a, b, _ in VERDICT_PAIRS:
         console.print(sentence(rows, a, b), highlight=False)
-    path = output or Path(results_dir) / "verdict.json"
-    path.write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
+    atomic_write(path, json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
     err_console.print(f"wrote {path}", highlight=False)
     _budget_verdict(records, protocol, path.with_name("verdict_budget.json"))
 
@@ -216,6 +217,7 @@ def _budget_verdict(records: list[dict], protocol: str, path: Path) -> None:
 
     from rich.table import Table
 
+    from srbench.files import atomic_write
     from srbench.verdict import VERDICT_PAIRS, budget_sentence, budget_verdict
 
     rows = budget_verdict(records, protocol=protocol)
@@ -236,7 +238,5 @@ def _budget_verdict(records: list[dict], protocol: str, path: Path) -> None:
     console.print(table)
     for a, b, _ in VERDICT_PAIRS:
         console.print(budget_sentence(rows, a, b), highlight=False)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
     err_console.print(f"wrote {path}", highlight=False)

@@ -225,8 +225,9 @@ def _print_and_save_summary(config, sources, run_keys: list[tuple], new_records:
     for column in ("model", "scale", "dataset", "PSNR_dB", "SSIM", "images"):
         table.add_column(column, justify="right" if column not in ("model", "dataset") else "left")
     for row in summary.sort_values(["model", "scale", "dataset"]).itertuples():
+        random = getattr(row, "weights_sha256", "") == "random-init"
         table.add_row(
-            row.model,
+            row.model + (" (random weights)" if random else ""),
             f"x{row.scale}",
             row.dataset,
             f"{row.psnr_db:.2f}",
@@ -239,6 +240,27 @@ def _print_and_save_summary(config, sources, run_keys: list[tuple], new_records:
         f"{Path(config.results_dir) / 'records.jsonl'}; summary with provenance in {path}",
         highlight=False,
     )
+
+
+def _installed(card) -> str:
+    """Whether the authors' weights are in the weights cache (checked against the card)."""
+    from srbench.errors import WeightsError
+    from srbench.registry import ModelRef
+    from srbench.weights import resolve_default_weights
+
+    have = []
+    for scale in sorted(card.official_weights):
+        try:
+            resolve_default_weights(ModelRef(card, "official"), scale)
+            have.append(scale)
+        except WeightsError:
+            pass
+    if len(have) == len(card.official_weights):
+        return "(installed)"
+    fetch = f"`srbench weights fetch {card.name}`"
+    if not have:
+        return f"(not installed: {fetch})"
+    return f"(installed: {'/'.join(f'x{s}' for s in have)}; the rest: {fetch})"
 
 
 @app.command()
@@ -266,7 +288,7 @@ def models(
         if card.weights:
             weights.append(f"shipped {scales(card.weights)}")
         if card.official_weights:
-            weights.append(f"{name}.official {scales(card.official_weights)}")
+            weights.append(f"{name}.official {scales(card.official_weights)} {_installed(card)}")
         table.add_row(
             name,
             ", ".join(card.aliases) or "-",

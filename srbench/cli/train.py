@@ -121,11 +121,15 @@ def zoo_status(
     output_dir: ZooDir = None,
     models: ZooModels = None,
     scales: ZooScales = None,
+    results_dir: ResultsDir = Path("results"),
 ) -> None:
-    """Which zoo runs are finished, interrupted or not started, with their training time."""
+    """Which zoo runs are finished, interrupted, shipped (committed training record in
+    <results-dir>/training/, no run folder here) or not started, with their training time."""
     from srbench.training.cli import zoo_status_command
 
-    zoo_status_command(spec, output_dir, split(models) or None, scales_list(scales))
+    zoo_status_command(
+        spec, output_dir, split(models) or None, scales_list(scales), results_dir=results_dir
+    )
 
 
 @zoo_app.command("ship")

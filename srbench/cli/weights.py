@@ -49,7 +49,10 @@ def weights_convert(
 ) -> None:
     """Convert weights to a strict-loading srbench safetensors file."""
     from srbench.convert import convert
+    from srbench.files import writable_target
 
+    if output is not None:
+        writable_target(output)  # refused before the conversion's work, not after
     result = convert(source, output, model=model, scale=scale)
     scales = "/".join(f"x{s}" for s in result.scales)
     console.print(

@@ -21,6 +21,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from srbench.errors import SRBenchError
 from srbench.training import distributed
 
 console = Console()
@@ -415,8 +416,11 @@ def zoo_status_command(
     output_dir: str | Path | None = None,
     models: list[str] | None = None,
     scales: list[int] | None = None,
+    *,
+    results_dir: str | Path | None = "results",
 ) -> list[dict[str, Any]]:
-    """``srbench zoo status``: every run of the zoo, finished / interrupted / new; prints."""
+    """``srbench zoo status``: every run of the zoo, finished / interrupted / shipped / new;
+    prints."""
     from srbench.training.zoo import DEFAULT_ZOO_DIR, load_zoo, run_status, select
 
     zoo = load_zoo(spec)
@@ -426,7 +430,11 @@ def zoo_status_command(
         table.add_column(column, justify="left" if column in ("run", "state") else "right")
     rows = []
     for run in select(zoo, models, scales):
-        status = run_status(run, out)
+        try:
+            status = run_status(run, out, results_dir)
+        except SRBenchError as exc:  # one damaged run folder: say so, list the others
+            _say(f"[yellow]note:[/] {exc}")
+            status = {"state": "damaged", "iteration": "?", "train_seconds": None}
         val = (status.get("run_json") or {}).get("validation") or {}
         psnr = ", ".join(f"{k} {v['psnr_db']:.2f}" for k, v in val.items()) or "-"
         table.add_row(

@@ -23,13 +23,13 @@ rungs are skipped and interrupted ones resume, so the same command picks up afte
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srbench.files import atomic_path, atomic_write
 from srbench.training.recipe import (
     Recipe,
     RecipeError,
@@ -228,9 +228,8 @@ def _seed_from_snapshot(run: LadderRun, output_dir: Path) -> int | None:
             "snapshot": str(snapshot.relative_to(output_dir)),
         },
     )
-    tmp = run_dir / f".{CHECKPOINT_FILE}.tmp-{os.getpid()}"
-    shutil.copyfile(snapshot, tmp)
-    os.replace(tmp, run_dir / CHECKPOINT_FILE)
+    with atomic_path(run_dir / CHECKPOINT_FILE) as tmp:
+        shutil.copyfile(snapshot, tmp)
     return int(state["iteration"])
 
 
@@ -284,9 +283,7 @@ WEIGHTS_KINDS = {"ema": "weights.safetensors", "raw": "weights_raw.safetensors"}
 
 def _write_json(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=1) + "\n")
 
 
 def _curve(run_dir: Path) -> list[dict[str, Any]]:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +44,7 @@ from torch import nn
 
 from srbench.data import HRImage
 from srbench.errors import SRBenchError
+from srbench.files import atomic_path, atomic_write
 from srbench.protocols import LRCache
 from srbench.registry import create_model, get_card
 from srbench.training import distributed
@@ -288,14 +288,8 @@ def save_checkpoint(
         else None,
     }
     path = path or run_dir / CHECKPOINT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(state, tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 
@@ -455,7 +449,7 @@ def _trim_log(run_dir: Path, iteration: int) -> None:
                 keep.append(line)
         except json.JSONDecodeError:
             continue
-    path.write_text("".join(k + "\n" for k in keep), encoding="utf-8")
+    atomic_write(path, "".join(k + "\n" for k in keep))
 
 
 def read_log(run_dir: str | Path) -> list[dict]:
@@ -661,7 +655,7 @@ def _train(
         train_seconds = float(state.get("train_seconds", 0.0))
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "recipe.yaml").write_text(dump_recipe(recipe), encoding="utf-8")
+        atomic_write(run_dir / "recipe.yaml", dump_recipe(recipe))
         if start:
             _trim_log(run_dir, start)
         elif (run_dir / LOG_FILE).exists():
@@ -914,7 +908,7 @@ def _train(
             **{k: v for k, v in env.items() if k.startswith(("gpu_", "cuda_"))},
             **init_info,
         }
-        (run_dir / "run.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+        atomic_write(run_dir / "run.json", json.dumps(summary, indent=1) + "\n")
         info.update(summary, weights_path=str(weights))
     distributed.barrier(ctx)
     yield TrainEvent("done", total, total, info)

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from srbench.errors import SRBenchError
+from srbench.files import atomic_write
 from srbench.training.recipe import (
     Recipe,
     RecipeError,
@@ -174,12 +176,34 @@ def select(
     ]
 
 
-def run_status(run: ZooRun, output_dir: str | Path) -> dict[str, Any]:
-    """``{"state": finished|interrupted|new, "iteration", "train_seconds", "run_json"}``."""
+def read_json_object(path: Path, fix: str) -> dict[str, Any]:
+    """The JSON object in ``path``, or a one-line error naming it and ``fix`` (a file torn by a
+    kill, or damaged, never becomes a traceback)."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        info = None
+    if not isinstance(info, dict):
+        raise SRBenchError(f"{path}: torn or damaged (not a JSON object); {fix}")
+    return info
+
+
+def run_status(
+    run: ZooRun, output_dir: str | Path, results_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """``{"state": finished|interrupted|new|shipped, "iteration", "train_seconds", "run_json"}``.
+
+    ``shipped``: no run folder here, but ``results_dir`` holds the committed training record of
+    this very recipe (a fresh machine has only the shipped runs' records).
+    """
     run_dir = Path(output_dir).expanduser() / run.name
     summary = run_dir / "run.json"
     if summary.is_file() and (run_dir / "weights.safetensors").is_file():
-        info = json.loads(summary.read_text(encoding="utf-8"))
+        info = read_json_object(
+            summary,
+            "delete it and run `srbench zoo train` again: the run resumes from its checkpoint "
+            "and writes it anew",
+        )
         return {
             "state": "finished",
             "iteration": info.get("iterations"),
@@ -195,7 +219,27 @@ def run_status(run: ZooRun, output_dir: str | Path) -> dict[str, Any]:
             "iteration": int(state["iteration"]),
             "train_seconds": float(state.get("train_seconds", 0.0)),
         }
+    shipped = _shipped_summary(run, results_dir) if results_dir is not None else None
+    if shipped is not None:
+        return {
+            "state": "shipped",
+            "iteration": shipped.get("iterations"),
+            "train_seconds": shipped.get("train_seconds"),
+            "run_json": shipped,
+        }
     return {"state": "new", "iteration": 0, "train_seconds": 0.0}
+
+
+def _shipped_summary(run: ZooRun, results_dir: str | Path) -> dict[str, Any] | None:
+    """The committed training record's summary of ``run`` when it was shipped from this recipe."""
+    path = training_record_path(run, results_dir)
+    if not path.is_file():
+        return None
+    record = read_json_object(path, _RECORD_FIX)
+    if record.get("recipe_hash") != run.recipe.hash or not record.get("shipped_sha256"):
+        return None
+    summary = record.get("summary")
+    return summary if isinstance(summary, dict) else None
 
 
 def iter_zoo(
@@ -346,16 +390,15 @@ def _write_shipped(module: Path, table: dict[str, dict[int, tuple]]) -> None:
     text = module.read_text(encoding="utf-8")
     start = text.index(_BEGIN)
     end = text.index(_END)
-    module.write_text(text[:start] + "\n".join(lines) + "\n" + text[end:], encoding="utf-8")
+    atomic_write(module, text[:start] + "\n".join(lines) + "\n" + text[end:])
 
 
 TRAINING_DIR = "training"  # <results_dir>/training/<run>.json: committed training records
+_RECORD_FIX = "restore it with `git checkout -- results/training` or run `srbench zoo ship` again"
 
 
 def training_record_path(run: ZooRun, results_dir: str | Path) -> Path:
     return Path(results_dir) / TRAINING_DIR / f"{run.name}.json"
-
-
 
 
 def _finished_summary(
@@ -368,7 +411,8 @@ def _finished_summary(
         return status["run_json"]
     record = training_record_path(run, results_dir) if results_dir else None
     if record is not None and record.is_file():
-        return json.loads(record.read_text(encoding="utf-8"))["summary"]
+        summary = read_json_object(record, _RECORD_FIX).get("summary")
+        return summary if isinstance(summary, dict) else None
     return None
 
 
@@ -421,9 +465,7 @@ def replace_between(doc: Path, marker: str, text: str) -> bool:
         return False
     start = body.index(begin) + len(begin)
     end = body.index(end_mark)
-    tmp = doc.with_name(f".{doc.name}.tmp")
-    tmp.write_text(body[:start] + "\n" + text + "\n" + body[end:], encoding="utf-8")
-    tmp.replace(doc)
+    atomic_write(doc, body[:start] + "\n" + text + "\n" + body[end:])
     return True
 
 
@@ -445,7 +487,7 @@ def write_training_record(
     from srbench.training.loop import read_log
 
     run_dir = Path(output_dir).expanduser() / run.name
-    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    info = read_json_object(run_dir / "run.json", "delete it and run `srbench zoo train` again")
     curve = [
         {"iteration": r["iteration"], "scale": r.get("scale", run.recipe.scale), **r["results"]}
         for r in read_log(run_dir)
@@ -460,16 +502,11 @@ def write_training_record(
         "summary": info,
         "curve": curve,
     }
-    path = training_record_path(run, results_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return atomic_write(training_record_path(run, results_dir), json.dumps(record, indent=1) + "\n")
 
 
 def read_training_records(results_dir: str | Path) -> list[dict[str, Any]]:
     folder = Path(results_dir) / TRAINING_DIR
     if not folder.is_dir():
         return []
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+    return [read_json_object(p, _RECORD_FIX) for p in sorted(folder.glob("*.json"))]
