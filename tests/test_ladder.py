@@ -216,3 +216,78 @@ def test_recorded_rungs_are_addressable_by_budget_tag(tmp_path, images, monkeypa
             resolve("srcnn.zoo1x")
     finally:
         pretrained._ladder_manifest.cache_clear()
+
+
+# ----------------------------------------------------------------------------------------------
+# The committed store: what the ladder has recorded holds together and improves on the zoo
+# ----------------------------------------------------------------------------------------------
+
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def _committed_means() -> dict[tuple[str, str, int], float]:
+    """(model, dataset, scale) -> mean PSNR over a whole benchmark, standard protocol."""
+    import pandas as pd
+
+    from srbench.data import get_benchmark
+    from srbench.results import ResultStore
+
+    frame = pd.DataFrame(ResultStore(REPO / "results").shown_records())
+    frame = frame[(frame["protocol"] == "standard") & (frame["dataset"] != "demo")]
+    out = {}
+    for (model, dataset, scale), group in frame.groupby(["model", "dataset", "scale"]):
+        benchmark = dataset in ("set5", "set14", "b100", "urban100", "manga109")
+        if benchmark and len(group) == len(get_benchmark(dataset).images):
+            out[(model, dataset, int(scale))] = float(group["psnr_db"].mean())
+    return out
+
+
+def test_every_recorded_rung_has_its_training_record():
+    import json
+
+    from srbench.pretrained import LADDER_MANIFEST
+
+    manifest = json.loads(LADDER_MANIFEST.read_text())
+    for model, tags in manifest.items():
+        for tag, scales in tags.items():
+            for scale, row in scales.items():
+                record = json.loads((REPO / "results/training" / f"{row['run']}.json").read_text())
+                assert (record["model"], record["tag"], record["scales"]) == (
+                    model,
+                    tag,
+                    [int(scale)],
+                )
+                assert record["weights_sha256"] == row["sha256"]
+
+
+def test_ladder_1k_rung_beats_the_zoo_dedicated_1k_cosine_run():
+    """Each recorded x2 1k rung (wsd branch) beats the zoo's 1k cosine run of the same model on
+    every benchmark both were evaluated on (the decision to branch costs nothing)."""
+    means = _committed_means()
+    pairs = [
+        (m, d, s)
+        for (name, d, s) in means
+        if name.endswith(".zoo1k") and ((m := name.split(".")[0]), d, s) in means
+    ]
+    assert pairs, "no 1k rung evaluated in the committed store"
+    for model, dataset, scale in pairs:
+        assert means[(f"{model}.zoo1k", dataset, scale)] > means[(model, dataset, scale)], (
+            model,
+            dataset,
+        )
+
+
+def test_higher_rungs_beat_lower_rungs_on_every_benchmark():
+    """For every model, scale and benchmark the committed store has two rungs of (seed 0),
+    the longer training scores higher (the 16k acceptance check once 16k rungs land)."""
+    from srbench.registry import budget_of
+
+    means = _committed_means()
+    rungs: dict[tuple[str, str, int], dict[int, float]] = {}
+    for (name, dataset, scale), value in means.items():
+        budget = budget_of(name.partition(".")[2])
+        if budget and budget[1] == 0:
+            rungs.setdefault((name.split(".")[0], dataset, scale), {})[budget[0]] = value
+    for key, by_rung in rungs.items():
+        ordered = [by_rung[n] for n in sorted(by_rung)]
+        assert ordered == sorted(ordered), (key, by_rung)
