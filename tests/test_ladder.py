@@ -199,7 +199,7 @@ def test_recorded_rungs_are_addressable_by_budget_tag(tmp_path, images, monkeypa
     file = out / run.name / "weights_raw.safetensors"
     entry = json.loads(manifest.read_text())["srcnn"]["zoo1k_s1"]["2"]
     assert entry["sha256"] == file_sha256(file) and entry["seed"] == 1
-    body = json.loads((tmp_path / "training" / f"{run.name}.json").read_text())
+    body = json.loads((tmp_path / "training" / "ladder" / f"{run.name}.json").read_text())
     assert body["tag"] == "zoo1k_s1" and body["rung"] == 1000
     assert body["weights_sha256"] == entry["sha256"] and body["weights"] == "raw"
 
@@ -251,7 +251,8 @@ def test_every_recorded_rung_has_its_training_record():
     for model, tags in manifest.items():
         for tag, scales in tags.items():
             for scale, row in scales.items():
-                record = json.loads((REPO / "results/training" / f"{row['run']}.json").read_text())
+                path = REPO / "results/training/ladder" / f"{row['run']}.json"
+                record = json.loads(path.read_text())
                 assert (record["model"], record["tag"], record["scales"]) == (
                     model,
                     tag,

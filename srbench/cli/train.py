@@ -208,7 +208,7 @@ def ladder_record(
     output_dir: LadderDir = None,
     results_dir: ResultsDir = Path("results"),
 ) -> None:
-    """Record finished rungs: <results-dir>/training/<run>.json and their weights tags
+    """Record finished rungs: <results-dir>/training/ladder/<run>.json and their weights tags
     (drn_s.zoo1k, ...) in srbench/pretrained/ladder.json, so `srbench run` can evaluate them."""
     from srbench.training.cli import ladder_record_command
 

@@ -368,12 +368,12 @@ def _ladder_docs(results_dir: str | Path) -> None:
     """In a source checkout: the ladder table in docs/zoo.md and the learning curves under
     reports/ (one figure per scale), from the committed training records."""
     from srbench.figures import learning_curves
-    from srbench.training.ladder import ladder_table
-    from srbench.training.zoo import read_training_records, replace_between
+    from srbench.training.ladder import ladder_table, read_ladder_records
+    from srbench.training.zoo import replace_between
 
     root = Path(__file__).resolve().parents[2]
     doc = root / "docs" / "zoo.md"
-    records = [r for r in read_training_records(results_dir) if r.get("ladder_run")]
+    records = read_ladder_records(results_dir)
     if replace_between(doc, "ladder", ladder_table(records)):
         _say(f"updated the ladder table in {doc}")
     for scale in sorted({r["scales"][0] for r in records}):

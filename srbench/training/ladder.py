@@ -42,7 +42,8 @@ from srbench.training.recipe import (
 from srbench.training.zoo import ZooEvent, ZooRun, run_status
 
 BRANCH_FILE = "branch.json"  # in a rung's folder: the trunk snapshot it started from
-TRUNKS_DIR = "trunks"  # <output_dir>/trunks/<trunk name>/it<iteration>.pt: branch points
+TRUNKS_DIR = "trunks"
+LADDER_RECORDS = "training/ladder"  # <results_dir>/training/ladder/<run>.json: committed records  # <output_dir>/trunks/<trunk name>/it<iteration>.pt: branch points
 _SPEC_KEYS = ("name", "description", "recipe", "rungs", "steps", "weights")
 _STEP_KEYS = ("step", "models", "scale", "seeds", "top")
 
@@ -304,7 +305,7 @@ def record(
     results_dir: str | Path = "results",
     manifest: str | Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Record every finished rung of ``runs``: ``<results_dir>/training/<run>.json`` (summary,
+    """Record every finished rung of ``runs``: ``<results_dir>/training/ladder/<run>.json`` (summary,
     Set5 learning curve of both the EMA and the raw weights, branch point) and its tag
     (``drn_s.zoo1k``) in the manifest ``srbench/pretrained/ladder.json`` with the sha256 of the
     ``weights`` kind (ema or raw) chosen for the ladder. Returns one row per recorded rung."""
@@ -347,7 +348,7 @@ def record(
         table.setdefault(run.model, {}).setdefault(tag, {})[str(run.recipe.scale)] = row
         branch_file = run_dir / BRANCH_FILE
         branch = json.loads(branch_file.read_text("utf-8")) if branch_file.is_file() else None
-        record_path = Path(results_dir) / "training" / f"{run.name}.json"
+        record_path = Path(results_dir) / LADDER_RECORDS / f"{run.name}.json"
         body = {
             "ladder_run": run.name,
             "model": run.model,
@@ -412,3 +413,9 @@ def ladder_table(records: Sequence[dict[str, Any]]) -> str:
         "the total of a rung counts its trunk too).",
     ]
     return "\n".join(lines)
+
+
+def read_ladder_records(results_dir: str | Path) -> list[dict[str, Any]]:
+    """The committed training records of the ladder's recorded rungs."""
+    folder = Path(results_dir) / LADDER_RECORDS
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
