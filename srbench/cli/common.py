@@ -90,7 +90,22 @@ DataRoot = Annotated[
     Path | None,
     typer.Option("--data-root", help="Folder holding Set5/, Set14/, ... (else $SRBENCH_DATA)."),
 ]
-ResultsDir = Annotated[Path, typer.Option(help="Result store folder.")]
+ResultsDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="Result store folder (default: your store, $SRBENCH_RESULTS else "
+        "~/.cache/srbench/results; a clone's results/ is the project's reference store)."
+    ),
+]
+
+
+def store(results_dir: Path | None) -> Path:
+    """``--results-dir``, else the user's store (never the committed reference)."""
+    from srbench.stores import results_dir_or_default
+
+    return results_dir_or_default(results_dir)
+
+
 WeightsOpt = Annotated[
     list[Path] | None,
     typer.Option(

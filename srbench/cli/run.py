@@ -28,6 +28,7 @@ from srbench.cli.common import (
     progress_forced,
     scales_list,
     split,
+    store,
 )
 
 
@@ -77,7 +78,7 @@ def run(
             "field, measured; a smaller overlap is refused, as it would change the numbers)."
         ),
     ] = None,
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ResultsDir = None,
     force: Annotated[
         bool, typer.Option("--force", help="Recompute results already in the store.")
     ] = False,
@@ -121,6 +122,7 @@ def run(
     from srbench.protocols import get_protocol
     from srbench.runner import DEMO_NOTICE, RunConfig, benchmark_source, demo_source
 
+    results_dir = store(results_dir)
     try:
         from srbench.registry import list_models, resolve
 

@@ -16,6 +16,7 @@ from srbench.cli.common import (
     scales_list,
     split,
     split_dict,
+    store,
 )
 
 
@@ -66,7 +67,7 @@ def ablate(
     ] = "ablation-drn",
     data_root: DataRoot = None,
     output_dir: Annotated[Path, typer.Option(help="Folder for run folders.")] = Path("runs"),
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ResultsDir = None,
     device: Device = "cpu",
     iterations: Annotated[int | None, typer.Option(help="Override the shared budget.")] = None,
     compile_model: Annotated[bool, typer.Option("--compile")] = False,
@@ -79,7 +80,7 @@ def ablate(
         spec,
         data_root,
         output_dir,
-        results_dir,
+        store(results_dir),
         device,
         iterations,
         compile_model,
@@ -138,10 +139,13 @@ def zoo_ship(
     output_dir: ZooDir = None,
     models: ZooModels = None,
     scales: ZooScales = None,
-    results_dir: ResultsDir = Path("results"),
+    results_dir: Annotated[
+        Path, typer.Option(help="Store for the training summaries: the project's reference.")
+    ] = Path("results"),
 ) -> None:
     """Copy finished zoo runs' weights into the package (float16) and pin their sha256; their
-    summaries and learning curves go to <results-dir>/training/ for the report."""
+    summaries and learning curves go to <results-dir>/training/ for the report (shipping
+    changes the project, so the default is the project's reference store)."""
     from srbench.training.cli import zoo_ship_command
 
     zoo_ship_command(spec, output_dir, split(models) or None, scales_list(scales), results_dir)
