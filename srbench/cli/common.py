@@ -24,7 +24,7 @@ def say_error(message: str) -> None:
 
 # The order `srbench --help` lists the commands in: the main job first.
 COMMAND_ORDER = (
-    "run", "models", "report", "compare", "verdict", "pareto", "check", "baseline", "profile", "data", "weights",
+    "run", "upscale", "models", "report", "compare", "verdict", "pareto", "check", "baseline", "profile", "data", "weights",
     "zoo", "train", "ablate",
 )  # fmt: skip
 

@@ -45,8 +45,9 @@ def run(
     datasets: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated: set5,set14,b100,urban100,manga109 or demo. "
-            "Default: every benchmark present, else the built-in demo set."
+            help="Comma-separated: set5,set14,b100,urban100,manga109, demo, or a folder of your "
+            "own HR images (an ad-hoc, unverified benchmark named by the folder and a content "
+            "hash). Default: every benchmark present, else the built-in demo set."
         ),
     ] = None,
     scales: Annotated[
@@ -120,7 +121,7 @@ def run(
     """Measure PSNR/SSIM of models on benchmarks; resumable, results go to the store."""
     from srbench.data import available_benchmarks, resolve_data_root
     from srbench.protocols import get_protocol
-    from srbench.runner import DEMO_NOTICE, RunConfig, benchmark_source, demo_source
+    from srbench.runner import DEMO_NOTICE, RunConfig
 
     results_dir = store(results_dir)
     try:
@@ -136,15 +137,12 @@ def run(
         dataset_keys = split(datasets)
         if not dataset_keys:
             dataset_keys = available_benchmarks(root) or ["demo"]
-        sources = [
-            demo_source() if key == "demo" else benchmark_source(key, root, verify=not no_verify)
-            for key in dataset_keys
-        ]
+        sources = [_source(key, root, not no_verify) for key in dataset_keys]
         if any(s.key == "demo" for s in sources):
             err_console.print(f"[yellow]note:[/] {DEMO_NOTICE}", highlight=False)
         config = RunConfig(
             models=model_names,
-            datasets=dataset_keys,
+            datasets=[s.key for s in sources],
             scales=scales_list(scales) or [2, 3, 4],
             protocol=protocol,
             data_root=root,
@@ -184,6 +182,24 @@ def run(
             console=console,
             err_console=err_console,
         )
+
+
+def _source(key: str, root: Path, verify: bool):
+    """The demo set, a standard benchmark, or a folder of the user's HR images."""
+    from srbench.runner import benchmark_source, demo_source
+    from srbench.userdata import folder_source, is_folder
+
+    if key == "demo":
+        return demo_source()
+    if not is_folder(key):
+        return benchmark_source(key, root, verify=verify)
+    source = folder_source(key)
+    err_console.print(
+        f"[yellow]note:[/] {key}: ad-hoc benchmark {source.key} ({len(source.names)} images; "
+        "your own images, unverified: not a standard benchmark, not comparable with any paper)",
+        highlight=False,
+    )
+    return source
 
 
 def _run_with_progress(config, sources) -> tuple[list[tuple], list[dict]]:
@@ -263,6 +279,39 @@ def _installed(card) -> str:
     if not have:
         return f"(not installed: {fetch})"
     return f"(installed: {'/'.join(f'x{s}' for s in have)}; the rest: {fetch})"
+
+
+@app.command()
+def upscale(
+    inputs: Annotated[list[Path], typer.Argument(help="LR images or folders of them.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the SR PNGs.")],
+    models: Annotated[str, typer.Option(help="One model name (aliases, NAME.official).")] = "drn",
+    scale: Annotated[str, typer.Option(help="2, 3 or 4 (or x2 ...).")] = "2",
+    weights: Annotated[
+        Path | None, typer.Option(help="safetensors file (default: the weights the name selects).")
+    ] = None,
+    device: Device = "cpu",
+    tile: Annotated[
+        int | None, typer.Option(help="Tile size in LR pixels for big images (default: whole).")
+    ] = None,
+    tile_overlap: Annotated[int, typer.Option(help="LR pixels of context around each tile.")] = 32,
+) -> None:
+    """Super-resolve your own LR images (no metrics): OUT/<name>_x<scale>.png, RGB, with the
+    standard protocol's colour handling."""
+    from srbench.userdata import upscale_files
+
+    names = split(models)
+    scales = scales_list(scale) or []
+    if len(names) != 1 or len(scales) != 1:
+        fail("upscale takes one model and one scale, e.g. --models drn --scale 2")
+    done = 0
+    for path, out in upscale_files(
+        names[0], scales[0], inputs, output, weights=weights, device=device, tile=tile,
+        overlap=tile_overlap,
+    ):  # fmt: skip
+        console.print(f"{path} -> {out}", highlight=False)
+        done += 1
+    err_console.print(f"{done} image(s) super-resolved x{scales[0]} by {names[0]}", highlight=False)
 
 
 @app.command()
