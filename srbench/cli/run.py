@@ -30,6 +30,7 @@ from srbench.cli.common import (
     split,
     store,
 )
+from srbench.errors import SRBenchError
 
 
 @app.command()
@@ -62,6 +63,13 @@ def run(
     ] = "standard",
     data_root: DataRoot = None,
     weights: WeightsOpt = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="With --weights FILE and no --models: the name to store the detected model under "
+            "(default: <architecture>_<sha256[:8]> of the file)."
+        ),
+    ] = None,
     device: Device = "cpu",
     self_ensemble: Annotated[
         bool, typer.Option("--self-ensemble", help="x8 geometric self-ensemble (the '+' variants).")
@@ -129,6 +137,9 @@ def run(
 
         # Fail fast on unknown names; an alias and its target are one model (deduplicated).
         model_names = list(dict.fromkeys(resolve(m).key for m in split(models)))
+        weights_index = {} if models is None and weights else index_weights(weights or [])
+        if models is None and weights:  # third-party checkpoints: the architecture is detected
+            model_names, weights_index, scales = _detected(weights, name, scales)
         default_models = not model_names
         if default_models:
             model_names = list_models(pretrained=True)
@@ -146,7 +157,7 @@ def run(
             scales=scales_list(scales) or [2, 3, 4],
             protocol=protocol,
             data_root=root,
-            weights=index_weights(weights or []),
+            weights=weights_index,
             weights_named=list(weights or []),
             device=device,
             ensemble=self_ensemble,
@@ -182,6 +193,36 @@ def run(
             console=console,
             err_console=err_console,
         )
+
+
+def _detected(
+    weights: list[Path], name: str | None, scales: str | None
+) -> tuple[list[str], dict[tuple[str, int], Path], str | None]:
+    """--weights with no --models: srbench files by their metadata, any other checkpoint by
+    the architecture spandrel detects (registered for this run)."""
+    from srbench.checkpoints import detect_checkpoint
+    from srbench.weights import index_weights as index_files
+    from srbench.weights import read_metadata
+
+    index: dict[tuple[str, int], Path] = {}
+    for path in weights:
+        if path.is_dir():  # a folder: srbench files only, as with --models
+            index.update(index_files([path]))
+            continue
+        try:
+            meta = read_metadata(path)
+        except SRBenchError:  # not an srbench file: a third-party checkpoint
+            found = detect_checkpoint(path, name=name)
+            err_console.print(
+                f"[yellow]note:[/] {path}: {found.architecture} x{found.scale} detected by "
+                f"spandrel {found.spandrel_version}; stored as {found.name}",
+                highlight=False,
+            )
+            index[(found.name, found.scale)] = found.weights
+        else:
+            index.update({(meta["model"], s): Path(path) for s in meta["scales"]})
+    given = sorted({s for _, s in index})
+    return list(dict.fromkeys(m for m, _ in index)), index, scales or ",".join(map(str, given))
 
 
 def _source(key: str, root: Path, verify: bool):
