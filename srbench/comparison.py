@@ -1,8 +1,8 @@
 """``srbench compare``: the paired comparison of any two models in the store.
 
 The arithmetic is the verdict's (:mod:`srbench.verdict`): per dataset and scale, the per-image
-differences A - B on the images both models have (name and pixel fingerprint), their mean with a
-95% paired bootstrap CI over the images, and wins/ties/losses within the metric's tolerance. The
+differences A - B on the images both models have (name and pixel fingerprint), their mean with the
+verdict's 95% interval over the images, and wins/ties/losses within the metric's tolerance. The
 DRN verdict is the preset ``drn`` (:data:`PRESETS`): ``srbench compare --preset drn`` gives the
 rows of ``srbench verdict``.
 

@@ -98,6 +98,12 @@ ResultsDir = Annotated[
     ),
 ]
 
+# Commands that change the project itself (shipping weights, recording ladder rungs) write their
+# training records into the project's reference store, a clone's results/.
+ReferenceResultsDir = Annotated[
+    Path, typer.Option("--results-dir", help="Store for the training records: the project's.")
+]
+
 
 def store(results_dir: Path | None) -> Path:
     """``--results-dir``, else the user's store (never the committed reference)."""

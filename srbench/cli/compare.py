@@ -42,8 +42,8 @@ def compare(
         Path, typer.Option(help="Folder for the forest plot (PNG) and the table (JSON).")
     ] = Path("reports"),
 ) -> None:
-    """Paired A - B per dataset and scale: mean PSNR/SSIM difference, 95% bootstrap CI over the
-    images, wins/ties/losses; a table, a forest plot and a JSON file."""
+    """Paired A - B per dataset and scale: mean PSNR/SSIM difference, the verdict's 95% interval
+    over the images, wins/ties/losses; a table, a forest plot and a JSON file."""
     from srbench.comparison import compare_models, preset_pairs, stored_name
     from srbench.figures import forest_plot
     from srbench.results import ResultStore
@@ -88,7 +88,8 @@ def compare(
 def _print_table(rows, protocol: str) -> None:
     from rich.table import Table
 
-    table = Table(title=f"paired A - B over the images ({protocol} protocol; 95% bootstrap CI)")
+    method = rows[0].diff.method  # the verdict's interval method, whatever it is
+    table = Table(title=f"paired A - B over the images ({protocol} protocol; 95% {method})")
     for column in ("A", "B", "dataset", "scale", "metric", "images", "A - B", "95% CI", "W/T/L"):
         table.add_column(column, justify="left" if column in ("A", "B", "dataset") else "right")
     for r in rows:

@@ -10,6 +10,7 @@ import typer
 from srbench.cli.common import (
     DataRoot,
     Device,
+    ReferenceResultsDir,
     ResultsDir,
     app,
     new_app,
@@ -139,9 +140,7 @@ def zoo_ship(
     output_dir: ZooDir = None,
     models: ZooModels = None,
     scales: ZooScales = None,
-    results_dir: Annotated[
-        Path, typer.Option(help="Store for the training summaries: the project's reference.")
-    ] = Path("results"),
+    results_dir: ReferenceResultsDir = Path("results"),
 ) -> None:
     """Copy finished zoo runs' weights into the package (float16) and pin their sha256; their
     summaries and learning curves go to <results-dir>/training/ for the report (shipping
@@ -210,7 +209,7 @@ def ladder_status(
 def ladder_record(
     spec: LadderSpec = "ladder",
     output_dir: LadderDir = None,
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ReferenceResultsDir = Path("results"),
 ) -> None:
     """Record finished rungs: <results-dir>/training/<run>.json and their weights tags
     (drn_s.zoo1k, ...) in srbench/pretrained/ladder.json, so `srbench run` can evaluate them."""
