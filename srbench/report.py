@@ -832,6 +832,7 @@ def build_report(
         html = _render_page(
             results_dir, img, visual_images=visual_images, visual_scales=visual_scales,
             profiles=profiles, cost_fn=cost_fn, costs=costs, title=title, progress=progress,
+            extra_records=extra_records,
         )  # fmt: skip
         atomic_write(index, html)  # the swap: this page links only into the new img/ build
     return index
@@ -848,6 +849,7 @@ def _render_page(
     costs: Sequence[str],
     title: str,
     progress: Callable[[str], None] | None,
+    extra_records: Sequence[dict] = (),
 ) -> str:
     """The page's HTML; its figures and crops are written into ``img``."""
     import jinja2

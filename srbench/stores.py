@@ -65,7 +65,7 @@ def as_reference(records: list[dict]) -> list[dict]:
 def reference_records() -> list[dict]:
     from srbench.results import ResultStore
 
-    return as_reference(ResultStore(reference_results_dir()).latest_records())
+    return as_reference(ResultStore(reference_results_dir()).shown_records())
 
 
 def reference_profiles() -> list[dict]:

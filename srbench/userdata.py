@@ -89,7 +89,7 @@ def upscale_pixels(
     *,
     device: torch.device,
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int | None = None,
 ) -> np.ndarray:
     """SR of one uint8 LR image (H x W x 3 or H x W) as uint8 RGB, s*H x s*W x 3."""
     from srbench.color import rgb_to_ycbcr
@@ -109,6 +109,7 @@ def upscale_pixels(
     # The layout `run` evaluates in (channels_last on the CPU): the same pixels as `run` saves.
     x = torch.from_numpy(prepared.model_input).to(device, torch.float32)[None]
     x = x.contiguous(memory_format=memory_format(device))
+    # overlap None: the model's receptive radius, so tiles give the untiled pixels
     output, _ = infer(in_memory_format(model, device), x, scale, tile=tile, overlap=overlap)
     out = output[0].detach().to("cpu", torch.float64).numpy()
     if not np.isfinite(out).all():
@@ -142,7 +143,7 @@ def upscale_files(
     weights: Path | None = None,
     device: str = "cpu",
     tile: int | None = None,
-    overlap: int = 32,
+    overlap: int | None = None,
 ) -> Iterator[tuple[Path, Path]]:
     """Super-resolve every input into ``output_dir/<name>_x<scale>.png``; yields (input, output)."""
     from srbench.devices import resolve_device

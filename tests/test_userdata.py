@@ -94,8 +94,10 @@ def test_upscale_equals_the_runs_sr_image(tmp_path, model):
     up = np.asarray(Image.open(tmp_path / "up" / "cat_x2.png"))
     saved = np.asarray(Image.open(next((tmp_path / "saved").rglob("cat.png"))))
     assert up.shape == (96, 120, 3) and np.array_equal(up, saved)
-    # Tiled (for large images): the same picture up to the seams' rounding.
-    result = _invoke("upscale", "--models", model, "--tile", "24", "--tile-overlap", "8",
-                     str(tmp_path / "cat.png"), "-o", str(tmp_path / "tiled"))  # fmt: skip
+    # Tiled (for large images): tiles overlap by the receptive field, so the same picture up to
+    # the last bit of float summation order (a rounding flip here and there).
+    result = _invoke("upscale", "--models", model, "--tile", "24", str(tmp_path / "cat.png"),
+                     "-o", str(tmp_path / "tiled"))  # fmt: skip
+    assert result.exit_code == 0, result.output
     tiled = np.asarray(Image.open(tmp_path / "tiled" / "cat_x2.png")).astype(int)
-    assert np.abs(tiled - up).mean() < 0.5
+    assert np.abs(tiled - up).max() <= 1 and (tiled != up).mean() < 0.01

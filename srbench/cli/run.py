@@ -335,7 +335,12 @@ def upscale(
     tile: Annotated[
         int | None, typer.Option(help="Tile size in LR pixels for big images (default: whole).")
     ] = None,
-    tile_overlap: Annotated[int, typer.Option(help="LR pixels of context around each tile.")] = 32,
+    tile_overlap: Annotated[
+        int | None,
+        typer.Option(
+            help="LR pixels of context around each tile (default: the model's receptive field)."
+        ),
+    ] = None,
 ) -> None:
     """Super-resolve your own LR images (no metrics): OUT/<name>_x<scale>.png, RGB, with the
     standard protocol's colour handling."""

@@ -123,7 +123,7 @@ def zoo_status(
     output_dir: ZooDir = None,
     models: ZooModels = None,
     scales: ZooScales = None,
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ReferenceResultsDir = Path("results"),
 ) -> None:
     """Which zoo runs are finished, interrupted, shipped (committed training record in
     <results-dir>/training/, no run folder here) or not started, with their training time."""
