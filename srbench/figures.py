@@ -140,7 +140,13 @@ def scale_figure(
     return _save(fig, path, svg=True), notes
 
 
-def forest_plot(rows: Sequence, path: Path, *, titles: dict[tuple[str, str], str]) -> Path:
+def forest_plot(
+    rows: Sequence,
+    path: Path,
+    *,
+    titles: dict[tuple[str, str], str],
+    title: str = "DRN verdict",
+) -> Path:
     """The verdict's PSNR rows (:class:`srbench.verdict.PairResult`): mean difference and its
     95% CI per (pair, dataset, scale), a zero line, one block per pair."""
     from matplotlib.figure import Figure
@@ -169,7 +175,7 @@ def forest_plot(rows: Sequence, path: Path, *, titles: dict[tuple[str, str], str
     ax.set_ylim(y + 0.5, 1.0)
     ax.set_xlabel("mean per-image PSNR difference A - B (dB), 95% paired t interval", fontsize=8)
     ax.grid(True, axis="x", alpha=0.3)
-    ax.set_title("DRN verdict (green: A better, red: B better, grey: CI includes 0)", fontsize=9)
+    ax.set_title(f"{title} (green: A better, red: B better, grey: CI includes 0)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path, svg=False)["png"]
 

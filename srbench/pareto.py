@@ -193,8 +193,9 @@ def _hardware(record: dict) -> str:
 
 
 def architecture_name(model: str) -> str:
-    """The registered architecture a stored model name runs: ``idn.official`` -> ``idn``."""
-    return model.split(".", 1)[0]
+    """The registered architecture a stored model name runs: ``idn.official`` -> ``idn``
+    (``drn_s@ref``, the reference store's ``drn_s``, -> ``drn_s``)."""
+    return model.split("@", 1)[0].split(".", 1)[0]
 
 
 def efficiency_table(

@@ -813,6 +813,7 @@ def build_report(
     costs: Sequence[str] = ("params", "macs", "latency_ms"),
     title: str = "srbench report",
     progress: Callable[[str], None] | None = None,
+    extra_records: Sequence[dict] = (),
 ) -> Path:
     """Render ``output_dir/index.html`` (+ ``output_dir/img/``) from the store in ``results_dir``.
 
@@ -822,7 +823,8 @@ def build_report(
     and scale (``None``: :data:`VISUAL_IMAGES`, one per benchmark; 0: no visual comparisons); ``visual_scales``: the scales to show them for
     (default: every scale). ``profiles``: instead of ``results_dir/profile.jsonl``. ``cost_fn``:
     a fallback for costs no profile record has (tests; ``None``: such costs are missing and the
-    page says so). ``costs``: the Pareto plots' x-axes. Returns the path of ``index.html``.
+    page says so). ``costs``: the Pareto plots' x-axes. ``extra_records``: shown beside the
+    store's (the reference store's, renamed ``NAME@ref``). Returns the path of ``index.html``.
     """
     out = Path(output_dir)
     index = writable_target(out / "index.html")
@@ -830,6 +832,7 @@ def build_report(
         html = _render_page(
             results_dir, img, visual_images=visual_images, visual_scales=visual_scales,
             profiles=profiles, cost_fn=cost_fn, costs=costs, title=title, progress=progress,
+            extra_records=extra_records,
         )  # fmt: skip
         atomic_write(index, html)  # the swap: this page links only into the new img/ build
     return index
@@ -846,13 +849,14 @@ def _render_page(
     costs: Sequence[str],
     title: str,
     progress: Callable[[str], None] | None,
+    extra_records: Sequence[dict] = (),
 ) -> str:
     """The page's HTML; its figures and crops are written into ``img``."""
     import jinja2
 
     say = progress or (lambda _msg: None)
     store = ResultStore(Path(results_dir))
-    records = store.shown_records()
+    records = store.shown_records() + list(extra_records)
     profiles = list(load_profiles(results_dir) if profiles is None else profiles)
     main_records = [r for r in records if r.get("ablation") in (None, "", {})]
     frame = pd.DataFrame.from_records(main_records) if main_records else pd.DataFrame()

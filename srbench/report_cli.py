@@ -71,6 +71,7 @@ def report_command(
     visual_images: int | None = None,
     visual_scales: str | Sequence[int] | None = None,
     title: str = "srbench report",
+    reference: bool = False,
     console: Console | None = None,
     err_console: Console | None = None,
 ) -> Path:
@@ -79,21 +80,31 @@ def report_command(
     ``visual_images``: images per scale (``None``: the report's default, one per benchmark;
     0 leaves the visual comparisons out); ``visual_scales``: e.g. ``"4"``
     (default: every scale). The crops and costs are the ones ``srbench run``/``srbench profile``
-    stored; nothing is re-run.
+    stored; nothing is re-run. ``reference``: the project's reference store beside this one, its
+    models named ``NAME@ref``.
     """
+    from srbench.pareto import load_profiles
     from srbench.report import build_report
+    from srbench.stores import reference_profiles, reference_records
 
     console = console or Console()
     err_console = err_console or Console(stderr=True)
     if visual_images is not None and visual_images < 0:
         raise SRBenchError(f"--visual-images must be >= 0, got {visual_images}")
     results = Path(results_dir)
-    if not (results / "records.jsonl").is_file():
-        raise SRBenchError(f"{results}: no result store (records.jsonl); run `srbench run` first")
+    if not reference and not (results / "records.jsonl").is_file():
+        raise SRBenchError(
+            f"{results}: no result store (records.jsonl); run `srbench run` first, or add "
+            "--reference for the project's results"
+        )
+    extra = reference_records() if reference else []
+    profiles = [*load_profiles(results), *reference_profiles()] if reference else None
     with err_console.status("building the report ...") as status:
         index = build_report(
             results,
             output_dir,
+            extra_records=extra,
+            profiles=profiles,
             visual_images=visual_images,
             visual_scales=_ints(visual_scales, "--visual-scales"),
             title=title,
@@ -112,12 +123,15 @@ def pareto_command(
     datasets: str | Sequence[str] | None = None,
     scales: str | Sequence[int] | None = None,
     protocol: str | None = None,
+    reference: bool = False,
     console: Console | None = None,
     err_console: Console | None = None,
 ) -> list[Path]:
-    """One Pareto plot (PNG + SVG) per protocol, dataset and scale in the store; returns the PNGs."""
-    from srbench.pareto import COSTS, QUALITIES, plot_all
+    """One Pareto plot (PNG + SVG) per protocol, dataset and scale in the store; returns the PNGs.
+    ``reference``: the project's reference store beside this one, its models named ``NAME@ref``."""
+    from srbench.pareto import COSTS, QUALITIES, load_profiles, plot_all
     from srbench.results import load_results
+    from srbench.stores import reference_profiles, with_reference
 
     console = console or Console()
     err_console = err_console or Console(stderr=True)
@@ -126,8 +140,14 @@ def pareto_command(
     if cost not in COSTS:
         raise SRBenchError(f"unknown cost {cost!r}; choose from {', '.join(COSTS)}")
     frame = load_results(results_dir)
+    profiles = load_profiles(results_dir)
+    if reference:
+        frame, profiles = with_reference(frame), [*profiles, *reference_profiles()]
     if frame.empty:
-        raise SRBenchError(f"{results_dir}: the result store is empty; run `srbench run` first")
+        raise SRBenchError(
+            f"{results_dir}: the result store is empty; run `srbench run` first, or add "
+            "--reference for the project's results"
+        )
     if "ablation" in frame.columns:
         frame = frame[frame["ablation"].isna()]
     wanted = _items(datasets)
@@ -147,12 +167,8 @@ def pareto_command(
         frame = frame[~random]
     if frame.empty:
         raise SRBenchError("no results match the requested datasets, scales and protocol")
-    from srbench.pareto import load_profiles
-
     with err_console.status("plotting ..."):
-        results = plot_all(
-            frame, output_dir, quality=quality, cost=cost, profiles=load_profiles(results_dir)
-        )
+        results = plot_all(frame, output_dir, quality=quality, cost=cost, profiles=profiles)
     written: list[Path] = []
     for group, paths in results:
         where = f"{group['protocol']}@{group['protocol_hash']} {group['dataset']} x{group['scale']}"

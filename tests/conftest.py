@@ -28,3 +28,11 @@ def reference_weights(data_root):
             pytest.fail(f"reference weights missing: expected {root}/idn_x2.npz in CI")
         pytest.skip(f"reference weights not available at {root}")
     return root
+
+
+def pytest_configure(config):
+    # Commands run with no --results-dir write to the user's store: in tests, a throwaway one.
+    if "SRBENCH_RESULTS" not in os.environ:
+        import tempfile
+
+        os.environ["SRBENCH_RESULTS"] = tempfile.mkdtemp(prefix="srbench-results-")

@@ -91,12 +91,14 @@ def test_mismatch_and_missing_are_named_image_by_image(set5_copy):
 
 
 def test_missing_and_empty_dataset_folder(tmp_path):
-    with pytest.raises(DataError, match=r"Set5/HR: no Set5 folder"):
+    with pytest.raises(
+        DataError, match=r"Set5/HR: no Set5 folder; get it with `srbench data fetch set5`"
+    ):
         benchmark_source("set5", tmp_path)
     (tmp_path / "Set5" / "HR").mkdir(parents=True)
     with pytest.raises(DataError, match=r"Set5/HR: folder is empty"):
         benchmark_source("set5", tmp_path)
-    with pytest.raises(DataError, match=r"extract-manga109\.sh"):
+    with pytest.raises(DataError, match=r"srbench data import manga109 FOLDER"):
         benchmark_source("manga109", tmp_path)
 
 

@@ -32,6 +32,10 @@ VISUAL_IMAGES = {
 }
 
 
+def _pinned_sources(path: Path) -> list:
+    return json.loads(path.read_text()).get("download", []) if path.is_file() else []
+
+
 def main(root: Path) -> None:
     out_dir = Path(__file__).resolve().parent.parent / "srbench" / "benchmarks"
     sys.path.insert(0, str(out_dir.parent.parent))  # run as a script from a checkout
@@ -58,6 +62,8 @@ def main(root: Path) -> None:
             "citation": citation,
             "count": len(images),
             "visual_images": VISUAL_IMAGES[key],
+            # the pinned archives (`srbench data fetch`) are kept from the spec being replaced
+            "download": _pinned_sources(out_dir / f"{key}.json"),
             "images": images,
         }
         atomic_write(out_dir / f"{key}.json", json.dumps(spec, indent=1) + "\n")

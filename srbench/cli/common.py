@@ -24,7 +24,7 @@ def say_error(message: str) -> None:
 
 # The order `srbench --help` lists the commands in: the main job first.
 COMMAND_ORDER = (
-    "run", "models", "report", "verdict", "pareto", "check", "baseline", "profile", "data", "weights",
+    "run", "upscale", "models", "report", "compare", "verdict", "pareto", "check", "baseline", "profile", "data", "weights",
     "zoo", "train", "ablate",
 )  # fmt: skip
 
@@ -90,7 +90,28 @@ DataRoot = Annotated[
     Path | None,
     typer.Option("--data-root", help="Folder holding Set5/, Set14/, ... (else $SRBENCH_DATA)."),
 ]
-ResultsDir = Annotated[Path, typer.Option(help="Result store folder.")]
+ResultsDir = Annotated[
+    Path | None,
+    typer.Option(
+        help="Result store folder (default: your store, $SRBENCH_RESULTS else "
+        "~/.cache/srbench/results; a clone's results/ is the project's reference store)."
+    ),
+]
+
+# Commands that change the project itself (shipping weights, recording ladder rungs) write their
+# training records into the project's reference store, a clone's results/.
+ReferenceResultsDir = Annotated[
+    Path, typer.Option("--results-dir", help="Store for the training records: the project's.")
+]
+
+
+def store(results_dir: Path | None) -> Path:
+    """``--results-dir``, else the user's store (never the committed reference)."""
+    from srbench.stores import results_dir_or_default
+
+    return results_dir_or_default(results_dir)
+
+
 WeightsOpt = Annotated[
     list[Path] | None,
     typer.Option(

@@ -1,21 +1,26 @@
-"""`srbench data list|verify`: where benchmark data is, and whether it verifies."""
+"""`srbench data list|verify|fetch|import`: where benchmark data is, whether it verifies, and
+getting it."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import TaskID
 from rich.table import Table
 
 from srbench.cli.common import (
     DataRoot,
     console,
+    err_console,
     fail,
     new_app,
+    progress_forced,
     split,
 )
 
-app = new_app(help="Benchmark data: where it is, and whether it verifies.")
+app = new_app(help="Benchmark data: where it is, whether it verifies, fetch and import.")
 
 
 @app.command("list")
@@ -78,3 +83,60 @@ def data_verify(
                 console.print(f"  {status.name}: {status.status}: {status.detail}", highlight=False)
     if bad:
         raise typer.Exit(1)
+
+
+@app.command("fetch")
+def data_fetch(
+    datasets: Annotated[list[str], typer.Argument(help="set5 set14 b100 urban100, or all.")],
+    data_root: DataRoot = None,
+) -> None:
+    """Download the pinned public archives, verify every HR image by its pixel fingerprint, and
+    install only what verifies (Manga109: `srbench data import manga109 FOLDER`)."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+    from srbench.data import BENCHMARK_KEYS
+    from srbench.datafetch import fetch_benchmark, sources
+
+    root = _target_root(data_root)
+    keys = [k for k in BENCHMARK_KEYS if sources(k)] if datasets == ["all"] else datasets
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), console=err_console,
+        disable=not err_console.is_terminal and not progress_forced(),
+    ) as progress:  # fmt: skip
+        tasks: dict[str, TaskID] = {}
+
+        def show(name: str, done: int, total: int | None) -> None:
+            if name not in tasks:
+                tasks[name] = progress.add_task(name, total=total)
+            progress.update(tasks[name], completed=done, total=total)
+
+        for key in keys:
+            console.print(fetch_benchmark(key.lower(), root, progress=show), highlight=False)
+
+
+@app.command("import")
+def data_import(
+    dataset: Annotated[str, typer.Argument(help="manga109 (or any benchmark key).")],
+    folder: Annotated[Path, typer.Argument(help="Your copy: a folder holding its HR images.")],
+    data_root: DataRoot = None,
+) -> None:
+    """Install a benchmark from your own copy (e.g. Manga109, which may not be redistributed):
+    every lossless image under FOLDER is matched by its pixels; only a complete, verified set is
+    installed."""
+    from srbench.datafetch import import_benchmark
+
+    root = _target_root(data_root)
+    console.print(import_benchmark(dataset.lower(), folder, root), highlight=False)
+
+
+def _target_root(data_root: Path | None) -> Path:
+    """The data root fetch/import fill (--data-root, $SRBENCH_DATA, the user cache), created
+    if absent: unlike `run`, these commands are how it gets made."""
+    import os
+
+    from srbench.data import ENV_DATA_ROOT, default_cache_dir
+
+    named = data_root or os.environ.get(ENV_DATA_ROOT)
+    root = Path(named).expanduser() if named else default_cache_dir() / "datasets"
+    root.mkdir(parents=True, exist_ok=True)
+    return root

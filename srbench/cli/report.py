@@ -17,6 +17,7 @@ from srbench.cli.common import (
     err_console,
     index_weights,
     new_app,
+    store,
 )
 
 
@@ -47,8 +48,12 @@ def profile(
         bool, typer.Option("--no-latency", help="Parameters and MACs only.")
     ] = False,
     output: Annotated[
-        Path, typer.Option(help="JSON-lines file the records are appended to.")
-    ] = Path("results/profile.jsonl"),
+        Path | None,
+        typer.Option(
+            help="JSON-lines file the records are appended to (default: profile.jsonl in your "
+            "result store)."
+        ),
+    ] = None,
 ) -> None:
     """Parameters, MACs/FLOPs, latency and peak memory, labelled with units and environment."""
     from srbench.profiling_cli import profile_command
@@ -62,7 +67,7 @@ def profile(
         repeats,
         warmup,
         budget_s,
-        output,
+        output or store(None) / "profile.jsonl",
         threads=threads,
         cudnn_benchmark=cudnn_benchmark,
         latency=not no_latency,
@@ -71,9 +76,19 @@ def profile(
     )
 
 
+Reference = Annotated[
+    bool,
+    typer.Option(
+        "--reference",
+        help="Show the project's reference store (a clone's results/, or $SRBENCH_REFERENCE) "
+        "beside yours, its models named NAME@ref.",
+    ),
+]
+
+
 @app.command()
 def report(
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ResultsDir = None,
     output_dir: Annotated[Path, typer.Option(help="Report folder.")] = Path("reports"),
     visual_images: Annotated[
         int | None,
@@ -84,15 +99,17 @@ def report(
     visual_scales: Annotated[
         str | None, typer.Option(help="Scales with a visual comparison (default: all).")
     ] = None,
+    reference: Reference = False,
 ) -> None:
     """Render reports/index.html from the store alone: tables, figures, crops, verdict."""
     from srbench.report_cli import report_command
 
     report_command(
-        results_dir,
+        store(results_dir),
         output_dir,
         visual_images=visual_images,
         visual_scales=visual_scales,
+        reference=reference,
         console=console,
         err_console=err_console,
     )
@@ -100,7 +117,7 @@ def report(
 
 @app.command()
 def pareto(
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ResultsDir = None,
     output_dir: Annotated[Path, typer.Option(help="Folder for the PNG/SVG plots.")] = Path(
         "reports"
     ),
@@ -108,11 +125,15 @@ def pareto(
     cost: Annotated[
         str, typer.Option(help="params, macs, network_macs, latency_ms or memory_bytes.")
     ] = "params",
+    reference: Reference = False,
 ) -> None:
     """Pareto plots (quality vs cost) per dataset and scale, computed from the store."""
     from srbench.report_cli import pareto_command
 
-    pareto_command(results_dir, output_dir, quality, cost, console=console, err_console=err_console)
+    pareto_command(
+        store(results_dir), output_dir, quality, cost, reference=reference, console=console,
+        err_console=err_console,
+    )  # fmt: skip
 
 
 @app.command()
@@ -120,7 +141,7 @@ def check(
     baseline: Annotated[Path, typer.Option(help="Committed baseline JSON.")] = Path(
         "results/baseline.json"
     ),
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ResultsDir = None,
     run_fresh: Annotated[
         bool, typer.Option("--run", help="Measure the baseline's entries afresh first.")
     ] = False,
@@ -134,7 +155,7 @@ def check(
 
     code = check_command(
         baseline,
-        results_dir,
+        store(results_dir),
         run=run_fresh,
         data_root=data_root,
         weights=index_weights(weights or []),
@@ -155,7 +176,7 @@ def baseline_update(
     baseline: Annotated[Path, typer.Option(help="Baseline JSON to write.")] = Path(
         "results/baseline.json"
     ),
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ResultsDir = None,
     models: Annotated[str | None, typer.Option(help="Comma-separated models.")] = None,
     datasets: Annotated[str | None, typer.Option(help="Comma-separated datasets.")] = None,
     scales: Annotated[str | None, typer.Option(help="Comma-separated scales.")] = None,
@@ -164,13 +185,18 @@ def baseline_update(
     from srbench.report_cli import baseline_update_command
 
     baseline_update_command(
-        baseline, results_dir, models=models, datasets=datasets, scales=scales, console=console
+        baseline,
+        store(results_dir),
+        models=models,
+        datasets=datasets,
+        scales=scales,
+        console=console,
     )
 
 
 @app.command()
 def verdict(
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ResultsDir = None,
     protocol: Annotated[str, typer.Option(help="standard or legacy-y.")] = "standard",
     output: Annotated[
         Path | None,
@@ -188,6 +214,7 @@ def verdict(
     from srbench.verdict import VERDICT_PAIRS, sentence
     from srbench.verdict import verdict as compute
 
+    results_dir = store(results_dir)
     path = writable_target(output or Path(results_dir) / "verdict.json")
     records = ResultStore(results_dir).shown_records()
     rows = compute(records, protocol=protocol)

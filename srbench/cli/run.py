@@ -28,7 +28,9 @@ from srbench.cli.common import (
     progress_forced,
     scales_list,
     split,
+    store,
 )
+from srbench.errors import SRBenchError
 
 
 @app.command()
@@ -44,8 +46,9 @@ def run(
     datasets: Annotated[
         str | None,
         typer.Option(
-            help="Comma-separated: set5,set14,b100,urban100,manga109 or demo. "
-            "Default: every benchmark present, else the built-in demo set."
+            help="Comma-separated: set5,set14,b100,urban100,manga109, demo, or a folder of your "
+            "own HR images (an ad-hoc, unverified benchmark named by the folder and a content "
+            "hash). Default: every benchmark present, else the built-in demo set."
         ),
     ] = None,
     scales: Annotated[
@@ -60,6 +63,13 @@ def run(
     ] = "standard",
     data_root: DataRoot = None,
     weights: WeightsOpt = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            help="With --weights FILE and no --models: the name to store the detected model under "
+            "(default: <architecture>_<sha256[:8]> of the file)."
+        ),
+    ] = None,
     device: Device = "cpu",
     self_ensemble: Annotated[
         bool, typer.Option("--self-ensemble", help="x8 geometric self-ensemble (the '+' variants).")
@@ -77,7 +87,7 @@ def run(
             "field, measured; a smaller overlap is refused, as it would change the numbers)."
         ),
     ] = None,
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ResultsDir = None,
     force: Annotated[
         bool, typer.Option("--force", help="Recompute results already in the store.")
     ] = False,
@@ -119,13 +129,17 @@ def run(
     """Measure PSNR/SSIM of models on benchmarks; resumable, results go to the store."""
     from srbench.data import available_benchmarks, resolve_data_root
     from srbench.protocols import get_protocol
-    from srbench.runner import DEMO_NOTICE, RunConfig, benchmark_source, demo_source
+    from srbench.runner import DEMO_NOTICE, RunConfig
 
+    results_dir = store(results_dir)
     try:
         from srbench.registry import list_models, resolve
 
         # Fail fast on unknown names; an alias and its target are one model (deduplicated).
         model_names = list(dict.fromkeys(resolve(m).key for m in split(models)))
+        weights_index = {} if models is None and weights else index_weights(weights or [])
+        if models is None and weights:  # third-party checkpoints: the architecture is detected
+            model_names, weights_index, scales = _detected(weights, name, scales)
         default_models = not model_names
         if default_models:
             model_names = list_models(pretrained=True)
@@ -134,19 +148,16 @@ def run(
         dataset_keys = split(datasets)
         if not dataset_keys:
             dataset_keys = available_benchmarks(root) or ["demo"]
-        sources = [
-            demo_source() if key == "demo" else benchmark_source(key, root, verify=not no_verify)
-            for key in dataset_keys
-        ]
+        sources = [_source(key, root, not no_verify) for key in dataset_keys]
         if any(s.key == "demo" for s in sources):
             err_console.print(f"[yellow]note:[/] {DEMO_NOTICE}", highlight=False)
         config = RunConfig(
             models=model_names,
-            datasets=dataset_keys,
+            datasets=[s.key for s in sources],
             scales=scales_list(scales) or [2, 3, 4],
             protocol=protocol,
             data_root=root,
-            weights=index_weights(weights or []),
+            weights=weights_index,
             weights_named=list(weights or []),
             device=device,
             ensemble=self_ensemble,
@@ -182,6 +193,54 @@ def run(
             console=console,
             err_console=err_console,
         )
+
+
+def _detected(
+    weights: list[Path], name: str | None, scales: str | None
+) -> tuple[list[str], dict[tuple[str, int], Path], str | None]:
+    """--weights with no --models: srbench files by their metadata, any other checkpoint by
+    the architecture spandrel detects (registered for this run)."""
+    from srbench.checkpoints import detect_checkpoint
+    from srbench.weights import index_weights as index_files
+    from srbench.weights import read_metadata
+
+    index: dict[tuple[str, int], Path] = {}
+    for path in weights:
+        if path.is_dir():  # a folder: srbench files only, as with --models
+            index.update(index_files([path]))
+            continue
+        try:
+            meta = read_metadata(path)
+        except SRBenchError:  # not an srbench file: a third-party checkpoint
+            found = detect_checkpoint(path, name=name)
+            err_console.print(
+                f"[yellow]note:[/] {path}: {found.architecture} x{found.scale} detected by "
+                f"spandrel {found.spandrel_version}; stored as {found.name}",
+                highlight=False,
+            )
+            index[(found.name, found.scale)] = found.weights
+        else:
+            index.update({(meta["model"], s): Path(path) for s in meta["scales"]})
+    given = sorted({s for _, s in index})
+    return list(dict.fromkeys(m for m, _ in index)), index, scales or ",".join(map(str, given))
+
+
+def _source(key: str, root: Path, verify: bool):
+    """The demo set, a standard benchmark, or a folder of the user's HR images."""
+    from srbench.runner import benchmark_source, demo_source
+    from srbench.userdata import folder_source, is_folder
+
+    if key == "demo":
+        return demo_source()
+    if not is_folder(key):
+        return benchmark_source(key, root, verify=verify)
+    source = folder_source(key)
+    err_console.print(
+        f"[yellow]note:[/] {key}: ad-hoc benchmark {source.key} ({len(source.names)} images; "
+        "your own images, unverified: not a standard benchmark, not comparable with any paper)",
+        highlight=False,
+    )
+    return source
 
 
 def _run_with_progress(config, sources) -> tuple[list[tuple], list[dict]]:
@@ -261,6 +320,44 @@ def _installed(card) -> str:
     if not have:
         return f"(not installed: {fetch})"
     return f"(installed: {'/'.join(f'x{s}' for s in have)}; the rest: {fetch})"
+
+
+@app.command()
+def upscale(
+    inputs: Annotated[list[Path], typer.Argument(help="LR images or folders of them.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the SR PNGs.")],
+    models: Annotated[str, typer.Option(help="One model name (aliases, NAME.official).")] = "drn",
+    scale: Annotated[str, typer.Option(help="2, 3 or 4 (or x2 ...).")] = "2",
+    weights: Annotated[
+        Path | None, typer.Option(help="safetensors file (default: the weights the name selects).")
+    ] = None,
+    device: Device = "cpu",
+    tile: Annotated[
+        int | None, typer.Option(help="Tile size in LR pixels for big images (default: whole).")
+    ] = None,
+    tile_overlap: Annotated[
+        int | None,
+        typer.Option(
+            help="LR pixels of context around each tile (default: the model's receptive field)."
+        ),
+    ] = None,
+) -> None:
+    """Super-resolve your own LR images (no metrics): OUT/<name>_x<scale>.png, RGB, with the
+    standard protocol's colour handling."""
+    from srbench.userdata import upscale_files
+
+    names = split(models)
+    scales = scales_list(scale) or []
+    if len(names) != 1 or len(scales) != 1:
+        fail("upscale takes one model and one scale, e.g. --models drn --scale 2")
+    done = 0
+    for path, out in upscale_files(
+        names[0], scales[0], inputs, output, weights=weights, device=device, tile=tile,
+        overlap=tile_overlap,
+    ):  # fmt: skip
+        console.print(f"{path} -> {out}", highlight=False)
+        done += 1
+    err_console.print(f"{done} image(s) super-resolved x{scales[0]} by {names[0]}", highlight=False)
 
 
 @app.command()

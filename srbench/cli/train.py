@@ -10,12 +10,14 @@ import typer
 from srbench.cli.common import (
     DataRoot,
     Device,
+    ReferenceResultsDir,
     ResultsDir,
     app,
     new_app,
     scales_list,
     split,
     split_dict,
+    store,
 )
 
 
@@ -66,7 +68,7 @@ def ablate(
     ] = "ablation-drn",
     data_root: DataRoot = None,
     output_dir: Annotated[Path, typer.Option(help="Folder for run folders.")] = Path("runs"),
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ResultsDir = None,
     device: Device = "cpu",
     iterations: Annotated[int | None, typer.Option(help="Override the shared budget.")] = None,
     compile_model: Annotated[bool, typer.Option("--compile")] = False,
@@ -79,7 +81,7 @@ def ablate(
         spec,
         data_root,
         output_dir,
-        results_dir,
+        store(results_dir),
         device,
         iterations,
         compile_model,
@@ -121,7 +123,7 @@ def zoo_status(
     output_dir: ZooDir = None,
     models: ZooModels = None,
     scales: ZooScales = None,
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ReferenceResultsDir = Path("results"),
 ) -> None:
     """Which zoo runs are finished, interrupted, shipped (committed training record in
     <results-dir>/training/, no run folder here) or not started, with their training time."""
@@ -138,10 +140,11 @@ def zoo_ship(
     output_dir: ZooDir = None,
     models: ZooModels = None,
     scales: ZooScales = None,
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ReferenceResultsDir = Path("results"),
 ) -> None:
     """Copy finished zoo runs' weights into the package (float16) and pin their sha256; their
-    summaries and learning curves go to <results-dir>/training/ for the report."""
+    summaries and learning curves go to <results-dir>/training/ for the report (shipping
+    changes the project, so the default is the project's reference store)."""
     from srbench.training.cli import zoo_ship_command
 
     zoo_ship_command(spec, output_dir, split(models) or None, scales_list(scales), results_dir)
@@ -206,7 +209,7 @@ def ladder_status(
 def ladder_record(
     spec: LadderSpec = "ladder",
     output_dir: LadderDir = None,
-    results_dir: ResultsDir = Path("results"),
+    results_dir: ReferenceResultsDir = Path("results"),
 ) -> None:
     """Record finished rungs: <results-dir>/training/ladder/<run>.json and their weights tags
     (drn_s.zoo1k, ...) in srbench/pretrained/ladder.json, so `srbench run` can evaluate them."""

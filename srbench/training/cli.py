@@ -429,7 +429,7 @@ def zoo_status_command(
     for column in ("run", "state", "iteration", "train time", "Set5 PSNR_dB (standard)"):
         table.add_column(column, justify="left" if column in ("run", "state") else "right")
     rows = []
-    for run in select(zoo, models, scales):
+    for run in select(zoo, models, scales, registered=True):
         try:
             status = run_status(run, out, results_dir)
         except SRBenchError as exc:  # one damaged run folder: say so, list the others
@@ -461,7 +461,7 @@ def zoo_train_command(
     from srbench.training.zoo import DEFAULT_ZOO_DIR, iter_zoo, load_zoo, select
 
     zoo = load_zoo(spec)
-    runs = select(zoo, models, scales)
+    runs = select(zoo, models, scales, registered=True)  # plugins train under the same recipe
     out = Path(output_dir or DEFAULT_ZOO_DIR).expanduser()
     r = zoo.recipe
     _say(

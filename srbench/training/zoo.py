@@ -156,24 +156,54 @@ def load_zoo(name_or_path: str | Path = "zoo") -> Zoo:
 
 
 def select(
-    zoo: Zoo, models: Sequence[str] | None = None, scales: Sequence[int] | None = None
+    zoo: Zoo,
+    models: Sequence[str] | None = None,
+    scales: Sequence[int] | None = None,
+    *,
+    registered: bool = False,
 ) -> list[ZooRun]:
-    """The zoo's runs for these models/scales (all when None), in training order."""
+    """The zoo's runs for these models/scales (all when None), in training order.
+
+    ``registered``: a registered model the spec does not list (a plugin) gets runs under the
+    zoo's own shared recipe too (:func:`extra_runs`), instead of an error."""
     from srbench.registry import get_card
 
     wanted = {get_card(m).name for m in models} if models else None
     known = {r.model for r in zoo.runs}
-    for m in wanted or ():
-        if m not in known:
+    extra: list[ZooRun] = []
+    for m in sorted(wanted or ()):
+        if m in known:
+            continue
+        if not registered:
             raise RecipeError(
                 f"{m} is not in the zoo {zoo.source} (it has: {', '.join(sorted(known))})"
             )
+        extra += extra_runs(zoo, m, scales)
     return [
         r
         for r in zoo.runs
         if (wanted is None or r.model in wanted)
         and (not scales or any(s in scales for s in r.scales))
-    ]
+    ] + extra
+
+
+def extra_runs(zoo: Zoo, model: str, scales: Sequence[int] | None = None) -> list[ZooRun]:
+    """Runs of a registered model the spec does not list, under the zoo's shared recipe and
+    fine-tuning rule: the same budget as every zoo model, so its numbers compare with theirs."""
+    from srbench.registry import get_card
+
+    card = get_card(model)
+    if not card.trainable:
+        raise RecipeError(f"{card.name} has no trainable parameters: nothing to train")
+    wanted = [s for s in (scales or card.scales) if s in card.scales]
+    if not wanted:
+        have = ", ".join(f"x{s}" for s in card.scales)
+        raise RecipeError(f"{card.name} supports {have}, not {', '.join(map(str, scales or []))}")
+    per_run = ("model", "scale", "multiscale", "init_from", "run_name", "model_overrides")
+    shared = {k: v for k, v in zoo.recipe.to_dict().items() if k not in per_run}
+    spec = {"recipe": shared, "finetune_from": zoo.finetune_from,
+            "runs": [{"model": card.name, "scales": wanted}]}  # fmt: skip
+    return list(zoo_from_dict(spec, zoo.source).runs)
 
 
 def read_json_object(path: Path, fix: str) -> dict[str, Any]:

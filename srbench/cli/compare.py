@@ -1,0 +1,102 @@
+"""`srbench compare`: any two models in the store, paired over the images (the verdict's method)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from srbench.cli.common import (
+    ResultsDir,
+    app,
+    console,
+    err_console,
+    fail,
+    scales_list,
+    split,
+    store,
+)
+
+
+@app.command()
+def compare(
+    a: Annotated[
+        str | None, typer.Argument(help="Model A (NAME, alias, NAME.official, NAME@ref).")
+    ] = None,
+    b: Annotated[str | None, typer.Argument(help="Model B, compared as A - B.")] = None,
+    datasets: Annotated[
+        str | None, typer.Option(help="Comma-separated datasets (default: every one stored).")
+    ] = None,
+    scales: Annotated[
+        str | None, typer.Option(help="Comma-separated scales (default: all).")
+    ] = None,
+    protocol: Annotated[str, typer.Option(help="standard or legacy-y.")] = "standard",
+    preset: Annotated[
+        str | None,
+        typer.Option(help="A named set of pairs instead of A B: drn (the DRN verdict)."),
+    ] = None,
+    results_dir: ResultsDir = None,
+    output_dir: Annotated[
+        Path, typer.Option(help="Folder for the forest plot (PNG) and the table (JSON).")
+    ] = Path("reports"),
+) -> None:
+    """Paired A - B per dataset and scale: mean PSNR/SSIM difference, the verdict's 95% interval
+    over the images, wins/ties/losses; a table, a forest plot and a JSON file."""
+    from srbench.comparison import compare_models, preset_pairs, stored_name
+    from srbench.figures import forest_plot
+    from srbench.results import ResultStore
+    from srbench.stores import is_reference_name, reference_records
+    from srbench.verdict import sentence
+
+    if preset is None and (a is None or b is None):
+        fail("give two models (srbench compare drn_s idn) or --preset drn")
+    if preset is not None and a is not None:
+        fail("give either two models or --preset, not both")
+    pairs = preset_pairs(preset) if preset else ((a, b, f"{a} vs {b}"),)
+    results = store(results_dir)
+    records = ResultStore(results).latest_records()
+    if any(is_reference_name(n) for pair in pairs for n in pair[:2]):
+        records += reference_records()
+    stored = {r["model"] for r in records if r["protocol"] == protocol}
+    if not preset:
+        names = [stored_name(n, stored, str(results)) for n in (a, b)]  # type: ignore[arg-type]
+        pairs = ((names[0], names[1], f"{names[0]} vs {names[1]}"),)
+    rows = compare_models(
+        records, pairs, datasets=split(datasets), scales=scales_list(scales), protocol=protocol
+    )
+    if not rows:
+        fail(
+            f"no images that both models have ({protocol} protocol, datasets "
+            f"{datasets or 'all'}, scales {scales or 'all'}): run both on the same benchmark first"
+        )
+    _print_table(rows, protocol)
+    for x, y, _ in pairs:
+        console.print(sentence(rows, x, y).replace(" at equal training", ""), highlight=False)
+    name = preset or f"{pairs[0][0]}_vs_{pairs[0][1]}"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    titles = {(x, y): t for x, y, t in pairs}
+    plot = forest_plot(
+        rows, output_dir / f"compare_{name}", titles=titles, title=preset or "paired comparison"
+    )
+    table = output_dir / f"compare_{name}.json"
+    table.write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
+    err_console.print(f"wrote {plot} and {table}", highlight=False)
+
+
+def _print_table(rows, protocol: str) -> None:
+    from rich.table import Table
+
+    method = rows[0].diff.method  # the verdict's interval method, whatever it is
+    table = Table(title=f"paired A - B over the images ({protocol} protocol; 95% {method})")
+    for column in ("A", "B", "dataset", "scale", "metric", "images", "A - B", "95% CI", "W/T/L"):
+        table.add_column(column, justify="left" if column in ("A", "B", "dataset") else "right")
+    for r in rows:
+        digits = 3 if r.metric == "psnr_db" else 5
+        table.add_row(
+            r.a, r.b, r.dataset, f"x{r.scale}", r.metric, str(r.images),
+            f"{r.diff.mean:+.{digits}f}", f"[{r.diff.low:+.{digits}f}, {r.diff.high:+.{digits}f}]",
+            f"{r.wins}/{r.ties}/{r.losses}",
+        )  # fmt: skip
+    console.print(table)
