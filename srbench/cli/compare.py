@@ -86,17 +86,28 @@ def compare(
 
 
 def _print_table(rows, protocol: str) -> None:
+    method = rows[0].diff.method  # the verdict's interval method, whatever it is
+    print_pairs(rows, f"paired A - B over the images ({protocol} protocol; 95% {method})")
+
+
+def print_pairs(rows, title: str) -> None:
+    """One table of paired comparisons (:class:`srbench.verdict.PairResult`): the verdict's,
+    `compare`'s and the verdict per training budget (a budget column where rows have one)."""
     from rich.table import Table
 
-    method = rows[0].diff.method  # the verdict's interval method, whatever it is
-    table = Table(title=f"paired A - B over the images ({protocol} protocol; 95% {method})")
-    for column in ("A", "B", "dataset", "scale", "metric", "images", "A - B", "95% CI", "W/T/L"):
+    budgets = any(r.budget for r in rows)
+    table = Table(title=title)
+    columns = ["A", "B", *(["budget"] if budgets else []), "dataset", "scale", "metric"]
+    columns += ["images x seeds" if budgets else "images", "A - B", "95% interval", "W/T/L"]
+    for column in columns:
         table.add_column(column, justify="left" if column in ("A", "B", "dataset") else "right")
     for r in rows:
         digits = 3 if r.metric == "psnr_db" else 5
+        n = f"{r.images} x {r.diff.seeds}" if budgets else str(r.images)
         table.add_row(
-            r.a, r.b, r.dataset, f"x{r.scale}", r.metric, str(r.images),
-            f"{r.diff.mean:+.{digits}f}", f"[{r.diff.low:+.{digits}f}, {r.diff.high:+.{digits}f}]",
+            r.a, r.b, *([str(r.budget)] if budgets else []), r.dataset, f"x{r.scale}", r.metric,
+            n, f"{r.diff.mean:+.{digits}f}",
+            f"[{r.diff.low:+.{digits}f}, {r.diff.high:+.{digits}f}]",
             f"{r.wins}/{r.ties}/{r.losses}",
         )  # fmt: skip
     console.print(table)

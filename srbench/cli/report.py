@@ -207,8 +207,7 @@ def verdict(
     with budget-ladder checkpoints in the store, the same per training budget."""
     import json
 
-    from rich.table import Table
-
+    from srbench.cli.compare import print_pairs
     from srbench.files import atomic_write, writable_target
     from srbench.results import ResultStore
     from srbench.verdict import VERDICT_PAIRS, sentence
@@ -218,19 +217,7 @@ def verdict(
     path = writable_target(output or Path(results_dir) / "verdict.json")
     records = ResultStore(results_dir).shown_records()
     rows = compute(records, protocol=protocol)
-    table = Table(
-        title=f"paired A - B over the images ({protocol} protocol; 95% paired t interval)"
-    )
-    for column in ("A", "B", "dataset", "scale", "metric", "images", "A - B", "95% CI", "W/T/L"):
-        table.add_column(column, justify="left" if column in ("A", "B", "dataset") else "right")
-    for r in rows:
-        digits = 3 if r.metric == "psnr_db" else 5
-        table.add_row(
-            r.a, r.b, r.dataset, f"x{r.scale}", r.metric, str(r.images),
-            f"{r.diff.mean:+.{digits}f}", f"[{r.diff.low:+.{digits}f}, {r.diff.high:+.{digits}f}]",
-            f"{r.wins}/{r.ties}/{r.losses}",
-        )  # fmt: skip
-    console.print(table)
+    print_pairs(rows, f"paired A - B over the images ({protocol} protocol; 95% paired t interval)")
     for a, b, _ in VERDICT_PAIRS:
         console.print(sentence(rows, a, b), highlight=False)
     atomic_write(path, json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
@@ -242,27 +229,15 @@ def _budget_verdict(records: list[dict], protocol: str, path: Path) -> None:
     """The verdict per training budget (ladder checkpoints in the store), printed and saved."""
     import json
 
-    from rich.table import Table
-
+    from srbench.cli.compare import print_pairs
     from srbench.files import atomic_write
     from srbench.verdict import VERDICT_PAIRS, budget_sentence, budget_verdict
 
     rows = budget_verdict(records, protocol=protocol)
     if not rows:
         return
-    table = Table(title=f"A - B per training budget ({protocol}; 95% t interval)")
-    columns = ("A", "B", "budget", "dataset", "scale", "images x seeds", "A - B", "95% interval")
-    for column in (*columns, "W/T/L"):
-        table.add_column(column, justify="left" if column in ("A", "B", "dataset") else "right")
-    for r in rows:
-        if r.metric != "psnr_db":
-            continue
-        table.add_row(
-            r.a, r.b, f"{r.budget}", r.dataset, f"x{r.scale}", f"{r.images} x {r.diff.seeds}",
-            f"{r.diff.mean:+.3f}", f"[{r.diff.low:+.3f}, {r.diff.high:+.3f}]",
-            f"{r.wins}/{r.ties}/{r.losses}",
-        )  # fmt: skip
-    console.print(table)
+    psnr = [r for r in rows if r.metric == "psnr_db"]
+    print_pairs(psnr, f"PSNR A - B per training budget ({protocol}; 95% t interval)")
     for a, b, _ in VERDICT_PAIRS:
         console.print(budget_sentence(rows, a, b), highlight=False)
     atomic_write(path, json.dumps([r.as_dict() for r in rows], indent=1) + "\n")

@@ -278,8 +278,10 @@ def _hours(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
 
 
-def _run_table(title: str, runs, out: Path) -> list[dict[str, Any]]:
-    """Print one row per run: finished / interrupted / new, iteration, time, Set5 at the end."""
+def _run_table(
+    title: str, runs, out: Path, results_dir: str | Path | None = None
+) -> list[dict[str, Any]]:
+    """Print one row per run: finished / interrupted / shipped / new, iteration, time, Set5."""
     from srbench.training.zoo import run_status
 
     table = Table(title=title)
@@ -287,7 +289,11 @@ def _run_table(title: str, runs, out: Path) -> list[dict[str, Any]]:
         table.add_column(column, justify="left" if column in ("run", "state") else "right")
     rows = []
     for run in runs:
-        status = run_status(run, out)
+        try:
+            status = run_status(run, out, results_dir)
+        except SRBenchError as exc:  # one damaged run folder: say so, list the others
+            _say(f"[yellow]note:[/] {exc}")
+            status = {"state": "damaged", "iteration": "?", "train_seconds": None}
         val = (status.get("run_json") or {}).get("validation") or {}
         psnr = ", ".join(f"{k} {v['psnr_db']:.2f}" for k, v in val.items()) or "-"
         table.add_row(
@@ -421,32 +427,12 @@ def zoo_status_command(
 ) -> list[dict[str, Any]]:
     """``srbench zoo status``: every run of the zoo, finished / interrupted / shipped / new;
     prints."""
-    from srbench.training.zoo import DEFAULT_ZOO_DIR, load_zoo, run_status, select
+    from srbench.training.zoo import DEFAULT_ZOO_DIR, load_zoo, select
 
     zoo = load_zoo(spec)
     out = Path(output_dir or DEFAULT_ZOO_DIR).expanduser()
-    table = Table(title=f"zoo {zoo.name} ({zoo.source}) in {out}")
-    for column in ("run", "state", "iteration", "train time", "Set5 PSNR_dB (standard)"):
-        table.add_column(column, justify="left" if column in ("run", "state") else "right")
-    rows = []
-    for run in select(zoo, models, scales, registered=True):
-        try:
-            status = run_status(run, out, results_dir)
-        except SRBenchError as exc:  # one damaged run folder: say so, list the others
-            _say(f"[yellow]note:[/] {exc}")
-            status = {"state": "damaged", "iteration": "?", "train_seconds": None}
-        val = (status.get("run_json") or {}).get("validation") or {}
-        psnr = ", ".join(f"{k} {v['psnr_db']:.2f}" for k, v in val.items()) or "-"
-        table.add_row(
-            run.label,
-            status["state"],
-            f"{status['iteration']}/{run.recipe.iterations}",
-            _hours(status["train_seconds"]),
-            psnr,
-        )
-        rows.append({"run": run.name, **{k: v for k, v in status.items() if k != "run_json"}})
-    console.print(table)
-    return rows
+    runs = select(zoo, models, scales, registered=True)
+    return _run_table(f"zoo {zoo.name} ({zoo.source}) in {out}", runs, out, results_dir)
 
 
 def zoo_train_command(
@@ -469,21 +455,8 @@ def zoo_train_command(
         f"each, batch {r.data.batch_size}, LR patch {r.data.patch_size}, recipe hash of the "
         f"shared part {r.hash}; run folders in {out}"
     )
-    info: dict[str, Any] = {}
-    with _progress() as progress:
-        printer = None
-        for event in iter_zoo(runs, output_dir=out, data_root=data_root, device=device):
-            label = f"[{event.index + 1}/{event.total} {event.run.label}] " if event.run else ""
-            if event.kind == "run-skip":
-                _say(f"{label}finished earlier ({_hours(event.info['train_seconds'])}); skipped")
-            elif event.kind == "run-start":
-                printer = _TrainPrinter(progress, label)
-            elif event.kind == "train" and printer is not None:
-                printer(event.train_event)
-            elif event.kind == "zoo-done":
-                info = event.info
-    _say(f"zoo done: {len(info.get('runs', []))} of {len(runs)} runs finished")
-    return info
+    events = iter_zoo(runs, output_dir=out, data_root=data_root, device=device)
+    return _train_runs(events, len(runs), "zoo")
 
 
 def zoo_ship_command(

@@ -802,7 +802,12 @@ def _train(
         do_checkpoint = (periodic or done == last) and done != total
         if do_val and ctx.is_main:
             yield validate(done)
-        if done in snapshots and ctx.is_main and snapshot_dir is not None:
+        targets = []  # where this iteration's training state goes
+        if done in snapshots and snapshot_dir is not None:
+            targets.append(snapshot_dir / snapshot_name(done))
+        if do_checkpoint:
+            targets.append(None)  # the run's own checkpoint.pt
+        for target in targets if ctx.is_main else []:
             save_checkpoint(
                 run_dir,
                 iteration=done,
@@ -813,20 +818,9 @@ def _train(
                 samplers=samplers,
                 ema=ema,
                 train_seconds=train_seconds + time.perf_counter() - segment_start,
-                path=snapshot_dir / snapshot_name(done),
+                path=target,
             )
         if do_checkpoint and ctx.is_main:
-            save_checkpoint(
-                run_dir,
-                iteration=done,
-                recipe=recipe,
-                model=model,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                samplers=samplers,
-                ema=ema,
-                train_seconds=train_seconds + time.perf_counter() - segment_start,
-            )
             yield TrainEvent("checkpoint", done, total, {"path": str(run_dir)})
         paused = do_val or do_checkpoint
         if paused:
