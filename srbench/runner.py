@@ -6,6 +6,7 @@ the protocol turns an HR image into that input and scores the output.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -121,6 +122,9 @@ class RunConfig:
     weights: dict[tuple[str, int], Path] = field(default_factory=dict)
     # The --weights files and folders as named (``weights`` is their index): each must be used.
     weights_named: Sequence[Path] = ()
+    # With --weights: results stored as MODEL.TAG (``fsrcnn.mine``), so that two weight files
+    # of one model are told apart by a name the user chose, not only by their hashes.
+    weights_tag: str | None = None
     device: str = "cpu"
     ensemble: bool = False
     tile: int | None = None
@@ -211,6 +215,25 @@ def stored_name(ref: ModelRef, scale: int, weights_sha256: str) -> str:
     return ref.card.name
 
 
+def user_tagged_name(ref: ModelRef, tag: str, key: str) -> str:
+    """``fsrcnn`` + ``mine`` -> ``fsrcnn.mine``: the user's own name for their weights file; the
+    names srbench gives (``official``, ``zoo4k``) are the files' own and cannot be re-tagged."""
+    from srbench.registry import WEIGHT_TAGS, budget_of
+
+    clean = tag.strip().lower().replace("-", "_")
+    if not re.fullmatch(r"[a-z0-9_]+", clean) or clean in WEIGHT_TAGS or budget_of(clean):
+        raise SRBenchError(
+            f"--tag {tag!r}: a tag is letters, digits and '_' (e.g. mine, run2), and not "
+            "'official' or a budget tag (zoo<N>k), which srbench gives itself"
+        )
+    if key != ref.card.name:
+        raise SRBenchError(
+            f"--tag {tag!r}: the weights given for {ref.card.name} are {key}; they keep that "
+            "name: drop --tag"
+        )
+    return f"{ref.card.name}.{clean}"
+
+
 def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEvent]:
     """Run every (model, scale, dataset, image); yields events and appends records to the store.
 
@@ -283,6 +306,8 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
                     "give meaningless numbers"
                 )
             key = stored_name(ref, scale, weights_sha)
+            if config.weights_tag and isinstance(weights, Path):
+                key = user_tagged_name(ref, config.weights_tag, key)
             overlap = config.tile_overlap
             if config.tile:  # refused here, before any image, when it would change numbers
                 channels = 1 if card.input_channels == "y" else 3

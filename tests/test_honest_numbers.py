@@ -350,3 +350,30 @@ def test_a_baseline_that_would_disable_the_gate_is_refused(tmp_path, changes, wh
         read_baseline(path)
     message = str(err.value)
     assert message.startswith(str(path)) and why in message and "\n" not in message
+
+
+# ------------------------------------------------------------------------------------------------
+# Two weight files of one model are told apart by a name the user gives (--tag)
+# ------------------------------------------------------------------------------------------------
+
+
+def test_two_weight_files_of_one_model_are_told_apart_by_tag(tmp_path):
+    import torch
+
+    files = {}
+    for tag, seed in (("mine", 1), ("theirs", 2)):
+        torch.manual_seed(seed)
+        files[tag] = tmp_path / f"srcnn_{tag}.safetensors"
+        save_weights(create_model("srcnn", scale=2), files[tag], model_name="srcnn", scale=2)
+    rows = []
+    for tag, path in files.items():
+        config = _config(tmp_path / "r", models=["srcnn"], weights_named=[path], weights_tag=tag)
+        config.weights = index_weights([path])
+        rows += run(config, [_source(2)])
+    assert sorted({r["model"] for r in rows}) == ["srcnn.mine", "srcnn.theirs"]
+    by = {r["model"]: r["weights_sha256"] for r in rows}
+    assert by["srcnn.mine"] != by["srcnn.theirs"]
+    bad = _config(tmp_path / "r2", models=["srcnn"], weights_named=[files["mine"]])
+    bad.weights, bad.weights_tag = index_weights([files["mine"]]), "official"
+    with pytest.raises(SRBenchError, match="--tag 'official': a tag is letters"):
+        run(bad, [_source(1)])

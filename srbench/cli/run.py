@@ -109,6 +109,13 @@ def run(
         Path | None,
         typer.Option(help="Save SR images (PNG, RGB; Y models get bicubic chroma) here."),
     ] = None,
+    tag: Annotated[
+        str | None,
+        typer.Option(
+            help="With --models M --weights FILE: store the results as M.TAG (e.g. mine), so "
+            "two weight files of one model are told apart by name.",
+        ),
+    ] = None,
     threads: Annotated[
         int | None,
         typer.Option(
@@ -137,6 +144,8 @@ def run(
 
         # Fail fast on unknown names; an alias and its target are one model (deduplicated).
         model_names = list(dict.fromkeys(resolve(m).key for m in split(models)))
+        if tag and not weights:
+            fail("--tag names the weights given with --weights; pass --weights FILE too")
         weights_index = {} if models is None and weights else index_weights(weights or [])
         if models is None and weights:  # third-party checkpoints: the architecture is detected
             model_names, weights_index, scales = _detected(weights, name, scales)
@@ -159,6 +168,7 @@ def run(
             data_root=root,
             weights=weights_index,
             weights_named=list(weights or []),
+            weights_tag=tag,
             device=device,
             ensemble=self_ensemble,
             tile=tile,
