@@ -292,3 +292,21 @@ def test_higher_rungs_beat_lower_rungs_on_every_benchmark():
     for key, by_rung in rungs.items():
         ordered = [by_rung[n] for n in sorted(by_rung)]
         assert ordered == sorted(ordered), (key, by_rung)
+
+
+def test_a_model_the_spec_does_not_list_gets_the_same_recipe_at_every_rung():
+    """A model at a scale the spec does not list (a plugin; here VDSR at x3, listed only at x2)
+    trains under the ladder's one recipe: only model, scale and length differ."""
+    ladder = load_ladder("ladder")
+    runs = select(ladder, models=["vdsr"], scales=[3])
+    assert [(r.rung, r.recipe.scale, r.step) for r in runs] == [
+        (1000, 3, "extra"),
+        (4000, 3, "extra"),
+        (16000, 3, "extra"),
+    ]
+    reference = select(ladder, models=["idn"], steps=["a"])[0].recipe
+    mine = runs[0].recipe.to_dict()
+    theirs = reference.to_dict()
+    for key in ("model", "scale"):
+        mine.pop(key), theirs.pop(key)
+    assert mine == theirs

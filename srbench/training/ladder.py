@@ -138,19 +138,13 @@ def ladder_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Ladder:
         top = entry.get("top", rungs[-1])
         if top not in rungs:
             raise RecipeError(f"{where}: top {top} is not one of the rungs {rungs}")
+        step = str(entry.get("step", i))
         models = entry.get("models") or []
-        seeds = entry.get("seeds", [0])
-        for rung in [r for r in rungs if r <= top]:
-            for seed in seeds:
-                for model in models:
-                    d = shared.to_dict()
-                    d.update(model=model, scale=int(entry.get("scale", 2)), seed=int(seed))
-                    d["iterations"] = rung
-                    recipe = recipe_from_dict(d, source)
-                    run = LadderRun(recipe, run_name(recipe), step=str(entry.get("step", i)))
-                    if run.name not in seen:
-                        seen.add(run.name)
-                        runs.append(run)
+        scale = int(entry.get("scale", 2))
+        for run in _rung_runs(shared, models, scale, entry.get("seeds", [0]), rungs, top, step):
+            if run.name not in seen:
+                seen.add(run.name)
+                runs.append(run)
     return Ladder(
         name=str(raw.get("name") or Path(source).stem),
         recipe=shared,
@@ -161,6 +155,26 @@ def ladder_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Ladder:
         steps=tuple(dict.fromkeys(r.step for r in runs)),
         weights=weights,
     )
+
+
+def _rung_runs(
+    shared: Recipe,
+    models: Sequence[str],
+    scale: int,
+    seeds: Sequence[int],
+    rungs: Sequence[int],
+    top: int,
+    step: str,
+) -> Iterator[LadderRun]:
+    """The shared recipe at every rung up to ``top`` for these models and seeds, rung by rung
+    (every model's 1k before any 4k): only model, scale, seed and length differ."""
+    for rung in [r for r in rungs if r <= top]:
+        for seed in seeds:
+            for model in models:
+                d = shared.to_dict()
+                d.update(model=model, scale=scale, seed=int(seed), iterations=rung)
+                recipe = recipe_from_dict(d, shared.source)
+                yield LadderRun(recipe, run_name(recipe), step=step)
 
 
 def load_ladder(name_or_path: str | Path = "ladder") -> Ladder:
@@ -174,20 +188,28 @@ def select(
     steps: Sequence[str] | None = None,
     scales: Sequence[int] | None = None,
 ) -> list[LadderRun]:
-    """The ladder's runs for these models/steps/scales (all when None), in training order."""
+    """The ladder's runs for these models/steps/scales (all when None), in training order. A
+    registered model at a scale the spec does not list (a plugin, or a listed model at another
+    scale) gets the ladder's shared recipe at every rung, seed 0, as step ``extra``."""
     from srbench.registry import get_card
 
     wanted = {get_card(m).name for m in models} if models else None
     for s in steps or ():
         if s not in ladder.steps:
             raise RecipeError(f"step {s!r} is not in {ladder.source} (it has: {ladder.steps})")
-    return [
+    chosen = [
         r
         for r in ladder.runs
         if (wanted is None or r.model in wanted)
         and (not steps or r.step in steps)
         and (not scales or r.recipe.scale in scales)
     ]
+    listed = {(r.model, r.recipe.scale) for r in ladder.runs}
+    for model in sorted(wanted or ()):
+        for scale in [s for s in scales or [2] if (model, s) not in listed]:
+            top = ladder.rungs[-1]
+            chosen += _rung_runs(ladder.recipe, [model], scale, [0], ladder.rungs, top, "extra")
+    return chosen
 
 
 def best_snapshot(run: LadderRun, output_dir: Path) -> Path | None:
