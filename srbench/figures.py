@@ -224,7 +224,10 @@ def budget_plot(
         for dataset in sorted({r.dataset for r in block}, key=benchmark_order):
             cells = sorted((r for r in block if r.dataset == dataset), key=lambda r: r.budget)
             x = [r.budget for r in cells]
-            line = ax.plot(x, [r.diff.mean for r in cells], "o-", ms=3, label=dataset)[0]
+            means = [r.diff.mean for r in cells]
+            spread = [[m - r.diff.low for m, r in zip(means, cells, strict=True)],
+                      [r.diff.high - m for m, r in zip(means, cells, strict=True)]]  # fmt: skip
+            line = ax.errorbar(x, means, yerr=spread, fmt="o-", ms=3, capsize=2, label=dataset)[0]
             ax.fill_between(x, [r.diff.low for r in cells], [r.diff.high for r in cells],
                             color=line.get_color(), alpha=0.15, linewidth=0)  # fmt: skip
         ax.axhline(0, color="black", linewidth=0.8)
@@ -232,7 +235,7 @@ def budget_plot(
         rungs = sorted({r.budget for r in block})
         ax.set_xticks(rungs, [f"{n // 1000}k" for n in rungs], fontsize=7)
         ax.minorticks_off()
-        ax.set_title(titles.get((a, b), f"{a} vs {b}"), fontsize=8)
+        ax.set_title(titles.get((a, b), f"{a} vs {b}"), fontsize=7)
         ax.set_xlabel("training iterations (batch 16)", fontsize=8)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
