@@ -30,7 +30,13 @@ def pics(tmp_path, monkeypatch):
         Image.fromarray(getattr(skimage.data, name)()[:60, 40 * i : 40 * i + 52]).save(
             folder / f"{name}.png"
         )
-    return folder
+    from srbench import registry
+
+    before = set(registry._REGISTRY)
+    yield folder
+    # a detected checkpoint registers a card; later tests iterate every registered model
+    for name in set(registry._REGISTRY) - before:
+        registry.unregister_model(name)
 
 
 def _swinir_light():
