@@ -38,5 +38,5 @@ fi
 export SRBENCH_LADDER_DIR="$out"
 nohup "${pin[@]}" "$repo/.venv/bin/python" -m srbench ladder train --output-dir "$out" "$@" \
   >"$log" 2>&1 &
-echo $! >"$out/ladder.pid"
-echo "pid $(cat "$out/ladder.pid")"
+echo $! >"${log%.log}.pid"  # one pid file per queue: two queues may run side by side
+echo "pid $(cat "${log%.log}.pid")"

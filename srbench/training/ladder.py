@@ -214,20 +214,14 @@ def select(
 
 def best_snapshot(run: LadderRun, output_dir: Path) -> Path | None:
     """The latest trunk snapshot this rung may start from (at or before its decay start)."""
-    from srbench.training.loop import snapshot_name
-
     folder = output_dir / TRUNKS_DIR / trunk_name(run.recipe)
     start = int(run.recipe.decay_start or 0)
-    candidates = sorted(
+    usable = [
         (int(p.stem[2:]), p)
         for p in folder.glob("it*.pt")
         if p.stem[2:].isdigit() and int(p.stem[2:]) <= start
-    )
-    if not candidates:
-        return None
-    path = candidates[-1][1]
-    assert path.name == snapshot_name(candidates[-1][0])
-    return path
+    ]
+    return max(usable)[1] if usable else None
 
 
 def _seed_from_snapshot(run: LadderRun, output_dir: Path) -> int | None:
@@ -439,5 +433,8 @@ def ladder_table(records: Sequence[dict[str, Any]]) -> str:
 
 def read_ladder_records(results_dir: str | Path) -> list[dict[str, Any]]:
     """The committed training records of the ladder's recorded rungs."""
+    from srbench.training.zoo import read_json_object
+
+    fix = "restore it with `git checkout -- results/training` or run `srbench ladder record`"
     folder = Path(results_dir) / LADDER_RECORDS
-    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(folder.glob("*.json"))]
+    return [read_json_object(p, fix) for p in sorted(folder.glob("*.json"))]
