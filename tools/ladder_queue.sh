@@ -28,7 +28,8 @@ mkdir -p "$out/logs"
 export SRBENCH_DATA="${SRBENCH_DATA:-$(cd "$repo/.." && pwd)/shared/datasets}"
 export PYTHONPATH="$wt"
 cd "$wt"
-log="$out/logs/ladder-$(date -u +%Y%m%dT%H%M%S)-${commit:0:8}.log"
+# the queue's own pid in the name: two queues started in the same second get separate logs
+log="$out/logs/ladder-$(date -u +%Y%m%dT%H%M%S)-${commit:0:8}-$$.log"
 echo "ladder from $wt (commit $commit), run folders in $out, log $log"
 pin=()
 if [ -n "${LADDER_CPUS:-}" ]; then
