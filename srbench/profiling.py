@@ -164,7 +164,7 @@ def lr_shape(card: ModelCard, scale: int, size: SizeSpec) -> tuple[int, int, int
     """The (N, C, h, w) LR input for ``size``, checked against the model's constraints."""
     h, w = size.lr_hw(scale)
     multiple = max(1, int(card.input_multiple))
-    minimum = max(multiple, int(getattr(card, "min_input_size", 1) or 1))
+    minimum = max(multiple, card.min_input_size)
     where = f"{card.name} x{scale}, size {size.label} ({size.describe(scale)})"
     if h < minimum or w < minimum:
         raise ProfilingError(
@@ -482,7 +482,7 @@ def _predict(coef: list[Fraction], row: tuple[int, ...]) -> Fraction:
 
 def _probe_sizes(card: ModelCard | None, channels: int) -> list[tuple[int, int]]:
     multiple = max(1, int(card.input_multiple)) if card else 1
-    minimum = max(multiple, int(getattr(card, "min_input_size", 1) or 1)) if card else 1
+    minimum = max(multiple, card.min_input_size) if card else 1
     unit = multiple * math.ceil(max(4, math.ceil(minimum / 2)) / multiple)
     return [(unit * a, unit * b) for a, b in ((2, 3), (3, 2), (3, 4), (4, 3), (5, 2))]
 

@@ -1,6 +1,6 @@
 """The result store: one JSON line per measured (model, weights, scale, dataset, image, protocol).
 
-Format: JSON Lines (``pandas.read_json(path, lines=True)`` reads it). Each batch of records is
+Format: JSON Lines (``pandas.read_json(path, lines=True)`` reads it; docs/store.md). Each batch of records is
 written to a file opened with ``O_APPEND`` while holding an exclusive ``flock``, then ``fsync``-ed,
 so two runs writing at once interleave whole lines; readers take a shared ``flock`` and never see
 half a batch. A run killed with ``kill -9`` leaves at most one torn last line, which the loader
@@ -127,7 +127,9 @@ def migrate_record(record: dict) -> dict:
     Before the ``NAME.official`` tag existed, results of the authors' weights were stored under
     the plain name (``idn`` with the official file's sha256); they are renamed here, on read, so
     an old store loads with every number unchanged and the authors' weights and srbench's own
-    training are never mixed under one name (``tests/test_results.py``).
+    training are never mixed under one name (``tests/test_results.py``). The committed store no
+    longer needs it (``tools/migrate_store.py`` rewrote it with today's names, so plain pandas
+    reads it right); it stays for users' stores written by an older srbench (docs/store.md).
     """
     from srbench.errors import ModelNotFoundError
     from srbench.registry import get_card

@@ -105,6 +105,14 @@ def run(
             help="Run trainable models without weights (smoke tests only).",
         ),
     ] = False,
+    allow_dirty: Annotated[
+        bool,
+        typer.Option(
+            "--allow-dirty",
+            help="Write into a store committed to git (a clone's results/) although srbench's "
+            "code has uncommitted changes; the records say code_dirty: true.",
+        ),
+    ] = False,
     save_images: Annotated[
         Path | None,
         typer.Option(help="Save SR images (PNG, RGB; Y models get bicubic chroma) here."),
@@ -139,6 +147,9 @@ def run(
     from srbench.runner import DEMO_NOTICE, RunConfig
 
     results_dir = store(results_dir)
+    from srbench.provenance import refuse_dirty_store
+
+    refuse_dirty_store(results_dir, allow_dirty=allow_dirty)
     try:
         from srbench.registry import list_models, resolve
 
