@@ -18,7 +18,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-COUNTER_MODULES = ("srbench.profiling", "srbench.imresize")  # how the counts are made
+# How the counts are made: the MAC handles, the counting and extrapolation, sizes, records.
+COUNTER_MODULES = (
+    "srbench.profiling.ops",
+    "srbench.profiling.costs",
+    "srbench.profiling.sizes",
+    "srbench.profiling.records",
+    "srbench.imresize",
+)
 
 
 def _source_digest(module: ModuleType) -> str:

@@ -148,14 +148,14 @@ def load_profiles(results_dir: str | Path) -> list[dict]:
 @cache
 def counted_costs(model: str, scale: int, size: str = COST_SIZE) -> dict[str, Any]:
     """Parameters and MACs of a registered model, counted by :mod:`srbench.profiling`."""
-    from srbench.profiling import count_macs, count_params, lr_shape, parse_size
+    from srbench.profiling import count_macs, lr_shape, parse_size, trainable_params
     from srbench.registry import create_model, get_card
 
     card = get_card(model)
     net = create_model(card.name, scale).eval()
     macs = count_macs(net, lr_shape(card, scale, parse_size(size)), card=card)
     return {
-        "params": count_params(net)["trainable_params"],
+        "params": trainable_params(net),
         "macs": macs.total_macs,
         "network_macs": macs.network_macs,
     }

@@ -2,7 +2,7 @@
 fvcore / FlopCounterMode cross-check, latency record structure and input validation.
 
 MACs at 1280x720 are counted with ``method="auto"``, which for these sizes counts at small probe
-sizes and extrapolates only when verified exact (see srbench/profiling.py); one test proves the
+sizes and extrapolates only when verified exact (see srbench/profiling/__init__.py); one test proves the
 extrapolation equal to a full-size fvcore trace for IDN x4, and the literature test also checks
 each count against FlopCounterMode run on the meta device at full size.
 """
@@ -19,17 +19,19 @@ import torch
 from rich.console import Console
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+from typer.testing import CliRunner
 
+from srbench.cli import app
 from srbench.errors import ProfilingError, SRBenchError
+from srbench.precision import inference_precision
 from srbench.profiling import (
     count_macs,
-    count_params,
     lr_shape,
+    param_counts,
     parse_size,
     profile_model,
-    resolve_precision,
+    trainable_params,
 )
-from srbench.profiling_cli import profile_command
 from srbench.registry import (
     ModelCard,
     create_model,
@@ -199,18 +201,20 @@ def test_elementwise_and_data_movement_are_accounted_not_dropped():
     ],
 )
 def test_trainable_params(name, scale, trainable):
-    params = count_params(create_model(name, scale))
+    model = create_model(name, scale)
+    params = param_counts(model)
     assert params["trainable_params"] == trainable == get_card(name).published_params[scale]
+    assert trainable_params(model) == trainable  # what training records and Pareto tables use
 
 
 def test_edsr_frozen_mean_shift_is_reported_as_held():
     """srbench's EDSR holds the mean shift as two frozen 3-value buffers (6 values); the official
     code holds two frozen 1x1 convolutions (2 x (9 + 3) = 24 values). Neither is trainable."""
-    params = count_params(create_model("edsr_baseline", 2))
+    params = param_counts(create_model("edsr_baseline", 2))
     assert params["frozen_params"] == 0
     assert params["buffer_values"] == params["frozen_values"] == 6
     assert params["frozen_detail"] == {"sub_mean.shift": 3, "add_mean.shift": 3}
-    assert count_params(create_model("vdsr", 2))["frozen_values"] == 0
+    assert param_counts(create_model("vdsr", 2))["frozen_values"] == 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -219,7 +223,7 @@ def test_edsr_frozen_mean_shift_is_reported_as_held():
 
 
 def test_cpu_peak_rss_sees_a_known_allocation():
-    from srbench.profiling import _cpu_peak_rss
+    from srbench.profiling.latency import _cpu_peak_rss
 
     memory = _cpu_peak_rss(lambda: torch.ones(50_000_000))  # 200 MB of float32, touched
     assert memory["status"] == "measured"
@@ -259,7 +263,7 @@ def test_cpu_latency_record_structure():
     assert record["network_macs"] == 57_184 * 32 * 32
     json.dumps(record)  # JSON-ready
     # The printed table shows the measured CPU peak (the RSS), not "not measured".
-    from srbench.profiling_cli import profile_table
+    from srbench.cli.profile import profile_table
 
     buffer = io.StringIO()
     Console(file=buffer, width=250).print(profile_table([record]))
@@ -366,7 +370,7 @@ def test_sizes_violating_model_constraints_raise():
 @pytest.mark.parametrize("precision", ["fp16", "tf32", "int8"])
 def test_unsupported_precisions_on_cpu_raise(precision):
     with pytest.raises(ProfilingError) as info:
-        resolve_precision(precision, torch.device("cpu"))
+        inference_precision(precision, torch.device("cpu"))
     assert "\n" not in str(info.value)
     with pytest.raises(ProfilingError):
         profile_model("srcnn", 2, sizes=["8"], precisions=["fp32", precision])
@@ -390,26 +394,26 @@ def test_other_bad_arguments_raise():
 
 def test_profile_command_prints_a_table_and_appends_json_lines(tmp_path):
     out = tmp_path / "results" / "profile.jsonl"
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=200)
-    records = profile_command(
-        "srcnn,bicubic", "2,4", "8,hr:32x24", "cpu", "fp32", repeats=2, warmup=0,
-        output=out, console=console, err_console=Console(file=io.StringIO()),
-    )  # fmt: skip
-    assert len(records) == 2 * 2 * 2
+    args = ["profile", "--models", "srcnn,bicubic", "--scales", "2,4", "--sizes", "8,hr:32x24"]
+    args += ["--repeats", "2", "--warmup", "0", "--output", str(out)]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["model"], r["scale"], r["size"]) for r in lines] == [
-        (r["model"], r["scale"], r["size"]) for r in records
+        (m, s, size) for m in ("srcnn", "bicubic") for s in (2, 4) for size in ("8", "hr:32x24")
     ]
     assert all(r["env"]["cpu_model"] for r in lines)
-    text = buffer.getvalue()
+    assert {r["precision"] for r in lines} == {"fp32"}
+    text = result.stdout
     assert "srcnn" in text and "bicubic" in text and "FLOPs = 2 x MACs" in text
-    # a bad precision fails before anything is measured or written
-    with pytest.raises(ProfilingError):
-        profile_command("srcnn", "2", "8", "cpu", "fp16", output=tmp_path / "none.jsonl")
-    assert not (tmp_path / "none.jsonl").exists()
-    with pytest.raises(ProfilingError):
-        profile_command("srcnn", "2", "0", "cpu", "fp32", output=tmp_path / "none.jsonl")
+    assert f"8 records appended to {out}" in result.stderr
+    # a bad precision or size fails in one line before anything is measured or written
+    none = tmp_path / "none.jsonl"
+    for bad in (["--precision", "fp16"], ["--sizes", "0"]):
+        args = ["profile", "--models", "srcnn", "--scales", "2", "--sizes", "8", "--output"]
+        result = CliRunner().invoke(app, [*args, str(none), *bad], catch_exceptions=False)
+        assert result.exit_code == 2 and result.stderr.count("error:") == 1, result.output
+        assert not none.exists()
 
 
 def test_every_registered_model_can_be_counted():
