@@ -243,7 +243,7 @@ def efficiency_table(
             row["latency_hardware"] = _hardware(timed)
             hw = profile_hardware(timed)
             row["latency_device"], row["latency_threads"] = hw["device"], hw["threads"]
-            peak = (timed.get("peak_memory") or {}).get("peak_allocated_bytes")
+            peak: Any = (timed.get("peak_memory") or {}).get("peak_allocated_bytes")
             if _finite(peak):
                 row["memory_bytes"] = float(peak)
         if cost_fn is not None and not all(_finite(row[c]) for c in ("params", "macs")):
@@ -252,9 +252,9 @@ def efficiency_table(
             except Exception as exc:  # unknown model, unsupported scale: said, not fatal
                 source.append(f"not counted: {type(exc).__name__}: {exc}".splitlines()[0])
             else:
-                for key, value in counted.items():
-                    if key in COSTS and not _finite(row.get(key)):
-                        row[key] = value
+                for column, value in counted.items():
+                    if column in COSTS and not _finite(row.get(column)):
+                        row[column] = value
                 source.append("counted (srbench.profiling)")
         row["cost_source"] = "; ".join(source) or "none"
         rows.append(row)
@@ -549,7 +549,7 @@ def pareto_plot(
 
     log_x = cost in LOG_COSTS
     xs = list(costs)
-    zero_x = None
+    zero_x = 1.0  # where zero-cost points sit on a log axis
     if log_x:
         positive = [c for c in costs if c > 0]
         zero_x = 10 ** (math.floor(math.log10(min(positive))) - 1) if positive else 1.0

@@ -50,11 +50,14 @@ def compare(
     from srbench.stores import is_reference_name, reference_records
     from srbench.verdict import sentence
 
-    if preset is None and (a is None or b is None):
-        fail("give two models (srbench compare drn_s idn) or --preset drn")
     if preset is not None and a is not None:
         fail("give either two models or --preset, not both")
-    pairs = preset_pairs(preset) if preset else ((a, b, f"{a} vs {b}"),)
+    if preset is not None:
+        pairs = preset_pairs(preset)
+    elif a is None or b is None:
+        fail("give two models (srbench compare drn_s idn) or --preset drn")
+    else:
+        pairs = ((a, b, f"{a} vs {b}"),)
     results = store(results_dir)
     records = ResultStore(results).latest_records()
     if any(is_reference_name(n) for pair in pairs for n in pair[:2]):

@@ -130,7 +130,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe):
     s = recipe.schedule
     if s.name == "wsd":
         return WSDScheduler(optimizer, recipe)
-    common = {
+    common: dict[str, Any] = {
         "warmup_t": s.warmup_iterations,
         "warmup_lr_init": s.warmup_lr,
         "t_in_epochs": False,
@@ -771,7 +771,7 @@ def _train(
         if done % recipe.log_interval == 0 or done == last:
             values = distributed.mean_across(ctx, torch.stack(losses)).tolist()
             elapsed = time.perf_counter() - tick
-            info = {
+            info: dict[str, Any] = {
                 "losses": values,
                 "loss": statistics.fmean(values),
                 "lr": optimizer.param_groups[0]["lr"],
@@ -793,7 +793,7 @@ def _train(
         do_checkpoint = (periodic or done == last) and done != total
         if do_val and ctx.is_main:
             yield validate(done)
-        targets = []  # where this iteration's training state goes
+        targets: list[Path | None] = []  # where this iteration's training state goes
         if done in snapshots and snapshot_dir is not None:
             targets.append(snapshot_dir / snapshot_name(done))
         if do_checkpoint:
@@ -825,7 +825,7 @@ def _train(
         yield TrainEvent("done", last, total, {"finished": False, "run_dir": str(run_dir)})
         return
 
-    info: dict[str, Any] = {"finished": True, "run_dir": str(run_dir)}
+    info = {"finished": True, "run_dir": str(run_dir)}
     if ctx.is_main:
         # Final checkpoint too, so that the run can be extended or inspected.
         save_checkpoint(
@@ -962,9 +962,9 @@ def train_benchmark(
         name, channels = card.name, card.input_channels
     else:
         net = model
-        card = getattr(model, "srbench_card", None)
-        name = card.name if card else type(model).__name__
-        channels = card.input_channels if card else "rgb"
+        held = getattr(model, "srbench_card", None)
+        name = held.name if held else type(model).__name__
+        channels = held.input_channels if held else "rgb"
     n_channels = 1 if channels == "y" else 3
     prec = training_precision(precision, dev)
     net = net.to(dev).train()
@@ -974,7 +974,7 @@ def train_benchmark(
     compiled = {k: torch.compile(v) if compile else v for k, v in nets.items()}
     optimizers = {k: create_optimizer_v2(v, opt="adam", lr=lr) for k, v in nets.items()}
     steps_fn = {
-        k: TrainStep(compiled[k], optimizers[k], F.l1_loss, device=dev, precision=prec)
+        k: TrainStep(compiled[k], optimizers[k], F.l1_loss, device=dev, precision=prec)  # type: ignore[arg-type]  # compile() of a Module is a Module
         for k in nets
     }
 

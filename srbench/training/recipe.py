@@ -376,7 +376,7 @@ def _check_values(recipe: Recipe, where: str) -> None:
 
     if recipe.optimizer.name.lower() not in list_optimizers():
         close = difflib.get_close_matches(recipe.optimizer.name.lower(), list_optimizers(), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = f"; did you mean {', '.join(map(str, close))}?" if close else ""
         raise bad(f"unknown optimizer {recipe.optimizer.name!r}{hint} (timm optimizer names)")
     from srbench.protocols import get_protocol
 
