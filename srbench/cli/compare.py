@@ -46,6 +46,7 @@ def compare(
     over the images, wins/ties/losses; a table, a forest plot and a JSON file."""
     from srbench.comparison import compare_models, preset_pairs, stored_name
     from srbench.figures import forest_plot
+    from srbench.files import atomic_write
     from srbench.results import ResultStore
     from srbench.stores import is_reference_name, reference_records
     from srbench.verdict import sentence
@@ -84,7 +85,7 @@ def compare(
         rows, output_dir / f"compare_{name}", titles=titles, title=preset or "paired comparison"
     )
     table = output_dir / f"compare_{name}.json"
-    table.write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
+    atomic_write(table, json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
     err_console.print(f"wrote {plot} and {table}", highlight=False)
 
 
