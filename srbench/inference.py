@@ -20,7 +20,9 @@ def memory_format(device: torch.device) -> torch.memory_format:
     Xeon with AMX and on an AMD EPYC Zen 4, torch 2.14), with outputs equal to NCHW's within
     5e-6 of the [0, 1] range: a pixel's uint8 rounding flips only rarely, moving per-image PSNR
     by at most 6e-5 dB and SSIM by 1e-6 (Set5 + Set14 x2, IDN, DRN-S, EDSR-baseline).
-    The GPU keeps NCHW (cuDNN picks its own layout).
+    The GPU keeps NCHW (cuDNN picks its own layout). Evaluation is fp32 in this layout: the
+    ``fp32`` of :func:`srbench.precision.inference_precision`, where the one precision vocabulary
+    lives (profile timings use it to be ``srbench run``'s forward passes).
     """
     return torch.channels_last if device.type == "cpu" else torch.contiguous_format
 
