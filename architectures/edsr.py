@@ -58,7 +58,7 @@ class MeanShift(nn.Module):
         self.register_buffer("shift", shift, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.shift.to(x.dtype)
+        return x + self.shift.to(x.dtype)  # type: ignore[operator]  # code_sha256 covers this code: no annotation edits
 
 
 class ResBlock(nn.Module):

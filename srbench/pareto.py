@@ -148,14 +148,14 @@ def load_profiles(results_dir: str | Path) -> list[dict]:
 @cache
 def counted_costs(model: str, scale: int, size: str = COST_SIZE) -> dict[str, Any]:
     """Parameters and MACs of a registered model, counted by :mod:`srbench.profiling`."""
-    from srbench.profiling import count_macs, count_params, lr_shape, parse_size
+    from srbench.profiling import count_macs, lr_shape, parse_size, trainable_params
     from srbench.registry import create_model, get_card
 
     card = get_card(model)
     net = create_model(card.name, scale).eval()
     macs = count_macs(net, lr_shape(card, scale, parse_size(size)), card=card)
     return {
-        "params": count_params(net)["trainable_params"],
+        "params": trainable_params(net),
         "macs": macs.total_macs,
         "network_macs": macs.network_macs,
     }
@@ -243,7 +243,7 @@ def efficiency_table(
             row["latency_hardware"] = _hardware(timed)
             hw = profile_hardware(timed)
             row["latency_device"], row["latency_threads"] = hw["device"], hw["threads"]
-            peak = (timed.get("peak_memory") or {}).get("peak_allocated_bytes")
+            peak: Any = (timed.get("peak_memory") or {}).get("peak_allocated_bytes")
             if _finite(peak):
                 row["memory_bytes"] = float(peak)
         if cost_fn is not None and not all(_finite(row[c]) for c in ("params", "macs")):
@@ -252,9 +252,9 @@ def efficiency_table(
             except Exception as exc:  # unknown model, unsupported scale: said, not fatal
                 source.append(f"not counted: {type(exc).__name__}: {exc}".splitlines()[0])
             else:
-                for key, value in counted.items():
-                    if key in COSTS and not _finite(row.get(key)):
-                        row[key] = value
+                for column, value in counted.items():
+                    if column in COSTS and not _finite(row.get(column)):
+                        row[column] = value
                 source.append("counted (srbench.profiling)")
         row["cost_source"] = "; ".join(source) or "none"
         rows.append(row)
@@ -549,7 +549,7 @@ def pareto_plot(
 
     log_x = cost in LOG_COSTS
     xs = list(costs)
-    zero_x = None
+    zero_x = 1.0  # where zero-cost points sit on a log axis
     if log_x:
         positive = [c for c in costs if c > 0]
         zero_x = 10 ** (math.floor(math.log10(min(positive))) - 1) if positive else 1.0

@@ -122,9 +122,9 @@ def cpu_id() -> str:
     )
 
 
-def device_description(device: torch.device) -> dict[str, str | int | None]:
+def device_description(device: torch.device) -> dict[str, str | int | float | None]:
     """Name and versions of the device a number was measured on."""
-    info: dict[str, str | int | None] = {"device": str(device)}
+    info: dict[str, str | int | float | None] = {"device": str(device)}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(

@@ -939,8 +939,8 @@ def _render_page(
             sections.append(
                 ProtocolSection(
                     str(pid), str(phash), _safe_name(f"p-{pid}-{phash}"),
-                    known.title if is_known else "", is_known, scale_sections,
-                    known.preview_note if is_known else "",
+                    known.title if known and is_known else "", is_known, scale_sections,
+                    known.preview_note if known and is_known else "",
                 )
             )  # fmt: skip
 

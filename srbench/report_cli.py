@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from srbench.errors import SRBenchError
@@ -235,11 +235,12 @@ def gate_table(result, show_all: bool = False) -> Table:
             "Cells: current (delta)."
         ),
     )
-    for name, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("model", "left"), ("weights", "left"), ("protocol", "left"), ("dataset", "left"),
         ("x", "right"), ("PSNR dB", "right"), ("SSIM", "right"), ("images", "right"),
         ("params", "right"), ("MACs", "right"), ("latency ms", "right"), ("status", "left"),
-    ):  # fmt: skip
+    )  # fmt: skip
+    for name, justify in columns:
         table.add_column(name, justify=justify, no_wrap=name in ("model", "weights", "protocol"))
     for entry in result.entries:
         if not show_all and entry.status == "ok":
@@ -354,7 +355,7 @@ def check_command(
             tol = replace(tol, **{name: float(value)})
 
     keys = data["entries"]
-    scope = {
+    scope: dict[str, Any] = {
         "models": sorted({e["model"] for e in keys}),
         "datasets": sorted({e["dataset"] for e in keys}),
         "scales": sorted({int(e["scale"]) for e in keys}),

@@ -30,7 +30,7 @@ from srbench.files import writable_target
 from srbench.schema import KEY_FIELDS, METRIC_NAMES, invalid_reason, record_key, shown_records
 
 RECORDS_FILE = "records.jsonl"
-# Written by `srbench profile` (srbench.profiling_cli.DEFAULT_OUTPUT) next to the records.
+# Written by `srbench profile` (srbench.cli.profile) next to the records.
 PROFILE_FILE = "profile.jsonl"
 __all__ = ["KEY_FIELDS", "RECORDS_FILE", "ResultStore", "record_key"]
 

@@ -1,4 +1,4 @@
-"""`srbench profile|report|pareto|check` and `srbench baseline update`."""
+"""`srbench report|pareto|check` and `srbench baseline update`."""
 
 from __future__ import annotations
 
@@ -19,62 +19,6 @@ from srbench.cli.common import (
     new_app,
     store,
 )
-
-
-@app.command()
-def profile(
-    models: Annotated[str, typer.Option(help="Names or wildcards, or 'all'.")] = "all",
-    scales: Annotated[str, typer.Option(help="Comma-separated scales.")] = "2,3,4",
-    sizes: Annotated[
-        str, typer.Option(help="720p (1280x720 HR output), 256 (256x256 LR), WxH, hr:WxH.")
-    ] = "720p,256",
-    device: Device = "cpu",
-    precision: Annotated[
-        str, typer.Option(help="fp32, tf32, fp16, bf16 (comma-separated).")
-    ] = "fp32",
-    repeats: Annotated[int, typer.Option(help="Timed repeats (median, IQR, min).")] = 10,
-    warmup: Annotated[int, typer.Option(help="Untimed warm-up passes.")] = 2,
-    budget_s: Annotated[
-        float | None, typer.Option(help="Stop timing after this many seconds.")
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            help="CPU threads (recorded). Default: as `srbench run` picks them, one per idle core."
-        ),
-    ] = None,
-    cudnn_benchmark: Annotated[bool, typer.Option("--cudnn-benchmark")] = False,
-    no_latency: Annotated[
-        bool, typer.Option("--no-latency", help="Parameters and MACs only.")
-    ] = False,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            help="JSON-lines file the records are appended to (default: profile.jsonl in your "
-            "result store)."
-        ),
-    ] = None,
-) -> None:
-    """Parameters, MACs/FLOPs, latency and peak memory, labelled with units and environment."""
-    from srbench.profiling_cli import profile_command
-
-    profile_command(
-        models,
-        scales,
-        sizes,
-        device,
-        precision,
-        repeats,
-        warmup,
-        budget_s,
-        output or store(None) / "profile.jsonl",
-        threads=threads,
-        cudnn_benchmark=cudnn_benchmark,
-        latency=not no_latency,
-        console=console,
-        err_console=err_console,
-    )
-
 
 Reference = Annotated[
     bool,

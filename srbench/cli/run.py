@@ -198,21 +198,16 @@ def run(
         fail(f"bad option value: {exc}")
     _print_and_save_summary(config, sources, keys, records)
     if profile:
-        from srbench.profiling_cli import profile_command
+        from srbench.cli.profile import profile as profile_models
 
-        profile_command(
-            ",".join(config.models),
-            ",".join(map(str, config.scales)),
-            "720p,256",
-            device,
-            "fp32",
-            5,
-            1,
-            None,
-            Path(results_dir) / "profile.jsonl",
+        profile_models(
+            models=",".join(config.models),
+            scales=",".join(map(str, config.scales)),
+            device=device,
+            repeats=5,
+            warmup=1,
             threads=threads,
-            console=console,
-            err_console=err_console,
+            output=Path(results_dir) / "profile.jsonl",
         )
 
 

@@ -276,6 +276,7 @@ def _ablate(
     compile: bool | None,
     images: Any,
 ) -> Iterator[AblationEvent]:
+    from srbench.profiling import trainable_params
     from srbench.training.evaluate import (
         iter_scores,
         prepare_sources,
@@ -283,12 +284,7 @@ def _ablate(
         summarise_scores,
         validation_sources,
     )
-    from srbench.training.loop import (
-        WEIGHTS_FILE,
-        count_params,
-        iter_train,
-        prepare_training_set,
-    )
+    from srbench.training.loop import WEIGHTS_FILE, iter_train, prepare_training_set
     from srbench.weights import file_sha256, load_weights
 
     main = ctx.is_main
@@ -327,7 +323,7 @@ def _ablate(
             sha = file_sha256(weights)
             model = create_model(card.name, recipe.scale, **recipe.model_overrides)
             load_weights(model, weights, card=card, scale=recipe.scale)
-            params = count_params(model)
+            params = trainable_params(model)
             stored = _stored(store, spec, variant.name, sha)
             if {r["dataset"] for r in stored} >= set(spec.datasets):
                 scores = stored

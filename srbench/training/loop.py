@@ -17,7 +17,7 @@ to the end. A run lives in ``<output_dir>/<run name>/``:
 Resuming (``resume=True``) restores all of that, so the losses and weights after a resume equal
 those of an uninterrupted run (bit for bit on CPU; the tests check it).
 
-Precision: ``auto`` picks by the device's capabilities (``srbench.training.precision``: bf16
+Precision: ``auto`` picks by the device's capabilities (``srbench.precision``: bf16
 autocast + channels_last where the hardware multiplies bf16, fp32 + channels_last on AVX-512, plain
 fp32 otherwise); master weights stay fp32. ``compile`` wraps the (DDP) model in ``torch.compile``.
 
@@ -45,10 +45,11 @@ from torch import nn
 from srbench.data import HRImage
 from srbench.errors import SRBenchError
 from srbench.files import atomic_path, atomic_write
+from srbench.precision import Precision, training_precision
+from srbench.profiling import trainable_params
 from srbench.protocols import LRCache
 from srbench.registry import create_model, get_card
 from srbench.training import distributed
-from srbench.training import precision as precision_mod
 from srbench.training.data import (
     PatchSampler,
     TrainingSet,
@@ -63,7 +64,6 @@ from srbench.training.evaluate import (
     summarise_scores,
     validation_sources,
 )
-from srbench.training.precision import TrainPrecision
 from srbench.training.recipe import Recipe, check_model, dump_recipe, run_name
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -90,11 +90,6 @@ class TrainEvent:
 # ----------------------------------------------------------------------------------------------
 # Building blocks (also used by the throughput benchmark)
 # ----------------------------------------------------------------------------------------------
-
-
-def resolve_precision(precision: str, device: torch.device) -> TrainPrecision:
-    """What ``precision`` (``auto`` included) means on ``device`` (see ``training.precision``)."""
-    return precision_mod.resolve(precision, device)
 
 
 def make_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -135,7 +130,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe):
     s = recipe.schedule
     if s.name == "wsd":
         return WSDScheduler(optimizer, recipe)
-    common = {
+    common: dict[str, Any] = {
         "warmup_t": s.warmup_iterations,
         "warmup_lr_init": s.warmup_lr,
         "t_in_epochs": False,
@@ -203,7 +198,7 @@ class TrainStep:
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         *,
         device: torch.device,
-        precision: TrainPrecision,
+        precision: Precision,
         grad_clip: float | None = None,
         params: Sequence[torch.Tensor] | None = None,
     ) -> None:
@@ -228,10 +223,6 @@ class TrainStep:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()
         return loss.detach()
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -550,7 +541,7 @@ def _train(
     run_dir = output_dir / name
     total = recipe.iterations
     last = total if stop_after is None else min(stop_after, total)
-    precision = resolve_precision(recipe.precision, device)
+    precision = training_precision(recipe.precision, device)
     scales = recipe.train_scales()
     batch = recipe.data.batch_size
     if batch % ctx.world_size:
@@ -743,7 +734,7 @@ def _train(
             "model": card.name,
             "scale": recipe.scale,
             "scales": list(scales),
-            "params": count_params(model),
+            "params": trainable_params(model),
             "images": n_images,
             "images_too_small": skipped,
             "data_seconds": data_seconds,
@@ -780,7 +771,7 @@ def _train(
         if done % recipe.log_interval == 0 or done == last:
             values = distributed.mean_across(ctx, torch.stack(losses)).tolist()
             elapsed = time.perf_counter() - tick
-            info = {
+            info: dict[str, Any] = {
                 "losses": values,
                 "loss": statistics.fmean(values),
                 "lr": optimizer.param_groups[0]["lr"],
@@ -802,7 +793,7 @@ def _train(
         do_checkpoint = (periodic or done == last) and done != total
         if do_val and ctx.is_main:
             yield validate(done)
-        targets = []  # where this iteration's training state goes
+        targets: list[Path | None] = []  # where this iteration's training state goes
         if done in snapshots and snapshot_dir is not None:
             targets.append(snapshot_dir / snapshot_name(done))
         if do_checkpoint:
@@ -834,7 +825,7 @@ def _train(
         yield TrainEvent("done", last, total, {"finished": False, "run_dir": str(run_dir)})
         return
 
-    info: dict[str, Any] = {"finished": True, "run_dir": str(run_dir)}
+    info = {"finished": True, "run_dir": str(run_dir)}
     if ctx.is_main:
         # Final checkpoint too, so that the run can be extended or inspected.
         save_checkpoint(
@@ -879,7 +870,7 @@ def _train(
             "scale": recipe.scale,
             "scales": list(scales),
             "model_overrides": recipe.model_overrides,
-            "params": count_params(model),
+            "params": trainable_params(model),
             "iterations": total,
             "recipe_hash": recipe.hash,
             "weights": WEIGHTS_FILE,
@@ -971,11 +962,11 @@ def train_benchmark(
         name, channels = card.name, card.input_channels
     else:
         net = model
-        card = getattr(model, "srbench_card", None)
-        name = card.name if card else type(model).__name__
-        channels = card.input_channels if card else "rgb"
+        held = getattr(model, "srbench_card", None)
+        name = held.name if held else type(model).__name__
+        channels = held.input_channels if held else "rgb"
     n_channels = 1 if channels == "y" else 3
-    prec = resolve_precision(precision, dev)
+    prec = training_precision(precision, dev)
     net = net.to(dev).train()
     if prec.channels_last:
         net = net.to(memory_format=torch.channels_last)
@@ -983,7 +974,7 @@ def train_benchmark(
     compiled = {k: torch.compile(v) if compile else v for k, v in nets.items()}
     optimizers = {k: create_optimizer_v2(v, opt="adam", lr=lr) for k, v in nets.items()}
     steps_fn = {
-        k: TrainStep(compiled[k], optimizers[k], F.l1_loss, device=dev, precision=prec)
+        k: TrainStep(compiled[k], optimizers[k], F.l1_loss, device=dev, precision=prec)  # type: ignore[arg-type]  # compile() of a Module is a Module
         for k in nets
     }
 
