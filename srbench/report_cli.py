@@ -129,14 +129,13 @@ def pareto_command(
 ) -> list[Path]:
     """One Pareto plot (PNG + SVG) per protocol, dataset and scale in the store; returns the PNGs.
     ``reference``: the project's reference store beside this one, its models named ``NAME@ref``."""
-    from srbench.pareto import COSTS, QUALITIES, load_profiles, plot_all
+    from srbench.pareto import COSTS, load_profiles, plot_all, quality_spec
     from srbench.results import load_results
     from srbench.stores import reference_profiles, with_reference
 
     console = console or Console()
     err_console = err_console or Console(stderr=True)
-    if quality not in QUALITIES:
-        raise SRBenchError(f"unknown quality {quality!r}; choose from {', '.join(QUALITIES)}")
+    quality_spec(quality)  # an unknown one: refused before reading the store
     if cost not in COSTS:
         raise SRBenchError(f"unknown cost {cost!r}; choose from {', '.join(COSTS)}")
     frame = load_results(results_dir)
@@ -226,20 +225,30 @@ def _metric_cell(m, digits: int, relative: bool = False) -> str:
 
 def gate_table(result, show_all: bool = False) -> Table:
     """The diff table: one row per baseline entry (only the ones that are not ok, unless asked)."""
+    from srbench.schema import metric_specs
+
     tol = result.tolerances
+    specs = metric_specs()
+    quality = ", ".join(
+        f"{m.label} {'-' if m.higher_is_better else '+'}{tol.of(m.name):g}"
+        + (f" {m.unit}" if m.unit else "")
+        for m in specs
+    )
     table = Table(
         title="srbench check: current vs baseline",
         caption=(
-            f"tolerances: PSNR -{tol.psnr_db:g} dB, SSIM -{tol.ssim:g}, params/MACs/images exact, "
+            f"tolerances: {quality}, params/MACs/images exact, "
             f"latency +{tol.latency_rel:.0%} (same device and threads only). "
             "Cells: current (delta)."
         ),
     )
-    columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("model", "left"), ("weights", "left"), ("protocol", "left"), ("dataset", "left"),
-        ("x", "right"), ("PSNR dB", "right"), ("SSIM", "right"), ("images", "right"),
-        ("params", "right"), ("MACs", "right"), ("latency ms", "right"), ("status", "left"),
-    )  # fmt: skip
+    columns: list[tuple[str, JustifyMethod]] = [
+        *((name, "left") for name in ("model", "weights", "protocol", "dataset")),
+        ("x", "right"),
+        *((m.header, "right") for m in specs),
+        *((name, "right") for name in ("images", "params", "MACs", "latency ms")),
+        ("status", "left"),
+    ]
     for name, justify in columns:
         table.add_column(name, justify=justify, no_wrap=name in ("model", "weights", "protocol"))
     for entry in result.entries:
@@ -251,7 +260,8 @@ def gate_table(result, show_all: bool = False) -> Table:
         table.add_row(
             k["model"], _weights_text(str(k["weights_sha256"])), f"{k['protocol']}@{str(k['protocol_hash'])[:6]}",
             k["dataset"] + (" +ens" if k["ensemble"] else ""), str(k["scale"]),
-            _metric_cell(by.get("psnr_db"), 3), _metric_cell(by.get("ssim"), 5),
+            # one more decimal than the tables: the gate's tolerances are that fine
+            *(_metric_cell(by.get(m.name), m.decimals + 1) for m in specs),
             _metric_cell(by.get("images"), 0), _metric_cell(by.get("params"), 0),
             _metric_cell(by.get("macs"), 0), _metric_cell(by.get("latency_ms"), 2, relative=True),
             status,
@@ -331,8 +341,6 @@ def check_command(
     ``weights`` as ``--weights``; ``force=True`` re-runs all of them. Tolerances default to the
     baseline file's (else PSNR 0.01 dB, SSIM 0.0002, latency 10%).
     """
-    from dataclasses import replace
-
     from srbench.gate import (
         Tolerances,
         compare,
@@ -352,7 +360,7 @@ def check_command(
         if value is not None:
             if value < 0:
                 raise SRBenchError(f"tolerances must be >= 0, got {name}={value}")
-            tol = replace(tol, **{name: float(value)})
+            tol = tol.replaced(name, float(value))
 
     keys = data["entries"]
     scope: dict[str, Any] = {
@@ -418,12 +426,12 @@ def baseline_update_command(
 
     writable_target(baseline)  # refused before reading the store, not after
     console = console or Console()
-    defaults = Tolerances()
-    tol = Tolerances(
-        psnr_db=defaults.psnr_db if psnr_tolerance is None else float(psnr_tolerance),
-        ssim=defaults.ssim if ssim_tolerance is None else float(ssim_tolerance),
-        latency_rel=defaults.latency_rel if latency_tolerance is None else float(latency_tolerance),
-    )
+    tol = Tolerances()
+    for name, value in (
+        ("psnr_db", psnr_tolerance), ("ssim", ssim_tolerance), ("latency_rel", latency_tolerance)
+    ):  # fmt: skip
+        if value is not None:
+            tol = tol.replaced(name, float(value))
     entries = current_entries(
         Path(results_dir),
         models=_items(models),

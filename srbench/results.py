@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ import pandas as pd
 
 from srbench.errors import SRBenchError
 from srbench.files import writable_target
-from srbench.schema import KEY_FIELDS, METRIC_NAMES, invalid_reason, record_key, shown_records
+from srbench.schema import KEY_FIELDS, invalid_reason, metric_names, record_key, shown_records
 
 RECORDS_FILE = "records.jsonl"
 # Written by `srbench profile` (srbench.cli.profile) next to the records.
@@ -236,7 +237,7 @@ class ResultStore:
         """The shown records as a DataFrame (one row per entry and image)."""
         records = self.shown_records()
         if not records:
-            return pd.DataFrame(columns=[*KEY_FIELDS, *METRIC_NAMES])
+            return pd.DataFrame(columns=[*KEY_FIELDS, *metric_names()])
         return pd.DataFrame.from_records(records)
 
 
@@ -263,12 +264,22 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     # before the flag existed count as verified, as the report always read them.
     flag = frame["standard_benchmark"] if "standard_benchmark" in frame.columns else None
     frame = frame.assign(verified=True if flag is None else ~flag.eq(False))
-    agg: dict[str, str] = {name: "mean" for name in METRIC_NAMES}
+    # A metric some records lack (written before it existed) is "not measured" (NaN) for the
+    # group: a mean over part of the images is no benchmark number.
+    metrics = [name for name in metric_names() if name in frame.columns]
+    agg: dict[str, Any] = {name: "mean" for name in metrics}
     agg["image"] = "count"
     agg["verified"] = "sum"
     if "latency_ms" in frame.columns:
         agg["latency_ms"] = "median"
-    out = frame.groupby(group, dropna=False).agg(agg).reset_index()
+    grouped = frame.groupby(group, dropna=False)
+    out = grouped.agg(agg).reset_index()
+    counts = grouped[metrics].count().reset_index(drop=True) if metrics else None
+    for name in metric_names():
+        if name not in frame.columns:
+            out[name] = math.nan
+        elif counts is not None:
+            out.loc[counts[name] < out["image"], name] = math.nan
     return out.rename(columns={"image": "images"})
 
 

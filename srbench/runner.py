@@ -33,7 +33,14 @@ from srbench.errors import SRBenchError
 from srbench.evaluation import evaluate_image
 from srbench.files import atomic_path, atomic_write
 from srbench.inference import memory_format, memory_format_name, tile_overlap
-from srbench.protocols import LRCache, Protocol, get_protocol, prepare, preview_rgb
+from srbench.protocols import (
+    LRCache,
+    Protocol,
+    get_protocol,
+    prepare,
+    preview_rgb,
+    unfed_metrics,
+)
 from srbench.provenance import environment, record_provenance
 from srbench.registry import ModelRef, create_model, resolve
 from srbench.results import Claims, ResultStore
@@ -266,6 +273,8 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
     cache = LRCache(enabled=config.cache_lr)
     precision = "fp32"
     threads = ThreadPolicy(config.threads)
+    for message in unfed_metrics(protocol):  # skipped and said, not an error
+        yield RunEvent("note", "", 0, "", message=message)
 
     for model_name in config.models:
         ref = resolve(model_name)

@@ -99,6 +99,8 @@ def print_pairs(rows, title: str) -> None:
     `compare`'s and the verdict per training budget (a budget column where rows have one)."""
     from rich.table import Table
 
+    from srbench.schema import metric
+
     budgets = any(r.budget for r in rows)
     table = Table(title=title)
     columns = ["A", "B", *(["budget"] if budgets else []), "dataset", "scale", "metric"]
@@ -106,7 +108,7 @@ def print_pairs(rows, title: str) -> None:
     for column in columns:
         table.add_column(column, justify="left" if column in ("A", "B", "dataset") else "right")
     for r in rows:
-        digits = 3 if r.metric == "psnr_db" else 5
+        digits = metric(r.metric).decimals + 1  # differences: one decimal finer than means
         n = f"{r.images} x {r.diff.seeds}" if budgets else str(r.images)
         table.add_row(
             r.a, r.b, *([str(r.budget)] if budgets else []), r.dataset, f"x{r.scale}", r.metric,

@@ -180,8 +180,11 @@ def _budget_verdict(records: list[dict], protocol: str, path: Path) -> None:
     rows = budget_verdict(records, protocol=protocol)
     if not rows:
         return
-    psnr = [r for r in rows if r.metric == "psnr_db"]
-    print_pairs(psnr, f"PSNR A - B per training budget ({protocol}; 95% t interval)")
+    from srbench.schema import headline
+
+    spec = headline()
+    shown = [r for r in rows if r.metric == spec.name]
+    print_pairs(shown, f"{spec.label} A - B per training budget ({protocol}; 95% t interval)")
     for a, b, _ in VERDICT_PAIRS:
         console.print(budget_sentence(rows, a, b), highlight=False)
     atomic_write(path, json.dumps([r.as_dict() for r in rows], indent=1) + "\n")

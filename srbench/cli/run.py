@@ -296,8 +296,11 @@ def _print_and_save_summary(config, sources, run_keys: list[tuple], new_records:
 
     protocol = get_protocol(config.protocol)
     summary, path = write_summary(config, sources, run_keys, new_records)
-    table = Table(title=f"PSNR (dB) / SSIM on Y -- protocol {protocol.label}")
-    for column in ("model", "scale", "dataset", "PSNR_dB", "SSIM", "images"):
+    from srbench.schema import metric_specs
+
+    specs = metric_specs()
+    table = Table(title=f"{' / '.join(m.axis_label() for m in specs)} -- protocol {protocol.label}")
+    for column in ("model", "scale", "dataset", *(m.header for m in specs), "images"):
         table.add_column(column, justify="right" if column not in ("model", "dataset") else "left")
     for row in summary.sort_values(["model", "scale", "dataset"]).itertuples():
         random = getattr(row, "weights_sha256", "") == "random-init"
@@ -305,8 +308,7 @@ def _print_and_save_summary(config, sources, run_keys: list[tuple], new_records:
             row.model + (" (random weights)" if random else ""),
             f"x{row.scale}",
             row.dataset,
-            f"{row.psnr_db:.2f}",
-            f"{row.ssim:.4f}",
+            *(m.fmt(getattr(row, m.name)) for m in specs),
             str(row.images),
         )
     console.print(table)

@@ -23,7 +23,7 @@ from srbench.inference import in_memory_format
 from srbench.protocols import LRCache, Prepared, get_protocol, prepare
 from srbench.registry import ModelCard
 from srbench.runner import DatasetSource, benchmark_source
-from srbench.schema import METRIC_NAMES
+from srbench.schema import metric_names
 
 
 @dataclass
@@ -108,7 +108,11 @@ def summarise_scores(scores: Sequence[dict]) -> dict[str, dict[str, float]]:
     for key in dict.fromkeys(s["dataset"] for s in scores):
         rows = [s for s in scores if s["dataset"] == key]
         out[key] = {
-            **{m: sum(r[m] for r in rows) / len(rows) for m in METRIC_NAMES},
+            **{
+                m: sum(r[m] for r in rows) / len(rows)
+                for m in metric_names()
+                if all(m in r for r in rows)  # a metric the protocol cannot feed: absent
+            },
             "images": len(rows),
         }
     return out
@@ -145,7 +149,7 @@ def result_records(
                 "protocol_hash": proto.hash,
                 "ensemble": False,
                 "precision": "fp32",
-                **{m: s[m] for m in METRIC_NAMES},
+                **{m: s[m] for m in metric_names() if m in s},
                 "wall_ms": s["wall_ms"],
                 "tiled": s["tiled"],
                 "hr_sha256": s["hr_sha256"],
