@@ -219,7 +219,7 @@ def ablate_command(
     _say(
         f"ablation [bold]{ablation.name}[/] ({ablation.source}): {len(ablation.variants)} variants, "
         f"{ablation.recipe.iterations} iterations each, batch {ablation.recipe.data.batch_size}, "
-        f"scored on {', '.join(ablation.datasets)} ({ablation.protocol})"
+        f"scored on {', '.join(ablation.datasets)} ({ablation.protocol.id})"
     )
     info: dict[str, Any] = {}
     with _progress() as progress:
