@@ -291,7 +291,11 @@ def test_invalid_records_are_skipped_with_their_line_numbers(tmp_path):
 
 def test_duplicate_names_are_computed_once(tmp_path):
     config = RunConfig(["bicubic", "bicubic"], ["demo", "demo"], [2, 2], results_dir=tmp_path)
-    assert config.models == ["bicubic"] and config.scales == [2] and config.datasets == ["demo"]
+    assert (
+        [m.key for m in config.models] == ["bicubic"]
+        and config.scales == [2]
+        and config.datasets == ["demo"]
+    )
     assert len(run(config, [demo_source()])) == 5
     result = _invoke("run", "--models", "drn,drn_s,drn", "--datasets", "demo", "--scales", "9",
                      "--results-dir", str(tmp_path))  # fmt: skip

@@ -9,6 +9,7 @@ import pytest
 import torch
 from rich.console import Console
 
+from srbench.cli.gate import baseline_update_command, check_command
 from srbench.errors import SRBenchError
 from srbench.gate import (
     SCHEMA,
@@ -21,7 +22,6 @@ from srbench.gate import (
 from srbench.pareto import counted_costs
 from srbench.protocols import get_protocol
 from srbench.registry import ModelCard, register_model, unregister_model
-from srbench.report_cli import baseline_update_command, check_command
 from srbench.results import ResultStore
 
 STANDARD = get_protocol("standard")

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from srbench.cli.gate import baseline_update_command
 from srbench.codehash import model_code_sha256
 from srbench.data import HRImage, pixels_sha256
 from srbench.errors import SRBenchError, WeightsError
 from srbench.gate import read_baseline
 from srbench.registry import ModelCard, create_model, register_model, unregister_model
-from srbench.report_cli import baseline_update_command
 from srbench.results import RECORDS_FILE, ResultStore
 from srbench.runner import DatasetSource, RunConfig, run
 from srbench.schema import PSNR_MAX_DB, record_key
@@ -175,7 +175,7 @@ def test_old_records_without_a_code_hash_load_are_shown_but_never_reused(tmp_pat
 def test_check_run_reruns_what_other_code_made(tmp_path, data_root):
     """A store whose Set5 numbers another version of the code made (here: 1 dB lower) fails a
     plain check; `check --run` re-runs them with the code as it is and passes."""
-    from srbench.report_cli import check_command
+    from srbench.cli.gate import check_command
     from srbench.runner import benchmark_source
 
     results = tmp_path / "r"

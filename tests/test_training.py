@@ -531,7 +531,7 @@ def test_zoo_table_reads_committed_records_when_run_folders_are_gone(tmp_path):
 def test_zoo_status_shows_shipped_runs_from_the_committed_records(tmp_path):
     """A fresh machine has no run folders: a run shipped from this recipe is "shipped" with its
     committed iterations, not "new 0/1000"."""
-    from srbench.training.cli import zoo_status_command
+    from srbench.cli.zoo import zoo_status_command
 
     rows = zoo_status_command("zoo", tmp_path / "empty", results_dir=REPO / "results")
     assert len(rows) == 18
@@ -545,8 +545,8 @@ def test_zoo_status_shows_shipped_runs_from_the_committed_records(tmp_path):
 def test_a_torn_run_json_is_one_line_saying_what_to_do(tmp_path, capsys):
     """A run.json torn by a kill: zoo status marks that run and goes on; zoo train stops with
     one line naming the file and the fix, never a traceback."""
+    from srbench.cli.zoo import zoo_status_command
     from srbench.errors import SRBenchError
-    from srbench.training.cli import zoo_status_command
     from srbench.training.zoo import iter_zoo
 
     zoo = load_zoo("zoo")

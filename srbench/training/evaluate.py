@@ -9,18 +9,24 @@ record constructor and, for ablations, its store, claims and resume.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from srbench.data import resolve_data_root
 from srbench.evaluation import Evaluand
 from srbench.inference import in_memory_format
-from srbench.protocols import Protocol
+from srbench.protocols import Protocol, get_protocol
 from srbench.registry import ModelCard
 from srbench.runner import DatasetSource, RunConfig, Session, benchmark_source, iter_model
 from srbench.schema import METRIC_NAMES, UNKNOWN_CODE
+from srbench.training import distributed
+from srbench.training.checkpoint import append_log
+from srbench.training.recipe import Recipe
 
 
 def validation_sources(
@@ -68,3 +74,79 @@ def summarise_scores(scores: Sequence[dict]) -> dict[str, dict[str, float]]:
             "images": len(rows),
         }
     return out
+
+
+class Validation:
+    """Validation of the weights the run outputs -- with EMA, the raw model's too (logged with
+    ``ema: false``), so whether the EMA helps is measured in every run -- through the runner's
+    loop on the recipe's validation sets (rank 0 only)."""
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        ctx: distributed.DistContext,
+        card: ModelCard,
+        models: dict[int, nn.Module],
+        ema: Any | None,
+        run_dir: Path,
+        device: torch.device,
+        data_root: str | Path | None,
+    ) -> None:
+        self.config = recipe.validation
+        self.total = recipe.iterations
+        self.card, self.models, self.ema = card, models, ema
+        self.scales = list(models)  # the first is the one the EMA averages
+        self.run_dir = run_dir
+        self.wanted = bool(self.config.datasets) and (
+            self.config.interval > 0 or self.config.at_end
+        )
+        self.sources: list[DatasetSource] = []
+        self.session: Session | None = None
+        if ctx.is_main and self.wanted:
+            self.sources = validation_sources(self.config.datasets, data_root)
+            protocol = get_protocol(self.config.protocol)
+            self.session = validation_session(protocol, device)
+
+    def due(self, done: int) -> bool:
+        """A validation during training after iteration ``done`` (the final one comes after)."""
+        interval, at_end = self.config.interval, self.config.at_end
+        return (
+            self.wanted
+            and interval > 0
+            and done % interval == 0
+            and (done != self.total or not at_end)
+        )
+
+    def _eval_model(self, s: int) -> nn.Module:
+        if self.ema is None:
+            return self.models[s]
+        if s == self.scales[0]:
+            return self.ema.module
+        shadow = copy.deepcopy(self.models[s])
+        shadow.load_state_dict(self.ema.module.state_dict())
+        return shadow
+
+    def __call__(self, iteration: int) -> dict[str, Any]:
+        """Validate after ``iteration``; logged, and returned as the ``validate`` event's info."""
+        assert self.session is not None  # validations run on rank 0, when the recipe asks
+        merged: dict[str, dict[str, float]] = {}
+        for s in self.scales:
+            for use_ema in [True, False] if self.ema is not None else [False]:
+                net = self._eval_model(s) if use_ema else self.models[s]
+                records = validation_records(net, self.card, s, self.sources, self.session)
+                summary = summarise_scores(records)
+                append_log(
+                    self.run_dir,
+                    {
+                        "kind": "val",
+                        "iteration": iteration,
+                        "scale": s,
+                        "protocol": self.config.protocol,
+                        "ema": use_ema,
+                        "results": summary,
+                    },
+                )
+                if use_ema or self.ema is None:
+                    for key, value in summary.items():
+                        merged[key if len(self.scales) == 1 else f"{key} x{s}"] = value
+        return {"results": merged, "protocol": self.config.protocol}

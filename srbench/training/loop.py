@@ -34,7 +34,6 @@ The pieces live beside it: :mod:`~srbench.training.steps` (loss, optimizer, sche
 
 from __future__ import annotations
 
-import copy
 import json
 import statistics
 import time
@@ -48,9 +47,15 @@ from torch import nn
 
 from srbench.data import HRImage
 from srbench.files import atomic_write
-from srbench.protocols import STANDARD, LRCache, get_protocol
-from srbench.registry import ModelCard, create_model, get_card
+from srbench.registry import ModelCard, get_card
 from srbench.training import distributed
+from srbench.training.build import (
+    build_models,
+    build_samplers,
+    check_start,
+    prepare_training_set,
+    train_steps,
+)
 from srbench.training.checkpoint import (
     CHECKPOINT_FILE,
     LOG_FILE,
@@ -58,7 +63,6 @@ from srbench.training.checkpoint import (
     WEIGHTS_FILE,
     TrainingError,
     append_log,
-    init_tensors,
     is_branch_point,
     load_checkpoint,
     read_checkpoint,
@@ -70,15 +74,8 @@ from srbench.training.checkpoint import (
 from srbench.training.data import (
     PatchSampler,
     TrainingSet,
-    build_training_set,
-    load_training_images,
 )
-from srbench.training.evaluate import (
-    summarise_scores,
-    validation_records,
-    validation_session,
-    validation_sources,
-)
+from srbench.training.evaluate import Validation
 from srbench.training.precision import TrainPrecision
 from srbench.training.recipe import Recipe, check_model, dump_recipe, run_name
 from srbench.training.steps import (
@@ -93,14 +90,13 @@ from srbench.training.steps import (
 from srbench.training.throughput import train_benchmark
 
 if TYPE_CHECKING:
-    from srbench.runner import DatasetSource, Session
+    pass
 
 # Where these names were defined before the loop was split (callers import them from here).
 __all__ = [
     "CHECKPOINT_FILE",
     "LOG_FILE",
     "RAW_WEIGHTS_FILE",
-    "TRAINING_PROTOCOL",
     "WEIGHTS_FILE",
     "TrainEvent",
     "TrainStep",
@@ -121,10 +117,6 @@ __all__ = [
     "train_benchmark",
 ]
 
-# The degradation training learns to invert: the standard protocol's LR images, whatever
-# protocol a recipe validates under.
-TRAINING_PROTOCOL = STANDARD
-
 
 @dataclass
 class TrainEvent:
@@ -134,27 +126,6 @@ class TrainEvent:
     iteration: int
     total: int
     info: dict[str, Any] = field(default_factory=dict)
-
-
-def prepare_training_set(
-    recipe: Recipe,
-    *,
-    data_root: str | Path | None = None,
-    images: Sequence[HRImage] | None = None,
-    device: torch.device | str = "cpu",
-) -> TrainingSet:
-    """Decode the recipe's training images (or take ``images``) and make their LR once."""
-    card = get_card(recipe.model) if recipe.model else None
-    channels = card.input_channels if card else "rgb"
-    if images is None:
-        images = load_training_images(recipe.data.train, data_root)
-    return build_training_set(
-        images,
-        recipe.scale,
-        "y" if channels == "y" else "rgb",
-        cache=LRCache(enabled=recipe.data.cache_lr),
-        device=device,
-    )
 
 
 def iter_train(
@@ -251,7 +222,7 @@ class _Run:
     ema: Any | None
     samplers: dict[int, PatchSampler]
     steps: dict[int, TrainStep]
-    validation: _Validation
+    validation: Validation
     start: int  # the iteration it starts (or resumes) at
     last: int  # the iteration it stops after (``stop_after``)
     train_seconds: float  # before this segment (a resumed run's earlier segments)
@@ -322,10 +293,10 @@ def _setup(
     run_dir = output_dir / name
     precision = resolve_precision(recipe.precision, device)
     scales = recipe.train_scales()
-    state = _check_start(recipe, ctx, run_dir, training_set, resume, snapshots, snapshot_dir)
+    state = check_start(recipe, ctx, run_dir, training_set, resume, snapshots, snapshot_dir)
 
     # Model, optimizer, schedule and EMA: the same on every rank (same seed).
-    model, models, init_info = _build_models(
+    model, models, init_info = build_models(
         recipe, card, scales, device, precision, state, output_dir
     )
     optimizer = build_optimizer(model, recipe)
@@ -338,7 +309,7 @@ def _setup(
 
     # Data: decoded once, LR made once per scale, held on the device.
     t_data = time.perf_counter()
-    samplers, data_info = _build_samplers(
+    samplers, data_info = build_samplers(
         recipe, card, scales, ctx, device, data_root=data_root, images=images,
         training_set=training_set,
     )  # fmt: skip
@@ -360,261 +331,14 @@ def _setup(
             (run_dir / LOG_FILE).unlink()
     distributed.barrier(ctx)
 
-    steps = _train_steps(recipe, ctx, model, models, optimizer, device, precision, compile)
-    validation = _Validation(recipe, ctx, card, scales, models, ema, run_dir, device, data_root)
+    steps = train_steps(recipe, ctx, model, models, optimizer, device, precision, compile)
+    validation = Validation(recipe, ctx, card, models, ema, run_dir, device, data_root)
     last = recipe.iterations if stop_after is None else min(stop_after, recipe.iterations)
     return _Run(
         recipe, ctx, card, name, run_dir, device, precision, scales, model, models, optimizer,
         scheduler, ema, samplers, steps, validation, start, last, train_seconds, snapshots,
         snapshot_dir, data_info, init_info,
     )  # fmt: skip
-
-
-def _check_start(
-    recipe: Recipe,
-    ctx: distributed.DistContext,
-    run_dir: Path,
-    training_set: TrainingSet | None,
-    resume: bool,
-    snapshots: frozenset[int],
-    snapshot_dir: Path | None,
-) -> dict | None:
-    """Refuse what cannot start or resume; returns the run's checkpoint (None: it has none)."""
-    batch = recipe.data.batch_size
-    scales = recipe.train_scales()
-    if batch % ctx.world_size:
-        raise TrainingError(
-            f"batch size {batch} is not divisible by the {ctx.world_size} processes; use a "
-            "global batch that is a multiple of the process count"
-        )
-    if len(scales) > 1 and (ctx.enabled or training_set is not None):
-        raise TrainingError(
-            f"{recipe.source}: multi-scale training (multiscale: {list(scales)}) runs in one "
-            "process on the recipe's own data"
-        )
-    state = read_checkpoint(run_dir)
-    finished = (run_dir / WEIGHTS_FILE).is_file() and (run_dir / "run.json").is_file()
-    if finished and not resume:
-        raise TrainingError(
-            f"{run_dir}: this run already finished ({WEIGHTS_FILE} exists); delete the folder to "
-            "train it again"
-        )
-    if snapshots and snapshot_dir is None:
-        raise TrainingError("snapshots need a snapshot_dir")
-    if state is not None and not resume:
-        raise TrainingError(
-            f"{run_dir}: this run already has a checkpoint (iteration {state.get('iteration')}); "
-            "pass --resume to continue it, or delete the folder to start again"
-        )
-    return state
-
-
-def _build_models(
-    recipe: Recipe,
-    card: ModelCard,
-    scales: tuple[int, ...],
-    device: torch.device,
-    precision: TrainPrecision,
-    state: dict | None,
-    output_dir: Path,
-) -> tuple[nn.Module, dict[int, nn.Module], dict[str, Any]]:
-    """The seeded model (started from ``init_from`` on a fresh run) and, for a multi-scale
-    run, the same network built for the other scales, sharing its parameters."""
-    torch.manual_seed(recipe.seed)
-    model = create_model(card.name, scales[0], **recipe.model_overrides).to(device)
-    init_info: dict[str, Any] = {}
-    if recipe.init_from and state is None:
-        init_info = init_tensors(model, recipe, output_dir, card.name)
-    elif recipe.init_from:
-        init_info = {"init_from": recipe.init_from}
-    if precision.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    models = {scales[0]: model}
-    for s in scales[1:]:
-        other = create_model(card.name, s, **recipe.model_overrides).to(device)
-        _tie_parameters(model, other, card.name)
-        models[s] = other
-    return model, models, init_info
-
-
-def _tie_parameters(primary: nn.Module, other: nn.Module, model_name: str) -> None:
-    """Make ``other`` (the same network built for another scale) use ``primary``'s tensors."""
-    own = dict(primary.named_parameters())
-    theirs = dict(other.named_parameters())
-    if (
-        own.keys() != theirs.keys()
-        or any(own[k].shape != theirs[k].shape for k in own)
-        or primary.state_dict().keys() != other.state_dict().keys()
-    ):
-        raise TrainingError(
-            f"model {model_name} cannot be trained multi-scale: its tensors differ between "
-            "scales; train one run per scale instead"
-        )
-    for mod_name, module in other.named_modules():
-        for pname, _ in list(module.named_parameters(recurse=False)):
-            setattr(module, pname, own[f"{mod_name}.{pname}" if mod_name else pname])
-
-
-def _build_samplers(
-    recipe: Recipe,
-    card: ModelCard,
-    scales: tuple[int, ...],
-    ctx: distributed.DistContext,
-    device: torch.device,
-    *,
-    data_root: str | Path | None,
-    images: Sequence[HRImage] | None,
-    training_set: TrainingSet | None,
-) -> tuple[dict[int, PatchSampler], dict[str, Any]]:
-    """One patch sampler per scale, each with its own seed, over the training set on the
-    device; and the start event's counts (images, images too small for a patch)."""
-    want_channels = 1 if card.input_channels == "y" else 3
-    samplers: dict[int, PatchSampler] = {}
-    skipped = 0
-    n_images = 0
-    if len(scales) > 1 and images is None:
-        images = load_training_images(recipe.data.train, data_root)
-    for index, s in enumerate(scales):
-        if training_set is None or len(scales) > 1:
-            tset = prepare_training_set(
-                recipe.replace(scale=s), data_root=data_root, images=images, device=device
-            )
-        elif training_set.device != device:
-            tset = training_set.to(device)
-        else:
-            tset = training_set
-        if tset.scale != s or tset.channels != want_channels:
-            raise TrainingError(
-                f"training set is x{tset.scale} with {tset.channels} channels; "
-                f"{card.name} x{s} needs x{s} with {want_channels}"
-            )
-        samplers[s] = PatchSampler(
-            tset,
-            recipe.data.patch_size,
-            recipe.data.batch_size,
-            seed=recipe.seed + index,
-            hflip=recipe.data.hflip,
-            vflip=recipe.data.vflip,
-            rot90=recipe.data.rot90,
-            rank=ctx.rank,
-            world_size=ctx.world_size,
-        )
-        skipped = max(skipped, samplers[s].skipped)
-        n_images = len(tset)
-    return samplers, {"images": n_images, "images_too_small": skipped}
-
-
-def _train_steps(
-    recipe: Recipe,
-    ctx: distributed.DistContext,
-    model: nn.Module,
-    models: dict[int, nn.Module],
-    optimizer: torch.optim.Optimizer,
-    device: torch.device,
-    precision: TrainPrecision,
-    compile: bool,
-) -> dict[int, TrainStep]:
-    """One step per scale, through DDP (under torchrun) and ``torch.compile`` on request."""
-    scales = list(models)
-    nets: dict[int, nn.Module] = dict(models)
-    if ctx.enabled:
-        from torch.nn.parallel import DistributedDataParallel
-
-        nets = {
-            scales[0]: DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None
-            )
-        }
-    if compile:
-        nets = {s: torch.compile(n) for s, n in nets.items()}  # type: ignore[misc]
-    return {
-        s: TrainStep(
-            net,
-            optimizer,
-            make_loss(recipe.loss),
-            device=device,
-            precision=precision,
-            grad_clip=recipe.optimizer.grad_clip,
-            params=list(model.parameters()),
-        )
-        for s, net in nets.items()
-    }
-
-
-class _Validation:
-    """Validation of the weights the run outputs -- with EMA, the raw model's too (logged with
-    ``ema: false``), so whether the EMA helps is measured in every run -- through the runner's
-    loop on the recipe's validation sets (rank 0 only)."""
-
-    def __init__(
-        self,
-        recipe: Recipe,
-        ctx: distributed.DistContext,
-        card: ModelCard,
-        scales: tuple[int, ...],
-        models: dict[int, nn.Module],
-        ema: Any | None,
-        run_dir: Path,
-        device: torch.device,
-        data_root: str | Path | None,
-    ) -> None:
-        self.config = recipe.validation
-        self.total = recipe.iterations
-        self.card, self.scales, self.models, self.ema = card, scales, models, ema
-        self.run_dir = run_dir
-        self.wanted = bool(self.config.datasets) and (
-            self.config.interval > 0 or self.config.at_end
-        )
-        self.sources: list[DatasetSource] = []
-        self.session: Session | None = None
-        if ctx.is_main and self.wanted:
-            self.sources = validation_sources(self.config.datasets, data_root)
-            protocol = get_protocol(self.config.protocol)
-            self.session = validation_session(protocol, device)
-
-    def due(self, done: int) -> bool:
-        """A validation during training after iteration ``done`` (the final one comes after)."""
-        interval, at_end = self.config.interval, self.config.at_end
-        return (
-            self.wanted
-            and interval > 0
-            and done % interval == 0
-            and (done != self.total or not at_end)
-        )
-
-    def _eval_model(self, s: int) -> nn.Module:
-        if self.ema is None:
-            return self.models[s]
-        if s == self.scales[0]:
-            return self.ema.module
-        shadow = copy.deepcopy(self.models[s])
-        shadow.load_state_dict(self.ema.module.state_dict())
-        return shadow
-
-    def __call__(self, iteration: int) -> TrainEvent:
-        assert self.session is not None  # validations run on rank 0, when the recipe asks
-        merged: dict[str, dict[str, float]] = {}
-        for s in self.scales:
-            for use_ema in [True, False] if self.ema is not None else [False]:
-                net = self._eval_model(s) if use_ema else self.models[s]
-                records = validation_records(net, self.card, s, self.sources, self.session)
-                summary = summarise_scores(records)
-                append_log(
-                    self.run_dir,
-                    {
-                        "kind": "val",
-                        "iteration": iteration,
-                        "scale": s,
-                        "protocol": self.config.protocol,
-                        "ema": use_ema,
-                        "results": summary,
-                    },
-                )
-                if use_ema or self.ema is None:
-                    for key, value in summary.items():
-                        merged[key if len(self.scales) == 1 else f"{key} x{s}"] = value
-        info = {"results": merged, "protocol": self.config.protocol}
-        return TrainEvent("validate", iteration, self.total, info)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -664,7 +388,7 @@ def _steps(run: _Run) -> Iterator[TrainEvent]:
         periodic = recipe.checkpoint_interval > 0 and done % recipe.checkpoint_interval == 0
         do_checkpoint = (periodic or done == run.last) and done != total
         if do_val and ctx.is_main:
-            yield run.validation(done)
+            yield TrainEvent("validate", done, total, run.validation(done))
         targets = []  # where this iteration's training state goes
         if done in run.snapshots and run.snapshot_dir is not None:
             targets.append(run.snapshot_dir / snapshot_name(done))
@@ -707,9 +431,9 @@ def _finish(run: _Run) -> Iterator[TrainEvent]:
             )
         final_val = None
         if run.validation.wanted and run.recipe.validation.at_end:
-            event = run.validation(total)
-            final_val = event.info["results"]
-            yield event
+            val_info = run.validation(total)
+            final_val = val_info["results"]
+            yield TrainEvent("validate", total, total, val_info)
         summary = _run_summary(run, sha, raw_sha, final_val)
         atomic_write(run.run_dir / "run.json", json.dumps(summary, indent=1) + "\n")
         info.update(summary, weights_path=str(weights))

@@ -76,6 +76,7 @@ from typing import Any
 import yaml
 
 from srbench.errors import ModelNotFoundError, SRBenchError
+from srbench.parsing import key_values as parse_overrides  # noqa: F401 (``--set`` items -> dict)
 from srbench.training.precision import PRECISIONS
 
 LOSSES = ("l1", "mse", "charbonnier")
@@ -505,17 +506,6 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> di
                 raise RecipeError(f"override {dotted}: {part} is not a section")
             node = child
         node[parts[-1]] = value
-    return out
-
-
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["data.batch_size=8", "model_overrides.n_feats=16"]`` -> a dict for ``apply_overrides``."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise RecipeError(f"override {item!r}: expected KEY=VALUE, e.g. data.batch_size=8")
-        out[key.strip()] = value.strip()
     return out
 
 
