@@ -3,7 +3,8 @@
 Module names follow the authors' EDSR-PyTorch code (``head.0``, ``body.{i}.body.{0,2}``,
 ``body.16``, ``tail.0.{0,2}``, ``tail.1``), so an official checkpoint converts with only the
 mean-shift layers checked and dropped: ``srbench weights convert edsr_baseline_x2-1bc95232.pt``
-(``srbench.convert`` recognises the release's keys and reads the scale from the upsampler).
+(:func:`recognise_release`, this card's ``recognise_weights``, knows the release's keys and reads
+the scale from the upsampler).
 
 Value range: srbench feeds RGB in [0, 1]; like the original (``rgb_range`` = 255), the model
 multiplies by 255 internally, subtracts the DIV2K RGB mean x 255, runs the network, adds the mean
@@ -17,10 +18,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from srbench.convert import ForeignFile, Recognised
+from srbench.errors import WeightsError
 from srbench.pretrained import zoo_weights
 from srbench.registry import ModelCard, PublishedResult, WeightsRef, register_model
 
 DIV2K_RGB_MEAN = (0.4488, 0.4371, 0.4040)
+_RGB_RANGE = 255.0  # the release's rgb_range, and srbench's
 
 _SRC = "Lim et al., CVPRW 2017, as reprinted by IMDN (Hui et al., ACM MM 2019), benchmark table"
 
@@ -54,7 +58,7 @@ class MeanShift(nn.Module):
         self.register_buffer("shift", shift, persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.shift.to(x.dtype)
+        return x + self.shift.to(x.dtype)  # type: ignore[operator]  # code_sha256 covers this code: no annotation edits
 
 
 class ResBlock(nn.Module):
@@ -101,7 +105,7 @@ class EDSR(nn.Module):
         n_feats: int = 64,
         res_scale: float = 1.0,
         n_colors: int = 3,
-        rgb_range: float = 255.0,
+        rgb_range: float = _RGB_RANGE,
         rgb_mean: tuple[float, ...] = DIV2K_RGB_MEAN,
     ) -> None:
         super().__init__()
@@ -141,6 +145,41 @@ _OFFICIAL = {
     for s, prefix in ((2, "1bc95232"), (3, "abf2a44e"), (4, "6b446fab"))
 }
 
+_RELEASE_KEYS = ("head.0.weight", "body.0.body.0.weight", "tail.0.0.weight")
+
+
+def recognise_release(foreign: ForeignFile) -> Recognised | None:
+    """An EDSR-PyTorch checkpoint, by its key names (srbench's): the scale from the upsampler
+    (x4: two x2 pixel-shuffle stages, tail.0.0 and tail.0.2; x2/x3: one of 4/9 x n_feats
+    channels); the frozen MeanShift 1x1 convolutions (``sub_mean``, ``add_mean``) are dropped
+    after checking they hold the DIV2K mean this module builds in (a checkpoint made with another
+    mean would silently shift every output) and the identity (rgb_std 1)."""
+    tensors = foreign.tensors
+    if not all(key in tensors for key in _RELEASE_KEYS):
+        return None
+    if "tail.0.2.weight" in tensors:
+        scale: int | None = 4
+    else:
+        ratio = tensors["tail.0.0.weight"].shape[0] // tensors["head.0.weight"].shape[0]
+        scale = {4: 2, 9: 3}.get(ratio)
+    mean = _RGB_RANGE * torch.tensor(DIV2K_RGB_MEAN)
+    for key, want in (("sub_mean.bias", -mean), ("add_mean.bias", mean)):
+        got = tensors.get(key)
+        if got is not None and not torch.allclose(got.float().reshape(-1), want, atol=1e-3):
+            raise WeightsError(
+                f"{foreign.path}: {key} is {got.reshape(-1).tolist()}, not the DIV2K mean shift "
+                f"{want.tolist()} srbench's EDSR uses; these are not EDSR-PyTorch weights for "
+                "rgb_range 255"
+            )
+    for key in ("sub_mean.weight", "add_mean.weight"):
+        got = tensors.get(key)
+        if got is not None and not torch.allclose(got.float().reshape(3, 3), torch.eye(3)):
+            raise WeightsError(
+                f"{foreign.path}: {key} is not the identity (rgb_std 1) srbench assumes"
+            )
+    kept = {k: v for k, v in tensors.items() if not k.startswith(("sub_mean.", "add_mean."))}
+    return Recognised("edsr_baseline", scale, kept)
+
 
 @register_model(
     ModelCard(
@@ -163,6 +202,7 @@ _OFFICIAL = {
         aliases=("edsr",),
         options=("n_resblocks", "n_feats", "res_scale", "rgb_mean"),
         official_weights=_OFFICIAL,
+        recognise_weights=recognise_release,
         weights=zoo_weights("edsr_baseline"),
         assumptions=(
             "Input/output RGB in [0, 1]; scaled to [0, 255] internally (the original's rgb_range "

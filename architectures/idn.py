@@ -1,7 +1,8 @@
 """IDN (Hui et al., CVPR 2018): information distillation network on the Y channel.
 
 Structure and layer names follow the official Caffe model exactly (see
-shared/reference-weights/README.md), so the converted official weights load without key mapping:
+shared/reference-weights/README.md), so the converted official weights load without key mapping
+(:func:`recognise_caffemodel`, this card's ``recognise_weights``, knows the authors' file):
 
 * ``conv1`` (1->64), ``conv2`` (64->64): feature extraction, LeakyReLU(0.05) after each.
 * Four distillation blocks, k = 3..6, every convolution 3x3 with padding 1 and LeakyReLU(0.05):
@@ -23,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from srbench.convert import ForeignFile, Recognised
 from srbench.imresize import imresize_torch
 from srbench.pretrained import zoo_weights
 from srbench.registry import ModelCard, PublishedResult, WeightsRef, register_model
@@ -75,6 +77,20 @@ _WEIGHTS = {
     )
     for s, sha in WEIGHTS_SHA256.items()
 }
+
+# The Caffe layers that make a .caffemodel IDN's (layer names are this module's module names).
+_CAFFE_LAYERS = {"conv1", "conv3_1", "down1", "upsample"}
+
+
+def recognise_caffemodel(foreign: ForeignFile) -> Recognised | None:
+    """The authors' ``IDN_x{s}.caffemodel``: IDN's Caffe layer names (srbench's module names,
+    so no key mapping); the scale is the ``upsample`` deconvolution's stride."""
+    names = {key.split(".")[0] for key in foreign.tensors}
+    if foreign.format != "caffemodel" or not names >= _CAFFE_LAYERS:
+        return None
+    stride = foreign.strides.get("upsample", ())
+    return Recognised("idn", int(stride[0]) if stride else None, dict(foreign.tensors))
+
 
 _SLOPE = 0.05
 
@@ -209,6 +225,7 @@ class IDN(nn.Module):
         ),
         published_params={2: 552_769, 3: 552_769, 4: 552_769},
         official_weights=_WEIGHTS,
+        recognise_weights=recognise_caffemodel,
         weights=zoo_weights("idn"),
         assumptions=(
             "Initialisation for srbench's own training: He (MSRA) for every convolution, as the "

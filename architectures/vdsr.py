@@ -1,7 +1,8 @@
 """VDSR (Kim et al., CVPR 2016): 20 3x3 convolutions predicting the residual of bicubic-upsampled Y.
 
 Layer names ``conv1`` ... ``conv20`` match the official weights (``vdsr_official.npz``, converted from
-the authors' ``VDSR_Official.mat``), so they load without any key mapping. One network serves
+the authors' ``VDSR_Official.mat``, which :func:`recognise_mat` knows), so they load without any
+key mapping. One network serves
 x2, x3 and x4 (the authors trained a single multi-scale model), so its weights file is declared
 for all three scales.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from srbench.convert import ForeignFile, Recognised
 from srbench.imresize import imresize_torch
 from srbench.pretrained import zoo_weights
 from srbench.registry import ModelCard, PublishedResult, WeightsRef, register_model
@@ -49,6 +51,18 @@ _WEIGHTS = WeightsRef(
     url="https://github.com/huangzehao/caffe-vdsr/raw/master/Test/VDSR_Official.mat",
     download_sha256="f613166660840af1a2ca47e31b0337b951e7c4e094364f6135a16d81a55c323c",
 )
+
+
+_MAT_KEYS = {f"conv{i}.{kind}" for i in range(1, 21) for kind in ("weight", "bias")}
+
+
+def recognise_mat(foreign: ForeignFile) -> Recognised | None:
+    """The authors' ``VDSR_Official.mat``: twenty convolutions in MatConvNet's ``model`` struct,
+    read as ``conv1`` ... ``conv20`` (srbench's module names); one file for every scale, so the
+    file declares none."""
+    if foreign.format != "mat" or set(foreign.tensors) != _MAT_KEYS:
+        return None
+    return Recognised("vdsr", None, dict(foreign.tensors))
 
 
 class VDSR(nn.Module):
@@ -103,6 +117,7 @@ class VDSR(nn.Module):
         ),
         published_params={2: 665_921, 3: 665_921, 4: 665_921},
         official_weights={2: _WEIGHTS, 3: _WEIGHTS, 4: _WEIGHTS},
+        recognise_weights=recognise_mat,
         options=("depth", "n_feats"),
         weights=zoo_weights("vdsr"),
         notes=(

@@ -1,27 +1,29 @@
-"""Conversion of foreign weights files to srbench safetensors (the only place that reads them).
+"""Foreign weights files into srbench safetensors: the file formats (the only place that reads them).
 
-``srbench weights convert FILE`` detects the format from the file's bytes, not its name:
+``srbench weights convert FILE`` detects the format from the file's bytes, not its name, and
+reads it into named tensors:
 
-* **Caffe** ``.caffemodel`` (IDN's official models): a binary ``NetParameter`` protobuf, read by
-  the small wire-format reader below (no Caffe, no protobuf schema compiler). Layers are matched
-  by their Caffe names (``conv1``, ``conv3_1``, ``down1``, ``upsample``), blob 0 is the weight,
-  blob 1 the bias, in Caffe's layout, which for ``Convolution`` ([out, in/groups, kh, kw]) and
-  ``Deconvolution`` ([in, out, kh, kw]) is PyTorch's: no kernel is flipped or transposed. The
-  scale is read from the ``upsample`` layer's stride.
-* **MATLAB v5** ``.mat`` (VDSR's ``VDSR_Official.mat``), through SciPy: a struct ``model`` with
-  cell arrays ``weight`` (MATLAB layout [kh, kw, in, out] -> PyTorch [out, in, kh, kw] by the
-  permutation (3, 2, 0, 1); the spatial axes are *not* swapped) and ``bias``.
+* **Caffe** ``.caffemodel``: a binary ``NetParameter`` protobuf, read by the small wire-format
+  reader below (no Caffe, no protobuf schema compiler): ``<layer>.weight`` is blob 0 and
+  ``<layer>.bias`` blob 1, in Caffe's layout, which for ``Convolution`` ([out, in/groups, kh, kw])
+  and ``Deconvolution`` ([in, out, kh, kw]) is PyTorch's: no kernel is flipped or transposed. Each
+  layer's convolution stride is kept (:attr:`ForeignFile.strides`).
+* **MATLAB v5** ``.mat`` through SciPy, the MatConvNet-style struct ``model`` with cell arrays
+  ``weight`` (MATLAB layout [kh, kw, in, out] -> PyTorch [out, in, kh, kw] by the permutation
+  (3, 2, 0, 1); the spatial axes are *not* swapped) and ``bias``, read as ``conv{i}.weight/bias``.
 * **NumPy** ``.npz`` archives of plain arrays (``allow_pickle=False``), keys ``conv1.weight`` or
   ``conv1_w``/``conv1/weight``.
 * **PyTorch** checkpoints (zip or legacy pickle), read with ``torch.load(weights_only=True)``
-  only; the EDSR-PyTorch release's checkpoints are recognised by their key names (``head.0``,
-  ``body.N.body.M``, ``tail.0.K``, ``sub_mean``/``add_mean``): their frozen mean-shift layers
-  are checked against srbench's (DIV2K mean, rgb_range 255) and dropped.
+  only; a ``state_dict``/``model``/``params`` wrapper and a ``module.`` prefix are removed.
 * **safetensors** files without srbench metadata (a foreign state dict).
 
-The result is written deterministically (:func:`srbench.weights.save_tensors`), so converting the
-authors' file gives the sha256 pinned in the model card -- and a conversion whose hash contradicts
-the card (the x3 file converted as x2) says so.
+Which model a file holds, its scale and how its keys map onto srbench's modules is the model
+family's knowledge, not this module's: each card's ``recognise_weights`` (in its
+``architectures/<family>.py``) is shown the :class:`ForeignFile` and says whether it is one of its
+authors' files (IDN's Caffe layers, VDSR's ``.mat``, the EDSR-PyTorch release's keys and
+mean shift). The result is written deterministically (:func:`srbench.weights.save_tensors`), so
+converting the authors' file gives the sha256 pinned in the model card -- and a conversion whose
+hash contradicts the card (the x3 file converted as x2) says so.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import os
 import struct
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,28 @@ class Converted:
     scales: tuple[int, ...]
     format: str
     note: str = ""  # e.g. the hash differs from the card's pinned official weights
+
+
+@dataclass(frozen=True)
+class ForeignFile:
+    """A foreign weights file as its format reads it, before any model's key mapping: what a
+    card's ``recognise_weights`` is shown."""
+
+    path: Path
+    format: str  # one of FORMATS
+    tensors: Mapping[str, torch.Tensor]
+    # Caffe: layer name -> the stride its convolution parameters declare (empty otherwise)
+    strides: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recognised:
+    """A card's answer for a file it knows: the model, the scale the file itself declares (None
+    where it cannot tell) and the tensors under srbench's key names."""
+
+    model: str
+    scale: int | None
+    tensors: dict[str, torch.Tensor]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -219,8 +243,8 @@ def parse_caffemodel(data: bytes) -> list[CaffeLayer]:
     return layers
 
 
-def read_caffemodel(path: Path) -> tuple[dict[str, torch.Tensor], int | None, str]:
-    """(tensors named ``<layer>.weight``/``.bias``, scale from the upsampler's stride, model)."""
+def read_caffemodel(path: Path) -> ForeignFile:
+    """Tensors named ``<layer>.weight``/``.bias`` and each layer's convolution stride."""
     try:
         layers = parse_caffemodel(path.read_bytes())
     except (ValueError, IndexError, struct.error) as exc:
@@ -228,18 +252,16 @@ def read_caffemodel(path: Path) -> tuple[dict[str, torch.Tensor], int | None, st
             f"{path}: not a readable Caffe model ({exc}); download it again"
         ) from None
     tensors: dict[str, torch.Tensor] = {}
-    scale = None
+    strides: dict[str, tuple[int, ...]] = {}
     for layer in layers:
         if not layer.blobs:
             continue  # data/loss layers saved from the training net
         tensors[f"{layer.name}.weight"] = torch.from_numpy(layer.blobs[0])
         if len(layer.blobs) > 1:
             tensors[f"{layer.name}.bias"] = torch.from_numpy(layer.blobs[1].reshape(-1))
-        if "Deconvolution" in layer.type and layer.stride:
-            scale = int(layer.stride[0])
-    names = {k.split(".")[0] for k in tensors}
-    model = "idn" if {"conv1", "conv3_1", "down1", "upsample"} <= names else ""
-    return tensors, scale, model
+        if layer.stride:
+            strides[layer.name] = layer.stride
+    return ForeignFile(path, "caffemodel", tensors, strides)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -348,11 +370,11 @@ def convert_torch_checkpoint(
 
 
 # ----------------------------------------------------------------------------------------------
-# MATLAB v5 (.mat): VDSR's MatConvNet-style struct
+# MATLAB v5 (.mat): a MatConvNet-style struct
 # ----------------------------------------------------------------------------------------------
 
 
-def read_mat(path: Path) -> tuple[dict[str, torch.Tensor], str]:
+def read_mat(path: Path) -> dict[str, torch.Tensor]:
     """``model.weight{i}`` [kh, kw, in, out] and ``model.bias{i}`` -> ``conv{i}.weight/bias``."""
     import scipy.io
 
@@ -368,7 +390,8 @@ def read_mat(path: Path) -> tuple[dict[str, torch.Tensor], str]:
         or not {"weight", "bias"} <= set(model.dtype.names)
     ):
         raise WeightsError(
-            f"{path}: no struct `model` with fields weight and bias (the VDSR_Official.mat layout)"
+            f"{path}: no struct `model` with fields weight and bias (MatConvNet's layout, as in "
+            "VDSR_Official.mat)"
         )
     weights = model["weight"][0, 0].reshape(-1)
     biases = model["bias"][0, 0].reshape(-1)
@@ -379,47 +402,7 @@ def read_mat(path: Path) -> tuple[dict[str, torch.Tensor], str]:
             w = w[..., None]
         tensors[f"conv{i}.weight"] = torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1)))
         tensors[f"conv{i}.bias"] = torch.from_numpy(np.asarray(b, np.float32).reshape(-1).copy())
-    return tensors, ("vdsr" if len(weights) == 20 else "")
-
-
-# ----------------------------------------------------------------------------------------------
-# EDSR-PyTorch release checkpoints
-# ----------------------------------------------------------------------------------------------
-
-_EDSR_KEYS = ("head.0.weight", "body.0.body.0.weight", "tail.0.0.weight")
-
-
-def is_edsr_checkpoint(tensors: Mapping[str, torch.Tensor]) -> bool:
-    return all(k in tensors for k in _EDSR_KEYS)
-
-
-def edsr_scale(tensors: Mapping[str, torch.Tensor]) -> int:
-    """x4 has two x2 pixel-shuffle stages (tail.0.0, tail.0.2); x2/x3 one of 4/9 x n_feats."""
-    if "tail.0.2.weight" in tensors:
-        return 4
-    ratio = tensors["tail.0.0.weight"].shape[0] // tensors["head.0.weight"].shape[0]
-    return {4: 2, 9: 3}.get(ratio, 0)
-
-
-def map_edsr(tensors: Mapping[str, torch.Tensor], source: Path) -> dict[str, torch.Tensor]:
-    """The official EDSR-PyTorch keys are srbench's; only the frozen MeanShift 1x1 convolutions
-    (``sub_mean``, ``add_mean``) go, after checking they hold the DIV2K mean srbench builds in
-    (a checkpoint made with another mean would silently shift every output)."""
-    mean = 255.0 * torch.tensor([0.4488, 0.4371, 0.4040])
-    expect = {"sub_mean.bias": -mean, "add_mean.bias": mean}
-    for key, want in expect.items():
-        got = tensors.get(key)
-        if got is not None and not torch.allclose(got.float().reshape(-1), want, atol=1e-3):
-            raise WeightsError(
-                f"{source}: {key} is {got.reshape(-1).tolist()}, not the DIV2K mean shift "
-                f"{want.tolist()} srbench's EDSR uses; these are not EDSR-PyTorch weights for "
-                "rgb_range 255"
-            )
-    for key in ("sub_mean.weight", "add_mean.weight"):
-        got = tensors.get(key)
-        if got is not None and not torch.allclose(got.float().reshape(3, 3), torch.eye(3)):
-            raise WeightsError(f"{source}: {key} is not the identity (rgb_std 1) srbench assumes")
-    return {k: v for k, v in tensors.items() if not k.startswith(("sub_mean.", "add_mean."))}
+    return tensors
 
 
 # ----------------------------------------------------------------------------------------------
@@ -462,6 +445,43 @@ def _load_safetensors(source: Path) -> dict[str, torch.Tensor]:
         raise WeightsError(f"{source}: unreadable safetensors file ({msg})") from None
 
 
+def read_foreign(path: Path, model: str | None = None, scale: int | None = None) -> ForeignFile:
+    """The file's tensors as its format (detected from its bytes) holds them."""
+    if not path.is_file():
+        raise WeightsError(f"{path}: file not found")
+    fmt = detect_format(path)
+    if fmt == "caffemodel":
+        return read_caffemodel(path)
+    if fmt == "mat":
+        return ForeignFile(path, fmt, read_mat(path))
+    if fmt == "npz":
+        return ForeignFile(path, fmt, _read_npz(path))
+    if fmt == "torch":
+        return ForeignFile(path, fmt, _load_torch(path))
+    _read_header(path, model or "NAME", scale or "S")  # refuses a pickle named .safetensors
+    return ForeignFile(path, fmt, _load_safetensors(path))
+
+
+def recognise(foreign: ForeignFile) -> Recognised | None:
+    """The one registered model whose card recognises the file as its authors' (None when no
+    card does); two cards claiming one file is an error naming both."""
+    from srbench.registry import get_card, list_models
+
+    found: list[Recognised] = []
+    for name in list_models():
+        reader = get_card(name).recognise_weights
+        result = reader(foreign) if reader is not None else None
+        if result is not None:
+            found.append(result)
+    if len(found) > 1:
+        names = ", ".join(r.model for r in found)
+        raise WeightsError(
+            f"{foreign.path}: the cards of several models recognise this file ({names}); pass "
+            "--model NAME (and make the recognisers stricter: docs/models.md)"
+        )
+    return found[0] if found else None
+
+
 def convert(
     source: str | os.PathLike[str],
     out_path: str | os.PathLike[str] | None = None,
@@ -479,24 +499,11 @@ def convert(
     ``NAME.official`` looks for it.
     """
     path = Path(source)
-    if not path.is_file():
-        raise WeightsError(f"{path}: file not found")
-    fmt = detect_format(path)
-    found_model, found_scale = "", None
-    if fmt == "caffemodel":
-        tensors, found_scale, found_model = read_caffemodel(path)
-    elif fmt == "mat":
-        tensors, found_model = read_mat(path)
-    elif fmt == "npz":
-        tensors = _read_npz(path)
-    elif fmt == "torch":
-        tensors = _load_torch(path)
-    else:
-        _read_header(path, model or "NAME", scale or "S")
-        tensors = _load_safetensors(path)
-    if is_edsr_checkpoint(tensors):
-        found_model, found_scale = "edsr_baseline", edsr_scale(tensors) or None
-        tensors = map_edsr(tensors, path)
+    foreign = read_foreign(path, model, scale)
+    fmt = foreign.format
+    found = recognise(foreign)
+    found_model, found_scale = (found.model, found.scale) if found else ("", None)
+    tensors = dict(found.tensors if found else foreign.tensors)
     patterns = list(drop)
     tensors = {
         k: v for k, v in tensors.items() if not any(fnmatch.fnmatchcase(k, p) for p in patterns)
@@ -523,7 +530,7 @@ def convert(
     card = get_card(name)
     if scale is not None and found_scale is not None and scale != found_scale:
         raise WeightsError(
-            f"{path}: the file is for x{found_scale} (its upsampler says so), not x{scale}; drop "
+            f"{path}: the file is for x{found_scale} (the file itself says so), not x{scale}; drop "
             f"--scale or pass --scale {found_scale}"
         )
     chosen = scale or found_scale

@@ -9,6 +9,7 @@ fresh store reuses them, and an edit to the architecture (or to the counter) cou
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -18,7 +19,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-COUNTER_MODULES = ("srbench.profiling", "srbench.imresize")  # how the counts are made
+# How the counts are made: the MAC handles, the counting and extrapolation, sizes, records.
+COUNTER_MODULES = (
+    "srbench.profiling.ops",
+    "srbench.profiling.costs",
+    "srbench.profiling.sizes",
+    "srbench.profiling.records",
+    "srbench.imresize",
+)
 
 
 def _source_digest(module: ModuleType) -> str:
@@ -73,10 +81,7 @@ def cached_counts(model: str, scale: int, sizes: list[str], cache_dir: Path) -> 
 
 
 def _write(path: Path, record: dict) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{id(record)}.tmp")
-        tmp.write_text(json.dumps(record) + "\n")
-        tmp.replace(path)
-    except OSError:  # a read-only cache only costs the next store a recount
-        pass
+    from srbench.files import atomic_write
+
+    with contextlib.suppress(OSError):  # a read-only cache only costs the next store a recount
+        atomic_write(path, json.dumps(record) + "\n")

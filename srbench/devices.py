@@ -1,6 +1,8 @@
 """Devices and OS-level faults: turned into one-line errors where they are first met.
 
-:func:`resolve_device` is the one place a ``--device`` string becomes a ``torch.device``;
+:func:`resolve_device` is the one place a ``--device`` string becomes a ``torch.device`` that
+exists here (:func:`requested_device`: one that may be absent, for work that records a missing GPU
+as "not measured" rather than failing);
 :func:`os_error_message` is the one place an ``OSError`` (full disk, read-only store, a file
 where a folder belongs, ...) becomes a message naming the path and the fix. The CLI calls it
 for any ``OSError`` that reaches it, so no command needs its own handler.
@@ -19,17 +21,33 @@ class DeviceError(SRBenchError):
     """A device that does not exist on this machine or is not supported."""
 
 
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``cpu``, ``cuda``, ``cuda:N`` -> a usable ``torch.device``, or a one-line error."""
+def _parsed(device: str | torch.device) -> torch.device:
+    """``cpu``, ``cuda`` or ``cuda:N`` as a ``torch.device``, whether or not it exists here."""
     text = str(device).strip().lower()
     try:
         dev = torch.device(text)
     except (RuntimeError, TypeError):
         raise DeviceError(f"unknown device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise DeviceError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
+    return dev
+
+
+def requested_device(device: str | torch.device) -> torch.device:
+    """The device asked for: :func:`resolve_device`'s where this machine has CUDA; a CUDA
+    request on a machine without any is returned unchecked (the caller reports what needs the
+    GPU as not measured). An unknown device, or a GPU index this machine lacks, is an error."""
+    dev = _parsed(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        return dev
+    return resolve_device(dev)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N`` -> a usable ``torch.device``, or a one-line error."""
+    dev = _parsed(device)
     if dev.type == "cpu":
         return dev
-    if dev.type != "cuda":
-        raise DeviceError(f"device {device!r} is not supported; use cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
         raise DeviceError(
             f"--device {device}: this machine has no usable CUDA GPU (torch "

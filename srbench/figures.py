@@ -22,27 +22,25 @@ import pandas as pd
 
 from srbench.data import benchmark_order
 from srbench.kinds import weights_kind
-from srbench.pareto import (
-    COSTS,
-    LOG_COSTS,
-    _finite,
-    draw_fronts,
-    drop_partial,
-    place_labels,
-    save_figure,
-    zero_cost_axis,
-)
+from srbench.pareto import COSTS, LOG_COSTS, _finite, draw_fronts, drop_partial, quality_spec
+from srbench.plotting import place_labels, save_figure, zero_cost_axis
+from srbench.schema import headline
 
 
 @dataclass(frozen=True)
 class PaperPoint:
-    """A paper's number (from a model card) at its architecture's stored cost."""
+    """A paper's number of one metric (from a model card) at its architecture's stored cost."""
 
     label: str
     dataset: str
-    psnr_db: float
+    value: float
     cost: float
     source: str
+
+
+def _unit(spec) -> str:
+    """`` (dB)`` after a label, nothing for a unitless metric."""
+    return f" ({spec.unit})" if spec.unit else ""
 
 
 def _save(fig, path: Path, svg: bool) -> dict[str, Path]:
@@ -70,9 +68,9 @@ def scale_figure(
     *,
     title: str,
     paper: Sequence[PaperPoint] = (),
-    quality: str = "psnr_db",
+    quality: str | None = None,
 ) -> tuple[dict[str, Path], list[str]]:
-    """PSNR against ``cost``, one panel per dataset, for one protocol and scale.
+    """``quality`` (a metric) against ``cost``, one panel per dataset, for one protocol and scale.
 
     ``table``: the summary rows of that protocol and scale (:func:`srbench.pareto.summary_table`,
     with ``label``). Points without the cost, and means over part of a benchmark, are listed in
@@ -80,6 +78,8 @@ def scale_figure(
     """
     from matplotlib.figure import Figure
 
+    spec = quality_spec(quality or headline().name)
+    quality = spec.name
     table, notes = drop_partial(table)
     usable = table[table[cost].map(_finite) & table[quality].map(_finite)]
     missing = sorted(set(table["label"]) - set(usable["label"]))
@@ -104,10 +104,13 @@ def scale_figure(
         kinds = [
             weights_kind(m, s) for m, s in zip(part["model"], part["weights_sha256"], strict=True)
         ]
-        draw_fronts(ax, costs, xs, qualities, kinds, max(xs) * (1.6 if log_x else 1.05), 30)
+        right = max(xs) * (1.6 if log_x else 1.05)
+        draw_fronts(
+            ax, costs, xs, qualities, kinds, right, 30, higher_is_better=spec.higher_is_better
+        )
         labels_to_place.append((ax, xs, qualities, list(part["label"]), px, marks))
         if marks:
-            ax.scatter(px, [p.psnr_db for p in marks], facecolors="none", edgecolors="black",
+            ax.scatter(px, [p.value for p in marks], facecolors="none", edgecolors="black",
                        marker="D", s=34, zorder=4, label="paper (same protocol)")  # fmt: skip
         if log_x:
             ax.set_xscale("log")
@@ -117,7 +120,7 @@ def scale_figure(
         ax.grid(True, which="major", alpha=0.3)
         ax.tick_params(labelsize=7)
         ax.set_xlabel(COSTS[cost] + (" (log)" if log_x else ""), fontsize=7)
-        ax.set_ylabel("PSNR (dB)", fontsize=8)
+        ax.set_ylabel(spec.axis_label(), fontsize=8)
     for ax in axes[len(shown) :]:
         ax.set_visible(False)
     handles, labels = axes[0].get_legend_handles_labels()
@@ -130,7 +133,7 @@ def scale_figure(
     fig.suptitle(title, fontsize=10)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     for ax, xs, qualities, texts, px, marks in labels_to_place:
-        paper_points = [(x, p.psnr_db) for x, p in zip(px, marks, strict=True)]
+        paper_points = [(x, p.value) for x, p in zip(px, marks, strict=True)]
         measured = place_labels(ax, xs, qualities, texts, avoid_points=paper_points, fontsize=7)
         place_labels(
             ax, [x for x, _ in paper_points], [q for _, q in paper_points],
@@ -147,24 +150,24 @@ def forest_plot(
     titles: dict[tuple[str, str], str],
     title: str = "DRN verdict",
 ) -> Path:
-    """The verdict's PSNR rows (:class:`srbench.verdict.PairResult`): mean difference and its
-    95% CI per (pair, dataset, scale), a zero line, one block per pair."""
+    """The verdict's rows of the headline metric (:class:`srbench.verdict.PairResult`): mean
+    difference and its 95% CI per (pair, dataset, scale), a zero line, one block per pair."""
     from matplotlib.figure import Figure
 
-    psnr = [r for r in rows if r.metric == "psnr_db"]
-    pairs = list(dict.fromkeys((r.a, r.b) for r in psnr))
-    n = len(psnr) + len(pairs)
+    spec = headline()
+    shown = [r for r in rows if r.metric == spec.name]
+    pairs = list(dict.fromkeys((r.a, r.b) for r in shown))
+    n = len(shown) + len(pairs)
     fig = Figure(figsize=(7.5, 0.9 + 0.24 * n), dpi=100)
     ax = fig.subplots()
     y, ticks, labels = 0, [], []
     for a, b in pairs:
-        block = [r for r in psnr if (r.a, r.b) == (a, b)]
+        block = [r for r in shown if (r.a, r.b) == (a, b)]
         ax.text(0.0, y, titles.get((a, b), f"{a} vs {b}"), transform=ax.get_yaxis_transform(),
                 fontsize=8, fontweight="bold", va="center")  # fmt: skip
         y -= 1
         for r in sorted(block, key=lambda r: (r.scale, benchmark_order(r.dataset))):
-            sure = r.diff.low > 0 or r.diff.high < 0
-            color = ("tab:green" if r.diff.low > 0 else "tab:red") if sure else "tab:gray"
+            color = {"better": "tab:green", "worse": "tab:red"}.get(r.sign, "tab:gray")
             ax.errorbar([r.diff.mean], [y], xerr=[[r.diff.mean - r.diff.low],
                         [r.diff.high - r.diff.mean]], fmt="o", color=color, ms=4, capsize=2)  # fmt: skip
             ticks.append(y)
@@ -173,7 +176,10 @@ def forest_plot(
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(ticks, labels, fontsize=7)
     ax.set_ylim(y + 0.5, 1.0)
-    ax.set_xlabel("mean per-image PSNR difference A - B (dB), 95% paired t interval", fontsize=8)
+    ax.set_xlabel(
+        f"mean per-image {spec.label} difference A - B{_unit(spec)}, 95% paired t interval",
+        fontsize=8,
+    )
     ax.grid(True, axis="x", alpha=0.3)
     ax.set_title(f"{title} (green: A better, red: B better, grey: CI includes 0)", fontsize=9)
     fig.tight_layout()
@@ -181,12 +187,14 @@ def forest_plot(
 
 
 def strip_plot(rows: Sequence, a: str, b: str, path: Path, *, title: str) -> Path:
-    """Per-image PSNR differences A - B, one strip per (dataset, scale), with the mean marked;
-    the horizontal jitter is deterministic (image order), so the figure is reproducible."""
+    """Per-image differences A - B of the headline metric, one strip per (dataset, scale), with
+    the mean marked; the horizontal jitter is deterministic (image order), so the figure is
+    reproducible."""
     from matplotlib.figure import Figure
 
+    spec = headline()
     cells = sorted(
-        (r for r in rows if r.metric == "psnr_db" and (r.a, r.b) == (a, b)),
+        (r for r in rows if r.metric == spec.name and (r.a, r.b) == (a, b)),
         key=lambda r: (r.scale, benchmark_order(r.dataset)),
     )
     fig = Figure(figsize=(max(4.5, 0.9 * len(cells) + 1.5), 3.6), dpi=100)
@@ -198,7 +206,7 @@ def strip_plot(rows: Sequence, a: str, b: str, path: Path, *, title: str) -> Pat
         ax.plot([i - 0.35, i + 0.35], [r.diff.mean] * 2, color="black", linewidth=1.5)
     ax.axhline(0, color="gray", linewidth=0.8)
     ax.set_xticks(range(len(cells)), [f"{r.dataset}\nx{r.scale}" for r in cells], fontsize=7)
-    ax.set_ylabel(f"PSNR {a} - {b} (dB), per image", fontsize=8)
+    ax.set_ylabel(f"{spec.label} {a} - {b}{_unit(spec)}, per image", fontsize=8)
     ax.set_title(title + " (bar: mean)", fontsize=9)
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
@@ -208,19 +216,21 @@ def strip_plot(rows: Sequence, a: str, b: str, path: Path, *, title: str) -> Pat
 def budget_plot(
     rows: Sequence, path: Path, *, titles: dict[tuple[str, str], str], scale: int = 2
 ) -> Path | None:
-    """The verdict against the training budget (:func:`srbench.verdict.budget_verdict` PSNR
-    rows at ``scale``): one panel per pair, the mean difference A - B per dataset against the
-    ladder rung on a log axis, with its 95% interval as a band; None when there are no rows."""
+    """The verdict against the training budget (:func:`srbench.verdict.budget_verdict` rows of
+    the headline metric at ``scale``): one panel per pair, the mean difference A - B per dataset
+    against the ladder rung on a log axis, with its 95% interval as a band; None when there are
+    no rows."""
     from matplotlib.figure import Figure
 
-    psnr = [r for r in rows if r.metric == "psnr_db" and r.scale == scale and r.budget]
-    pairs = list(dict.fromkeys((r.a, r.b) for r in psnr))
+    spec = headline()
+    shown = [r for r in rows if r.metric == spec.name and r.scale == scale and r.budget]
+    pairs = list(dict.fromkeys((r.a, r.b) for r in shown))
     if not pairs:
         return None
     fig = Figure(figsize=(3.4 * len(pairs), 3.3), dpi=100)
     axes = np.atleast_1d(fig.subplots(1, len(pairs), squeeze=False)[0])
     for ax, (a, b) in zip(axes, pairs, strict=True):
-        block = [r for r in psnr if (r.a, r.b) == (a, b)]
+        block = [r for r in shown if (r.a, r.b) == (a, b)]
         for dataset in sorted({r.dataset for r in block}, key=benchmark_order):
             cells = sorted((r for r in block if r.dataset == dataset), key=lambda r: r.budget)
             x = [r.budget for r in cells]
@@ -239,18 +249,22 @@ def budget_plot(
         ax.set_xlabel("training iterations (batch 16)", fontsize=8)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0].set_ylabel(f"PSNR {'A - B'} (dB), x{scale}; band: 95% t interval", fontsize=8)
+    axes[0].set_ylabel(
+        f"{spec.label} A - B{_unit(spec)}, x{scale}; band: 95% t interval", fontsize=8
+    )
     fig.tight_layout()
     return _save(fig, path, svg=False)["png"]
 
 
 def learning_curves(records: Sequence[dict], path: Path, *, scale: int) -> Path | None:
-    """Set5 PSNR against iterations of every budget-ladder run at ``scale`` (the committed
-    training records of `srbench ladder record`): per model and seed, the constant-rate trunk
-    as a line (raw weights, validations before each run's decay) and each rung's end, after its
-    decay, as a marker joined by a dashed line; log iteration axis. None without records."""
+    """Set5 headline metric (PSNR) against iterations of every budget-ladder run at ``scale``
+    (the committed training records of `srbench ladder record`): per model and seed, the
+    constant-rate trunk as a line (raw weights, validations before each run's decay) and each
+    rung's end, after its decay, as a marker joined by a dashed line; log iteration axis. None
+    without records."""
     from matplotlib.figure import Figure
 
+    spec = headline()
     runs = [r for r in records if r.get("ladder_run") and r["scales"] == [scale]]
     if not runs:
         return None
@@ -267,9 +281,9 @@ def learning_curves(records: Sequence[dict], path: Path, *, scale: int) -> Path 
                 if point.get("ema") or "set5" not in point:
                     continue
                 if point["iteration"] == r["rung"]:
-                    ends[r["rung"]] = point["set5"]["psnr_db"]
+                    ends[r["rung"]] = point["set5"][spec.name]
                 elif point["iteration"] <= decay:
-                    trunk[point["iteration"]] = point["set5"]["psnr_db"]
+                    trunk[point["iteration"]] = point["set5"][spec.name]
         label = model if seed == 0 else f"{model} seed {seed}"
         style = "-" if seed == 0 else ":"
         line = ax.plot(sorted(trunk), [trunk[k] for k in sorted(trunk)], style, lw=1,
@@ -278,7 +292,8 @@ def learning_curves(records: Sequence[dict], path: Path, *, scale: int) -> Path 
                 ms=4, lw=0.8)  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("iterations (batch 16, LR patch 48)", fontsize=8)
-    ax.set_ylabel(f"Set5 PSNR (dB, standard), x{scale}", fontsize=8)
+    unit = f"{spec.unit}, " if spec.unit else ""
+    ax.set_ylabel(f"Set5 {spec.label} ({unit}standard), x{scale}", fontsize=8)
     ax.set_title("Budget ladder: trunk at constant rate (line), rung ends after decay (o)",
                  fontsize=9)  # fmt: skip
     ax.grid(True, which="both", alpha=0.3)

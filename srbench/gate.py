@@ -8,9 +8,11 @@ measured it, the latency with the hardware it was measured on; and the environme
 
 :func:`compare` checks a current set of entries against it with direction-aware tolerances:
 
-* PSNR: a drop of more than ``psnr_db`` (0.01 dB) is a regression; a rise of more than that is
-  "improved" (reported, not a failure); within the tolerance it is "ok".
-* SSIM: the same with ``ssim`` (0.0002).
+* each metric of :data:`srbench.schema.METRICS` (PSNR 0.01 dB, SSIM 0.0002: its
+  ``gate_tolerance``): getting worse -- lower where higher is better, higher where lower is
+  better -- by more than the tolerance is a regression; getting better by more than it is
+  "improved" (reported, not a failure); within the tolerance it is "ok"; "skipped: not measured"
+  where either side has no value (a metric newer than the baseline);
 * parameters, MACs and the number of images: exact; any change is a failure ("changed").
 * latency: relative, ``latency_rel`` (+10%) slower is a regression, 10% faster "improved"; only
   compared when the device name and the thread count are the same as the baseline's, else
@@ -26,7 +28,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -36,45 +38,75 @@ import pandas as pd
 from srbench.errors import SRBenchError
 from srbench.pareto import CostFn, counted_costs, efficiency_table, load_profiles
 from srbench.results import ResultStore, summarise
-from srbench.schema import ENTRY_FIELDS, PSNR, SSIM
-from srbench.schema import METRICS as METRICS_SPEC
+from srbench.schema import ENTRY_FIELDS, MetricSpec, metric_specs
 
 SCHEMA = "srbench.baseline/1"
 ENTRY_KEY = ENTRY_FIELDS
-METRICS = ("psnr_db", "ssim", "images", "params", "macs", "latency_ms")
+EXACT = ("images", "params", "macs")  # compared exactly, after the metrics
+LATENCY = "latency_rel"
 FAILING = ("regressed", "changed", "missing")
 
 
 @dataclass(frozen=True)
 class Tolerances:
-    """How much worse a metric may get before the gate fails (quality: absolute; latency: relative)."""
+    """How much worse a metric may get before the gate fails: per metric (absolute; its spec's
+    ``gate_tolerance`` unless given) and the latency (relative)."""
 
-    psnr_db: float = PSNR.gate_tolerance
-    ssim: float = SSIM.gate_tolerance
+    metrics: dict[str, float] = field(default_factory=dict)
     latency_rel: float = 0.10
 
     def __post_init__(self) -> None:
-        for name in self.__dataclass_fields__:
-            problem = _tolerance_problem(getattr(self, name))
+        given = dict(self.metrics)
+        object.__setattr__(
+            self,
+            "metrics",
+            {m.name: float(given.pop(m.name, m.gate_tolerance)) for m in metric_specs()},
+        )
+        if given:
+            raise SRBenchError(f"tolerance for unknown metric(s): {', '.join(sorted(given))}")
+        for name, value in self.as_dict().items():
+            problem = _tolerance_problem(value)
             if problem:
                 raise SRBenchError(f"tolerance {name} is {problem}")
+
+    def of(self, metric: str) -> float:
+        return self.metrics[metric] if metric != LATENCY else self.latency_rel
+
+    def as_dict(self) -> dict[str, float]:
+        """As a baseline file holds them: ``{"psnr_db": .., "ssim": .., "latency_rel": ..}``."""
+        return {**self.metrics, LATENCY: self.latency_rel}
+
+    def replaced(self, name: str, value: float) -> Tolerances:
+        """These tolerances with ``name`` (a metric or ``latency_rel``) set to ``value``."""
+        if name == LATENCY:
+            return Tolerances(self.metrics, float(value))
+        if name not in self.metrics:
+            raise SRBenchError(f"no metric {name!r} to set a tolerance for")
+        return Tolerances({**self.metrics, name: float(value)}, self.latency_rel)
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return (*(m.name for m in metric_specs()), LATENCY)
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "baseline") -> Tolerances:
         """Tolerances from a baseline's ``tolerances`` object; anything but a finite,
-        non-negative number would disable (NaN, inf, -1) or crash the gate, so it is refused."""
+        non-negative number would disable (NaN, inf, -1) or crash the gate, so it is refused.
+        A metric the baseline has no tolerance for (newer than it) gets its spec's."""
         if data is None:
             data = {}
         if not isinstance(data, dict):
             raise SRBenchError(f"{where}: tolerances is {type(data).__name__}, not an object")
+        known = cls.names()
         for name, value in data.items():
-            problem = _tolerance_problem(value) if name in cls.__dataclass_fields__ else None
+            problem = _tolerance_problem(value) if name in known else None
             if problem:
                 raise SRBenchError(
                     f"{where}: tolerance {name} is {problem}; fix it or re-create the baseline "
                     "with `srbench baseline update`"
                 )
-        return cls(**{k: float(v) for k, v in data.items() if k in cls.__dataclass_fields__})
+        metrics = {k: float(v) for k, v in data.items() if k in known and k != LATENCY}
+        return cls(metrics, float(data.get(LATENCY, cls.latency_rel)))
 
 
 def _tolerance_problem(value: Any) -> str | None:
@@ -221,7 +253,7 @@ def current_entries(
                 "scale": int(row.scale),
                 "ensemble": bool(row.ensemble),
                 "precision": str(row.precision),
-                **{m.name: _clean(getattr(row, m.name)) for m in METRICS_SPEC},
+                **{m.name: _clean(getattr(row, m.name)) for m in metric_specs()},
                 "images": int(row.images),
                 "verified": int(row.verified),
                 "params": _int_or_none(cost["params"]),
@@ -313,7 +345,7 @@ def make_baseline(
     return {
         "schema": SCHEMA,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "tolerances": asdict(tolerances or Tolerances()),
+        "tolerances": (tolerances or Tolerances()).as_dict(),
         "environment": {"records": environment or {}, "written_by": machine("cpu")},
         "entries": sorted((dict(e) for e in entries), key=entry_key),
     }
@@ -359,8 +391,8 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
         missing = [k for k in ENTRY_KEY[:6] if k not in entry]
         if missing:
             raise SRBenchError(f"{where} lacks {', '.join(missing)}")
-        for spec in METRICS_SPEC:
-            problem = spec.problem(entry.get(spec.name))
+        for spec in metric_specs():
+            problem = spec.problem(entry[spec.name]) if entry.get(spec.name) is not None else None
             if problem:
                 raise SRBenchError(
                     f"{where}: {problem}, a value that cannot exist, so the gate could not "
@@ -388,12 +420,13 @@ def _check_tolerance_types(path: Path, tolerances: Any) -> None:
             f"{path}: tolerances is {tolerances!r}, not an object of numbers; re-create the "
             "baseline with `srbench baseline update`"
         )
-    for name in Tolerances.__dataclass_fields__:
+    units = {m.name: m.unit or "units" for m in metric_specs()}
+    for name in Tolerances.names():
         value = tolerances.get(name, 0.0)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise SRBenchError(
                 f"{path}: tolerance {name} is {value!r}, not a number; write a number of "
-                f"{'dB' if name == 'psnr_db' else 'units'} (e.g. {getattr(Tolerances(), name)}) "
+                f"{units.get(name, 'units')} (e.g. {Tolerances().of(name)}) "
                 "or re-create the baseline with `srbench baseline update`"
             )
 
@@ -405,18 +438,19 @@ def _check_tolerance_types(path: Path, tolerances: Any) -> None:
 _EPS = 1e-9
 
 
-def _quality(metric: str, base: Any, cur: Any, tol: float) -> MetricResult:
-    text = f"-{tol:g}"
+def _quality(spec: MetricSpec, base: Any, cur: Any, tol: float) -> MetricResult:
+    text = f"{'-' if spec.higher_is_better else '+'}{tol:g}"
     if base is None or cur is None:
-        return MetricResult(metric, base, cur, None, text, "skipped: not measured")
+        return MetricResult(spec.name, base, cur, None, text, "skipped: not measured")
     delta = float(cur) - float(base)
-    if delta < -tol - _EPS:
+    gain = spec.better(delta)
+    if gain < -tol - _EPS:
         status = "regressed"
-    elif delta > tol + _EPS:
+    elif gain > tol + _EPS:
         status = "improved"
     else:
         status = "ok"
-    return MetricResult(metric, base, cur, delta, text, status)
+    return MetricResult(spec.name, base, cur, delta, text, status)
 
 
 def _exact(metric: str, base: Any, cur: Any) -> MetricResult:
@@ -486,17 +520,10 @@ def compare(
             continue
         metrics = [
             *(
-                _quality(
-                    m.name,
-                    base.get(m.name),
-                    cur.get(m.name),
-                    getattr(tol, m.name, m.gate_tolerance),
-                )
-                for m in METRICS_SPEC
+                _quality(m, base.get(m.name), cur.get(m.name), tol.of(m.name))
+                for m in metric_specs()
             ),
-            _exact("images", base.get("images"), cur.get("images")),
-            _exact("params", base.get("params"), cur.get("params")),
-            _exact("macs", base.get("macs"), cur.get("macs")),
+            *(_exact(name, base.get(name), cur.get(name)) for name in EXACT),
             _latency(base, cur, tol.latency_rel),
         ]
         results.append(EntryResult(key_dict, _verdict(metrics), metrics))

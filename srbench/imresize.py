@@ -103,7 +103,7 @@ def _contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray,
             return scale * _cubic(scale * d)
     else:
         width = _KERNEL_WIDTH
-        kernel = _cubic
+        kernel = _cubic  # type: ignore[assignment]  # code_sha256 covers this code: no annotation edits
 
     x = np.arange(1, out_len + 1, dtype=np.float64)  # 1-based output coordinates
     u = x / scale + 0.5 * (1.0 - 1.0 / scale)  # matching input coordinates (1-based)
@@ -113,7 +113,7 @@ def _contributions(in_len: int, out_len: int, scale: float) -> tuple[np.ndarray,
     weights = kernel(u[:, None] - indices)
     weights = weights / weights.sum(axis=1, keepdims=True)
     # Replicate the end points (MATLAB clamps; it does not mirror). Convert to 0-based.
-    indices = np.clip(indices.astype(np.int64), 1, in_len) - 1
+    indices = np.clip(indices.astype(np.int64), 1, in_len) - 1  # type: ignore[assignment]  # code_sha256 covers this code: no annotation edits
     keep = np.any(weights != 0, axis=0)
     weights = np.ascontiguousarray(weights[:, keep])
     indices = np.ascontiguousarray(indices[:, keep])

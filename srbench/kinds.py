@@ -88,14 +88,14 @@ def _zoo_batch() -> int | None:
 def training_budget(model: str, scale: int, weights_sha256: str) -> str:
     """``1,000 iterations (0.33% of the paper's 300,000 x batch 16)`` for a shipped zoo model,
     else ``""``."""
-    from srbench.pretrained import SHIPPED
+    from srbench.pretrained import shipped
 
     if weights_kind(model, weights_sha256) != "srbench":
         return ""
-    row = SHIPPED.get(str(model), {}).get(int(scale))
-    if row is None or row[1] != weights_sha256:
+    row = shipped().get(str(model), {}).get(int(scale))
+    if row is None or row["sha256"] != weights_sha256:
         return "srbench training (budget not recorded)"
-    iterations = int(row[4])
+    iterations = int(row["iterations"])
     text = f"srbench zoo: {iterations:,} iterations"
     paper, batch = PAPER_TRAINING.get(str(model)), _zoo_batch()
     if paper is None or batch is None:

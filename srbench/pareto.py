@@ -1,4 +1,5 @@
-"""Pareto analysis of the result store: quality (PSNR or SSIM) against a cost.
+"""Pareto analysis of the result store: quality (any metric of :data:`srbench.schema.METRICS`,
+better in its own direction) against a cost.
 
 Everything here is computed from the store (``records.jsonl``) and the profile records
 (``profile.jsonl``, written by ``srbench profile``) -- never typed by hand. Points are compared
@@ -33,13 +34,13 @@ from typing import Any
 import pandas as pd
 
 from srbench.errors import SRBenchError
-from srbench.files import atomic_path
 from srbench.kinds import KINDS, weights_kind
+from srbench.plotting import place_labels, save_figure, zero_cost_axis
 from srbench.results import PROFILE_FILE, read_jsonl, summarise
+from srbench.schema import MetricSpec, metric, metric_names
 
 COST_SIZE = "720p"  # the 1280x720-output convention of the efficient-SR literature
 
-QUALITIES = {"psnr_db": "PSNR (dB)", "ssim": "SSIM"}
 COSTS = {
     "params": "trainable parameters",
     "macs": "MACs per 1280x720 output (all, incl. bicubic pre-upsampling)",
@@ -111,15 +112,19 @@ def drop_partial(table: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
     return table[~bad], [f"not the benchmark's number, not plotted: {named}"]
 
 
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
-    """Which ``(cost, quality)`` points are non-dominated (lower cost and higher quality win).
+def pareto_front(
+    points: Sequence[tuple[float, float]], *, higher_is_better: bool = True
+) -> list[bool]:
+    """Which ``(cost, quality)`` points are non-dominated (lower cost and better quality win:
+    higher, or lower where ``higher_is_better`` is False).
 
-    A point is dominated when another has cost <= and quality >= with at least one strict.
-    Equal points (duplicates) do not dominate each other: all of them are on the front; a point
-    with the same cost and lower quality is dominated. Points with a missing or non-finite
+    A point is dominated when another has cost <= and quality at least as good with at least one
+    strict. Equal points (duplicates) do not dominate each other: all of them are on the front; a
+    point with the same cost and worse quality is dominated. Points with a missing or non-finite
     coordinate are never on the front and dominate nothing. Order is preserved.
     """
-    pts = [(float(c), float(q)) if _finite(c) and _finite(q) else None for c, q in points]
+    sign = 1.0 if higher_is_better else -1.0
+    pts = [(float(c), sign * float(q)) if _finite(c) and _finite(q) else None for c, q in points]
     on_front: list[bool] = []
     for i, p in enumerate(pts):
         if p is None:
@@ -135,6 +140,13 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
     return on_front
 
 
+def quality_spec(quality: str) -> MetricSpec:
+    """The metric a plot's ``quality`` names; an unknown one is a one-line error."""
+    if quality not in metric_names():
+        raise SRBenchError(f"unknown quality {quality!r}; choose from {', '.join(metric_names())}")
+    return metric(quality)
+
+
 # ------------------------------------------------------------------------------------------------
 # Costs
 # ------------------------------------------------------------------------------------------------
@@ -148,14 +160,14 @@ def load_profiles(results_dir: str | Path) -> list[dict]:
 @cache
 def counted_costs(model: str, scale: int, size: str = COST_SIZE) -> dict[str, Any]:
     """Parameters and MACs of a registered model, counted by :mod:`srbench.profiling`."""
-    from srbench.profiling import count_macs, count_params, lr_shape, parse_size
+    from srbench.profiling import count_macs, lr_shape, parse_size, trainable_params
     from srbench.registry import create_model, get_card
 
     card = get_card(model)
     net = create_model(card.name, scale).eval()
     macs = count_macs(net, lr_shape(card, scale, parse_size(size)), card=card)
     return {
-        "params": count_params(net)["trainable_params"],
+        "params": trainable_params(net),
         "macs": macs.total_macs,
         "network_macs": macs.network_macs,
     }
@@ -243,7 +255,7 @@ def efficiency_table(
             row["latency_hardware"] = _hardware(timed)
             hw = profile_hardware(timed)
             row["latency_device"], row["latency_threads"] = hw["device"], hw["threads"]
-            peak = (timed.get("peak_memory") or {}).get("peak_allocated_bytes")
+            peak: Any = (timed.get("peak_memory") or {}).get("peak_allocated_bytes")
             if _finite(peak):
                 row["memory_bytes"] = float(peak)
         if cost_fn is not None and not all(_finite(row[c]) for c in ("params", "macs")):
@@ -252,9 +264,9 @@ def efficiency_table(
             except Exception as exc:  # unknown model, unsupported scale: said, not fatal
                 source.append(f"not counted: {type(exc).__name__}: {exc}".splitlines()[0])
             else:
-                for key, value in counted.items():
-                    if key in COSTS and not _finite(row.get(key)):
-                        row[key] = value
+                for column, value in counted.items():
+                    if column in COSTS and not _finite(row.get(column)):
+                        row[column] = value
                 source.append("counted (srbench.profiling)")
         row["cost_source"] = "; ".join(source) or "none"
         rows.append(row)
@@ -270,7 +282,7 @@ def summary_table(
 ) -> pd.DataFrame:
     """Per-model means (:func:`srbench.results.summarise`) joined with their costs and a label."""
     if frame.empty:
-        return pd.DataFrame(columns=[*GROUP_COLUMNS, *POINT_COLUMNS, "psnr_db", "ssim", "label"])
+        return pd.DataFrame(columns=[*GROUP_COLUMNS, *POINT_COLUMNS, *metric_names(), "label"])
     summary = summarise(frame) if "image" in frame.columns else frame.copy()
     for column in POINT_COLUMNS:
         if column not in summary.columns:
@@ -289,7 +301,7 @@ def summary_table(
 
 def draw_fronts(
     ax: Any, costs: Sequence[float], xs: Sequence[float], qualities: Sequence[float],
-    kinds: Sequence[str], right: float, size: float,
+    kinds: Sequence[str], right: float, size: float, *, higher_is_better: bool = True,
 ) -> None:  # fmt: skip
     """A Pareto front per weights kind (:data:`srbench.kinds.KINDS`), each with its own marker
     and colour: srbench's short training and the authors' weights are never one front."""
@@ -297,7 +309,8 @@ def draw_fronts(
         idx = [i for i, k in enumerate(kinds) if k == kind]
         if not idx:
             continue
-        flags = pareto_front([(costs[i], qualities[i]) for i in idx])
+        points = [(costs[i], qualities[i]) for i in idx]
+        flags = pareto_front(points, higher_is_better=higher_is_better)
         on = [i for i, f in zip(idx, flags, strict=True) if f]
         off = [i for i, f in zip(idx, flags, strict=True) if not f]
         if len(idx) > 1:
@@ -369,111 +382,6 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(text))
 
 
-# Label positions tried around a point, in points (dx, dy): beside it first, then further up or
-# down (with a leader line), so that close points (DRN-M and EDSR-baseline, ~1.4 M parameters and
-# ~36.7 dB) get labels that neither overlap each other nor cover a marker.
-_LABEL_OFFSETS = [(dx, sign * dy) for dy in (4, 13, 22, 31) for dx in (5, -5) for sign in (1, -1)]
-
-
-def place_labels(
-    ax: Any,
-    xs: Sequence[float],
-    ys: Sequence[float],
-    texts: Sequence[str],
-    *,
-    avoid: Sequence[Any] = (),
-    avoid_points: Sequence[tuple[float, float]] = (),
-    **text_kw: Any,
-) -> list[Any]:
-    """Annotate each point with its text where it overlaps no other label and no marker.
-
-    ``avoid``: annotations already on ``ax`` (an earlier call's); ``avoid_points``: other markers
-    (data coordinates). Call once the axes' limits and the figure's layout are final (after
-    ``tight_layout``): the overlap test is made in display space. Where every position overlaps,
-    the least overlapping one is kept -- a label is never dropped.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.transforms import Bbox
-
-    fig = ax.get_figure()
-    if not isinstance(fig.canvas, FigureCanvasAgg):
-        FigureCanvasAgg(fig)
-    renderer = fig.canvas.get_renderer()
-    ax.get_xlim(), ax.get_ylim()  # settle autoscaling before transforming
-    points = ax.transData.transform(list(zip(xs, ys, strict=True)))
-    extra = ax.transData.transform(list(avoid_points)) if avoid_points else []
-    radius = 5.0 * fig.dpi / 72.0  # a marker's half width, in pixels
-
-    def marker_boxes(centres: Any) -> list[Any]:
-        return [
-            Bbox.from_extents(x - radius, y - radius, x + radius, y + radius) for x, y in centres
-        ]
-
-    markers = marker_boxes(points)
-    fixed = marker_boxes(extra) + [_text_box(a, renderer) for a in avoid]
-    frame = ax.get_window_extent(renderer)
-    placed: list[Any] = list(fixed)
-    annotations = []
-    order = sorted(range(len(texts)), key=lambda i: (points[i][0], points[i][1]))
-    for i in order:
-        best = None
-        for dx, dy in _LABEL_OFFSETS:
-            far = abs(dy) > 8
-            ann = ax.annotate(
-                str(texts[i]), (xs[i], ys[i]), textcoords="offset points", xytext=(dx, dy),
-                ha="left" if dx > 0 else "right", va="bottom" if dy > 0 else "top",
-                arrowprops={"arrowstyle": "-", "lw": 0.6, "color": "0.35"} if far else None,
-                **text_kw,
-            )  # fmt: skip
-            box = _text_box(ann, renderer)
-            others = placed + [m for j, m in enumerate(markers) if j != i]
-            overlap = sum(_overlap_area(box, b) for b in others)
-            outside = box.width * box.height - _overlap_area(box, frame)
-            cost = overlap + outside
-            if best is None or cost < best[0]:
-                if best is not None:
-                    best[1].remove()
-                best = (cost, ann, box)
-            else:
-                ann.remove()
-            if cost == 0:
-                break
-        if best is None:  # no offsets: cannot happen (the list is fixed), kept for mypy
-            continue
-        placed.append(best[2])
-        annotations.append(best[1])
-    return annotations
-
-
-def _text_box(annotation: Any, renderer: Any) -> Any:
-    """The text's box in display space (an Annotation's own extent includes its leader line)."""
-    from matplotlib.text import Text
-
-    annotation.update_positions(renderer)  # an annotation is placed only when drawn
-    return Text.get_window_extent(annotation, renderer)
-
-
-def _overlap_area(a: Any, b: Any) -> float:
-    w = min(a.x1, b.x1) - max(a.x0, b.x0)
-    h = min(a.y1, b.y1) - max(a.y0, b.y0)
-    return w * h if w > 0 and h > 0 else 0.0
-
-
-def zero_cost_axis(ax: Any, zero_x: float, right: float) -> None:
-    """Zero cost has no place on a log axis: such points sit at ``zero_x`` on a tick labelled 0,
-    left of a dotted break line, and the axis has no minor ticks that would suggest a scale."""
-    from matplotlib.ticker import FixedLocator, NullLocator
-
-    hi = right * 3
-    ax.set_xlim(zero_x / 2, hi)
-    ax.axvline(zero_x * 3, color="lightgray", linestyle=":", linewidth=1)
-    first = math.floor(math.log10(zero_x)) + 1
-    ticks = [10.0**k for k in range(first, math.floor(math.log10(hi)) + 1)]
-    ax.xaxis.set_major_locator(FixedLocator([zero_x, *ticks]))
-    ax.xaxis.set_minor_locator(NullLocator())
-    ax.set_xticklabels(["0", *[f"$10^{{{round(math.log10(t))}}}$" for t in ticks]])
-
-
 def pareto_plot(
     frame: pd.DataFrame,
     dataset: str,
@@ -499,8 +407,7 @@ def pareto_plot(
     # A Figure of its own, not pyplot: the caller's matplotlib backend is left alone.
     from matplotlib.figure import Figure
 
-    if quality not in QUALITIES:
-        raise SRBenchError(f"unknown quality {quality!r}; choose from {', '.join(QUALITIES)}")
+    spec = quality_spec(quality)
     if cost not in COSTS:
         raise SRBenchError(f"unknown cost {cost!r}; choose from {', '.join(COSTS)}")
     if frame.empty:
@@ -549,7 +456,7 @@ def pareto_plot(
 
     log_x = cost in LOG_COSTS
     xs = list(costs)
-    zero_x = None
+    zero_x = 1.0  # where zero-cost points sit on a log axis
     if log_x:
         positive = [c for c in costs if c > 0]
         zero_x = 10 ** (math.floor(math.log10(min(positive))) - 1) if positive else 1.0
@@ -558,14 +465,14 @@ def pareto_plot(
     fig = Figure(figsize=(7.5, 5.0), dpi=110)
     ax = fig.subplots()
     right = max(xs) * (1.6 if log_x else 1.05) if max(xs) > 0 else 1.0
-    draw_fronts(ax, costs, xs, qualities, kinds, right, 36)
+    draw_fronts(ax, costs, xs, qualities, kinds, right, 36, higher_is_better=spec.higher_is_better)
     if log_x:
         ax.set_xscale("log")
         if any(c <= 0 for c in costs):
             zero_cost_axis(ax, zero_x, max(xs))
     ax.set_xlabel(COSTS[cost] + (" (log scale)" if log_x else "") + " -- lower is better")
-    ax.set_ylabel(QUALITIES[quality] + " -- higher is better")
-    title = f"{dataset} x{scale}: {QUALITIES[quality]} vs {cost}  [{protocol}@{protocol_hash}]"
+    ax.set_ylabel(f"{spec.axis_label()} -- {spec.direction}")
+    title = f"{dataset} x{scale}: {spec.axis_label()} vs {cost}  [{protocol}@{protocol_hash}]"
     ax.set_title(title, fontsize=10)
     if hardware:
         note.append(f"hardware: {hardware}")
@@ -582,19 +489,6 @@ def pareto_plot(
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = _safe(stem or plot_stem(protocol, protocol_hash, dataset, int(scale), quality, cost))
     return save_figure(fig, {"png": out_dir / f"{stem}.png", "svg": out_dir / f"{stem}.svg"})
-
-
-def save_figure(fig: Any, paths: dict[str, Path]) -> dict[str, Path]:
-    """Write ``fig`` in each format of ``paths``, byte-reproducibly (no date or software stamp,
-    fixed SVG element ids): a figure regenerated from an unchanged store is unchanged in git."""
-    import matplotlib
-
-    metadata = {"svg": {"Date": None}, "png": {"Software": None}}
-    with matplotlib.rc_context({"svg.hashsalt": "srbench"}):
-        for kind, path in paths.items():
-            with atomic_path(path) as tmp:
-                fig.savefig(tmp, format=kind, metadata=metadata[kind])
-    return paths
 
 
 def plot_all(

@@ -49,6 +49,9 @@ class Protocol:
     definition: dict[str, str] = field(hash=False, compare=False)
     # What a saved SR image shows beyond what is scored (the report prints it under the crops).
     preview_note: ClassVar[str] = ""
+    # The views of SR and HR it gives the metrics (srbench.schema.VIEWS); a metric that needs
+    # another is not measured under it (:func:`unfed_metrics` says so).
+    views: ClassVar[tuple[str, ...]] = ("y",)
 
     @property
     def hash(self) -> str:
@@ -81,9 +84,28 @@ class Protocol:
         """The SR image to save (RGB wherever the HR has colour)."""
         return scored.sr_image
 
+    def view(
+        self, name: str, sr_image: np.ndarray, sr_y: np.ndarray, prepared: Prepared
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(SR, HR) of view ``name`` (one of :attr:`views`), float64 in [0, 255]."""
+        if name == "y":
+            return sr_y, prepared.target_y
+        raise SRBenchError(f"protocol {self.id!r} provides no {name!r} view")
+
 
 @dataclass(frozen=True)
 class StandardProtocol(Protocol):
+    views: ClassVar[tuple[str, ...]] = ("y", "rgb")
+
+    def view(
+        self, name: str, sr_image: np.ndarray, sr_y: np.ndarray, prepared: Prepared
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if name == "rgb" and prepared.target_rgb is not None:
+            # channels first, as the metric functions take them
+            sr = sr_image.transpose(2, 0, 1).astype(np.float64)
+            return sr, prepared.target_rgb.transpose(2, 0, 1).astype(np.float64)
+        return super().view(name, sr_image, sr_y, prepared)
+
     def prepare(self, hr: HRImage, scale: int, input_channels: str, cache: LRCache) -> Prepared:
         pixels = modcrop(hr.pixels, scale)
         rgb = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
@@ -92,8 +114,11 @@ class StandardProtocol(Protocol):
         if input_channels == "y":
             lr_ycbcr = rgb_to_ycbcr(lr)
             chroma_up = imresize(lr_ycbcr[..., 1:], scale)
-            return Prepared(lr_ycbcr[None, ..., 0] / 255.0, target, scale, chroma_up)
-        return Prepared(lr.transpose(2, 0, 1).astype(np.float64) / 255.0, target, scale)
+            return Prepared(
+                lr_ycbcr[None, ..., 0] / 255.0, target, scale, chroma_up, target_rgb=rgb
+            )
+        lr_input = lr.transpose(2, 0, 1).astype(np.float64) / 255.0
+        return Prepared(lr_input, target, scale, target_rgb=rgb)
 
     def degrade(self, hr: HRImage, rgb: np.ndarray, scale: int, cache: LRCache) -> np.ndarray:
         return cache.get(hr, scale, "matlab-bicubic-rgb-uint8", lambda: imresize(rgb, 1 / scale))
@@ -201,11 +226,12 @@ class Prepared:
     scale: int
     chroma_up: np.ndarray | None = None  # standard protocol, Y models: H x W x 2 (Cb, Cr)
     hr_rgb: np.ndarray | None = None  # legacy-y: the modcropped RGB HR, for colour previews only
+    target_rgb: np.ndarray | None = None  # standard: uint8 H x W x 3, the RGB view's HR
 
 
 @dataclass
 class Scored:
-    metrics: dict[str, float]  # every srbench.schema.METRICS spec, by record field name
+    metrics: dict[str, float]  # every metric the protocol can feed, by record field name
     sr_image: np.ndarray  # uint8, what would be saved (RGB H x W x 3, or H x W for legacy grey)
 
     @property
@@ -294,12 +320,31 @@ def score(protocol: Protocol, output: torch.Tensor, prepared: Prepared) -> Score
         raise SRBenchError(
             f"model output {sr_y.shape} does not match the HR size {prepared.target_y.shape}"
         )
-    s = prepared.scale
-    sr_t = torch.from_numpy(sr_y)
-    hr_t = torch.from_numpy(prepared.target_y)
-    from srbench.schema import METRICS
+    from srbench.schema import metric_specs
 
-    return Scored({m.name: m.compute(sr_t, hr_t, s) for m in METRICS}, sr_image)
+    views: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+    metrics = {}
+    for spec in metric_specs():
+        if spec.needs not in protocol.views:
+            continue  # not measured: unfed_metrics says so
+        if spec.needs not in views:
+            sr, hr = protocol.view(spec.needs, sr_image, sr_y, prepared)
+            views[spec.needs] = (torch.from_numpy(sr), torch.from_numpy(hr))
+        metrics[spec.name] = spec.compute(*views[spec.needs], prepared.scale)
+    return Scored(metrics, sr_image)
+
+
+def unfed_metrics(protocol: Protocol) -> list[str]:
+    """One line per metric ``protocol`` cannot feed (its view is not among the protocol's):
+    such a metric is not measured, and the run says so instead of failing."""
+    from srbench.schema import metric_specs
+
+    return [
+        f"{spec.name} is not measured under the {protocol.id} protocol: it needs the "
+        f"{spec.needs} view and the protocol provides {', '.join(protocol.views)}"
+        for spec in metric_specs()
+        if spec.needs not in protocol.views
+    ]
 
 
 def preview_rgb(protocol: Protocol, scored: Scored, prepared: Prepared) -> np.ndarray:

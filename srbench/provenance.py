@@ -37,6 +37,60 @@ def git_commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+# The code a result depends on (srbench.codehash.OWN_PACKAGES): changes elsewhere in the checkout
+# -- the committed store itself, docs, weights and their manifests, pinned by sha256 in each
+# record -- do not make a number's code uncommitted.
+CODE_PATHS = ("srbench", "architectures")
+
+
+@cache
+def code_dirty() -> bool | None:
+    """Whether srbench's own Python code differs from the checkout's commit: a tracked ``.py``
+    file under :data:`CODE_PATHS` changed, or a new one not yet committed. None where it cannot
+    be known (not a git checkout: an installed srbench is its version's code)."""
+    here = Path(srbench.__file__).resolve().parent.parent
+    pathspecs = [f"{top}/**.py" for top in CODE_PATHS]
+    try:
+        changed = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--", *pathspecs],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(changed)
+
+
+def refuse_dirty_store(results_dir: str | os.PathLike[str], *, allow_dirty: bool) -> None:
+    """Refuse to write into a store committed to git (a clone's ``results/``) from code with
+    uncommitted changes: its records would name a commit whose code did not make them. The
+    override (``srbench run --allow-dirty``) still marks every record ``code_dirty: true``."""
+    from srbench.errors import SRBenchError
+
+    if allow_dirty or not code_dirty():
+        return
+    records = Path(results_dir) / "records.jsonl"
+    try:
+        tracked = (
+            subprocess.run(
+                ["git", "-C", str(records.parent), "ls-files", "--error-unmatch", records.name],
+                capture_output=True,
+                timeout=10,
+            ).returncode
+            == 0
+        )
+    except (OSError, subprocess.SubprocessError):
+        tracked = False  # no git, or no such folder yet: not a committed store
+    if tracked:
+        raise SRBenchError(
+            f"{records}: this store is committed to git and srbench's code has uncommitted "
+            "changes (git status srbench architectures); commit them first, or pass "
+            "--allow-dirty to write records marked code_dirty: true"
+        )
+
+
 @cache
 def cpuinfo() -> dict[str, str]:
     """The first processor's fields of /proc/cpuinfo (empty where it is not readable)."""
@@ -68,9 +122,9 @@ def cpu_id() -> str:
     )
 
 
-def device_description(device: torch.device) -> dict[str, str | int | None]:
+def device_description(device: torch.device) -> dict[str, str | int | float | None]:
     """Name and versions of the device a number was measured on."""
-    info: dict[str, str | int | None] = {"device": str(device)}
+    info: dict[str, str | int | float | None] = {"device": str(device)}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(
@@ -113,6 +167,8 @@ def record_provenance(
         "torch_threads": env["torch_threads"],
         "srbench_version": env["srbench_version"],
         "git_commit": env["git_commit"],
+        # True: made by code with uncommitted changes (see code_dirty); None: not known.
+        "code_dirty": code_dirty(),
         "torch_version": env["torch"],
         "time_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         **(threads or {}),

@@ -29,6 +29,8 @@ from srbench.errors import ModelNotFoundError, SRBenchError
 if TYPE_CHECKING:
     from torch import nn
 
+    from srbench.convert import ForeignFile, Recognised
+
 ENTRY_POINT_GROUP = "srbench.architectures"
 
 # Built-in families: imported on first use, in this order (an explicit list, not a folder scan).
@@ -119,6 +121,13 @@ class ModelCard:
     trainable: bool = True
     # Spatial size the LR input must be a multiple of (1 for fully convolutional models).
     input_multiple: int = 1
+    # Smallest LR side the network accepts (profiling refuses smaller sizes).
+    min_input_size: int = 1
+    # The family's knowledge of its authors' files (architectures/<family>.py): shown a foreign
+    # file as its format reads it (srbench.convert.ForeignFile), returns the model, the scale the
+    # file declares and the tensors under srbench's names -- or None for a file it does not know.
+    # `srbench weights convert` asks every card; see docs/models.md.
+    recognise_weights: Callable[[ForeignFile], Recognised | None] | None = None
 
     def published_for(self, dataset: str, scale: int) -> PublishedResult | None:
         for result in self.published:
@@ -150,13 +159,10 @@ class ModelRef:
 
     @property
     def weights(self) -> dict[int, WeightsRef]:
-        if self.tag == "official":
-            return self.card.official_weights
-        if budget_of(self.tag):
-            from srbench.pretrained import budget_weights
+        """Scale -> the weights this name selects (:func:`srbench.pretrained.weights_set`)."""
+        from srbench.pretrained import weights_set
 
-            return budget_weights(self.card.name, self.tag)
-        return self.card.weights
+        return weights_set(self.card, self.tag)
 
     @property
     def budget(self) -> tuple[int, int] | None:

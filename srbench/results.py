@@ -1,6 +1,6 @@
 """The result store: one JSON line per measured (model, weights, scale, dataset, image, protocol).
 
-Format: JSON Lines (``pandas.read_json(path, lines=True)`` reads it). Each batch of records is
+Format: JSON Lines (``pandas.read_json(path, lines=True)`` reads it; docs/store.md). Each batch of records is
 written to a file opened with ``O_APPEND`` while holding an exclusive ``flock``, then ``fsync``-ed,
 so two runs writing at once interleave whole lines; readers take a shared ``flock`` and never see
 half a batch. A run killed with ``kill -9`` leaves at most one torn last line, which the loader
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,10 +28,10 @@ import pandas as pd
 
 from srbench.errors import SRBenchError
 from srbench.files import writable_target
-from srbench.schema import KEY_FIELDS, METRIC_NAMES, invalid_reason, record_key, shown_records
+from srbench.schema import KEY_FIELDS, invalid_reason, metric_names, record_key, shown_records
 
 RECORDS_FILE = "records.jsonl"
-# Written by `srbench profile` (srbench.profiling_cli.DEFAULT_OUTPUT) next to the records.
+# Written by `srbench profile` (srbench.cli.profile) next to the records.
 PROFILE_FILE = "profile.jsonl"
 __all__ = ["KEY_FIELDS", "RECORDS_FILE", "ResultStore", "record_key"]
 
@@ -127,7 +128,9 @@ def migrate_record(record: dict) -> dict:
     Before the ``NAME.official`` tag existed, results of the authors' weights were stored under
     the plain name (``idn`` with the official file's sha256); they are renamed here, on read, so
     an old store loads with every number unchanged and the authors' weights and srbench's own
-    training are never mixed under one name (``tests/test_results.py``).
+    training are never mixed under one name (``tests/test_results.py``). The committed store no
+    longer needs it (``tools/migrate_store.py`` rewrote it with today's names, so plain pandas
+    reads it right); it stays for users' stores written by an older srbench (docs/store.md).
     """
     from srbench.errors import ModelNotFoundError
     from srbench.registry import get_card
@@ -234,7 +237,7 @@ class ResultStore:
         """The shown records as a DataFrame (one row per entry and image)."""
         records = self.shown_records()
         if not records:
-            return pd.DataFrame(columns=[*KEY_FIELDS, *METRIC_NAMES])
+            return pd.DataFrame(columns=[*KEY_FIELDS, *metric_names()])
         return pd.DataFrame.from_records(records)
 
 
@@ -261,12 +264,22 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     # before the flag existed count as verified, as the report always read them.
     flag = frame["standard_benchmark"] if "standard_benchmark" in frame.columns else None
     frame = frame.assign(verified=True if flag is None else ~flag.eq(False))
-    agg: dict[str, str] = {name: "mean" for name in METRIC_NAMES}
+    # A metric some records lack (written before it existed) is "not measured" (NaN) for the
+    # group: a mean over part of the images is no benchmark number.
+    metrics = [name for name in metric_names() if name in frame.columns]
+    agg: dict[str, Any] = {name: "mean" for name in metrics}
     agg["image"] = "count"
     agg["verified"] = "sum"
     if "latency_ms" in frame.columns:
         agg["latency_ms"] = "median"
-    out = frame.groupby(group, dropna=False).agg(agg).reset_index()
+    grouped = frame.groupby(group, dropna=False)
+    out = grouped.agg(agg).reset_index()
+    counts = grouped[metrics].count().reset_index(drop=True) if metrics else None
+    for name in metric_names():
+        if name not in frame.columns:
+            out[name] = math.nan
+        elif counts is not None:
+            out.loc[counts[name] < out["image"], name] = math.nan
     return out.rename(columns={"image": "images"})
 
 

@@ -40,7 +40,15 @@ from srbench.evaluation import (
 )
 from srbench.files import atomic_path, atomic_write
 from srbench.inference import memory_format, tile_overlap
-from srbench.protocols import LRCache, Prepared, Protocol, get_protocol, prepare, preview_rgb
+from srbench.protocols import (
+    LRCache,
+    Prepared,
+    Protocol,
+    get_protocol,
+    prepare,
+    preview_rgb,
+    unfed_metrics,
+)
 from srbench.provenance import environment
 from srbench.registry import ModelRef, create_model, resolve
 from srbench.results import Claims, ResultStore
@@ -275,6 +283,8 @@ def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEv
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     session = Session(config, device)
+    for message in unfed_metrics(config.protocol):  # skipped and said, not an error
+        yield RunEvent("note", "", 0, "", message=message)
     for ref in config.models:
         try:
             config.protocol.check_model(ref.card.input_channels)

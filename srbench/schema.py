@@ -20,6 +20,15 @@ then the last written.
 Every metric has the range its values can take (``valid``); a value outside it (SSIM 1.7, PSNR
 ``Infinity`` or -5 dB) is refused on write and skipped, with its line number, on read.
 
+A metric lives in one place: its function (``srbench/metrics.py``) and its :class:`MetricSpec`
+in :data:`METRICS` below. The spec says which way is better, what the metric needs (the ``y`` or
+``rgb`` view of the SR and HR images; a protocol that cannot provide it skips the metric and
+says so), its unit, its display and its gate tolerance; records, summaries, the gate, the
+verdict, the Pareto front, the report, the README tables and the printers all read it from
+here. A record written before a metric existed has no value for it: the metric reads as "not
+measured" there (:func:`measured`), never as an invalid record. ``docs/metrics.md`` tells how
+to add one.
+
 Metric conventions (BasicSR's ``metrics/README.md`` style, one place per fact):
 
 ===========  ====  ==================  =========================================================
@@ -30,10 +39,6 @@ psnr_db      dB    yes                 uint8-rounded SR vs HR, BT.601 Y (studio 
 ssim         1     yes                 same Y and crop; Gaussian 11x11, sigma 1.5, K1 0.01,
                                        K2 0.03, valid window (MATLAB ``ssim_index``)
 ===========  ====  ==================  =========================================================
-
-Gate tolerances are per metric (``gate_tolerance``), never one number for all. Adding a metric is
-its function (``srbench/metrics.py``), its spec here, and its tests: the protocols score every
-spec, records, summaries, the gate and the verdict carry every spec.
 """
 
 from __future__ import annotations
@@ -47,6 +52,11 @@ from typing import Any
 SCORER_VERSION = 1
 
 
+# What a metric can be computed on (a protocol lists the views it provides): float64 tensors
+# with values in [0, 255] -- "y": the scored Y channel (H x W); "rgb": the RGB image (3 x H x W).
+VIEWS = ("y", "rgb")
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     name: str  # record field
@@ -55,8 +65,9 @@ class MetricSpec:
     higher_is_better: bool
     gate_tolerance: float  # absolute: how much worse the gate lets a mean get
     decimals: int  # in tables
-    function: str  # "module:function" computing it: f(sr_y, hr_y, crop=scale) -> per-image tensor
+    function: str  # "module:function" computing it: f(sr, hr, crop=scale) -> per-image tensor
     valid: tuple[float, float]  # the finite closed range a value can exist in
+    needs: str = "y"  # the view (VIEWS) its function takes
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` cannot be this metric (None when it can)."""
@@ -67,12 +78,25 @@ class MetricSpec:
             return f"{self.name} is {value!r}, outside [{low:g}, {high:g}]"
         return None
 
-    def compute(self, sr_y, hr_y, crop: int) -> float:
-        """The metric of one image pair (float64 Y tensors, values in [0, 255])."""
+    def compute(self, sr, hr, crop: int) -> float:
+        """The metric of one image pair of its view (``needs``: float64 tensors in [0, 255])."""
         import importlib
 
         module, _, name = self.function.partition(":")
-        return float(getattr(importlib.import_module(module), name)(sr_y, hr_y, crop=crop)[0])
+        return float(getattr(importlib.import_module(module), name)(sr, hr, crop=crop)[0])
+
+    def better(self, delta: float) -> float:
+        """``delta`` (new - old, A - B) signed so that positive is better."""
+        return delta if self.higher_is_better else -delta
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+    @property
+    def header(self) -> str:
+        """Table header: ``PSNR dB``, ``SSIM``."""
+        return f"{self.label} {self.unit}".strip()
 
     def axis_label(self) -> str:
         return f"{self.label} ({self.unit})" if self.unit else self.label
@@ -94,8 +118,22 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("psnr_db", "PSNR", "dB", True, 0.01, 2, "srbench.metrics:psnr", (0.0, PSNR_MAX_DB)),
     MetricSpec("ssim", "SSIM", "", True, 0.0002, 4, "srbench.metrics:ssim", (-1.0, 1.0)),
 )
-METRIC_NAMES = tuple(m.name for m in METRICS)
-PSNR, SSIM = METRICS
+# The first spec is the headline: the one-sentence verdicts, the forest and strip plots and the
+# report's Pareto figures speak of it.
+PSNR, SSIM = METRICS[:2]
+
+
+def metric_specs() -> tuple[MetricSpec, ...]:
+    """Every metric, read when called (a test may register one: ``monkeypatch`` ``METRICS``)."""
+    return METRICS
+
+
+def metric_names() -> tuple[str, ...]:
+    return tuple(m.name for m in METRICS)
+
+
+def headline() -> MetricSpec:
+    return METRICS[0]
 
 
 def metric(name: str) -> MetricSpec:
@@ -104,7 +142,14 @@ def metric(name: str) -> MetricSpec:
             return spec
     from srbench.errors import SRBenchError
 
-    raise SRBenchError(f"unknown metric {name!r} (known: {', '.join(METRIC_NAMES)})")
+    raise SRBenchError(f"unknown metric {name!r} (known: {', '.join(metric_names())})")
+
+
+def measured(record: dict, spec: MetricSpec) -> bool:
+    """Whether ``record`` has a value for ``spec`` (one written before the metric existed, or
+    under a protocol that cannot feed it, has none: "not measured")."""
+    value = record.get(spec.name)
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 # What a result is *of*: one model, weights, variant and protocol (the gate's, report's and
@@ -157,8 +202,6 @@ REQUIRED: dict[str, tuple[type, ...]] = {
     "image": (str,),
     "protocol": (str,),
     "protocol_hash": (str,),
-    "psnr_db": (int, float),
-    "ssim": (int, float),
 }
 
 
@@ -207,8 +250,14 @@ def invalid_reason(record: Any) -> str | None:
         value = record[name]
         if isinstance(value, bool) or not isinstance(value, types):
             return f"{name!r} is {type(value).__name__}, not {types[0].__name__}"
-    for spec in METRICS:
-        problem = spec.problem(record[spec.name])
+    present = [spec for spec in METRICS if record.get(spec.name) is not None]
+    if not present:
+        return f"no metric ({', '.join(metric_names())})"
+    for spec in present:
+        value = record[spec.name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{spec.name!r} is {type(value).__name__}, not int"
+        problem = spec.problem(value)
         if problem:
             return problem
     return None

@@ -12,8 +12,12 @@ image (name and pixel fingerprint); the per-image differences A - B of each metr
   about 80% of the time at a nominal 95% (``tests/test_verdict.py`` measures both on synthetic
   data with a known answer);
 * wins / ties / losses over the images, a tie being a difference within the metric's tolerance
-  (:data:`srbench.schema.METRICS`: 0.01 dB PSNR, 0.0002 SSIM); with seeds, over the images of
-  the seed-averaged differences.
+  (:data:`srbench.schema.METRICS`: 0.01 dB PSNR, 0.0002 SSIM), a win a difference the metric's
+  direction calls better for A (higher, or lower where lower is better); with seeds, over the
+  images of the seed-averaged differences.
+
+A metric a record does not have (written before the metric existed) is not measured there: only
+images both models have it for are paired.
 
 Everything is computed from the store's per-image records; nothing is re-run here.
 """
@@ -27,7 +31,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from srbench.data import benchmark_order
-from srbench.schema import METRICS, MetricSpec
+from srbench.schema import MetricSpec, headline, measured, metric, metric_specs
 
 # The claims srbench checks: DRN at IDN's and at EDSR-baseline's size, and the ablation.
 VERDICT_PAIRS: tuple[tuple[str, str, str], ...] = (
@@ -134,6 +138,17 @@ class PairResult:
         out["diff"] = asdict(self.diff)
         return out
 
+    @property
+    def sign(self) -> str:
+        """Whether A is "better": the whole 95% interval lies on the metric's better side of
+        zero, "worse" on the other, else "unclear"."""
+        higher = metric(self.metric).higher_is_better
+        if (self.diff.low > 0) if higher else (self.diff.high < 0):
+            return "better"
+        if (self.diff.high < 0) if higher else (self.diff.low > 0):
+            return "worse"
+        return "unclear"
+
 
 def compare(
     records: Iterable[dict],
@@ -166,7 +181,7 @@ def compare(
             for r in records
             if r["model"] == model and r["dataset"] == dataset and int(r["scale"]) == scale
             and r["protocol"] == protocol and not r.get("ensemble")
-            and r.get("standard_benchmark", True)
+            and r.get("standard_benchmark", True) and measured(r, metric)
         }  # fmt: skip
 
     records = list(records)
@@ -179,6 +194,7 @@ def compare(
     table_b = np.array([[v[k] for k in common] for v in vb])
     matrix = table_a - table_b  # seeds x images
     diffs = matrix.mean(axis=0)
+    gains = diffs if metric.higher_is_better else -diffs  # positive: A better
     tol = metric.gate_tolerance
     return PairResult(
         a=label_a or names_a[0],
@@ -191,9 +207,9 @@ def compare(
         mean_a=float(table_a.mean()),
         mean_b=float(table_b.mean()),
         diff=t_interval(matrix),
-        wins=int((diffs > tol).sum()),
-        ties=int((np.abs(diffs) <= tol).sum()),
-        losses=int((diffs < -tol).sum()),
+        wins=int((gains > tol).sum()),
+        ties=int((np.abs(gains) <= tol).sum()),
+        losses=int((gains < -tol).sum()),
         per_image={k[0]: float(v) for k, v in zip(common, diffs, strict=True)},
     )
 
@@ -213,29 +229,38 @@ def verdict(
     )
     for a, b, _ in pairs:
         for dataset, scale in keys:
-            for spec in METRICS:
+            for spec in metric_specs():
                 result = compare(records, a, b, dataset, scale, protocol, spec, seed=seed)
                 if result is not None:
                     out.append(result)
     return out
 
 
+def _unit(spec: MetricSpec) -> str:
+    return f" {spec.unit}" if spec.unit else ""
+
+
 def sentence(results: Sequence[PairResult], a: str, b: str) -> str:
-    """One plain sentence on A vs B's PSNR: per scale, the span of the mean differences over
-    the datasets and in how many cells the 95% interval lies above or below zero; then the
-    totals over every dataset and scale measured."""
-    rows = [r for r in results if r.a == a and r.b == b and r.metric == "psnr_db"]
+    """One plain sentence on A vs B's headline metric (:func:`srbench.schema.headline`, PSNR):
+    per scale, the span of the mean differences over the datasets and in how many cells the
+    95% interval lies on its better or worse side of zero; then the totals over every dataset
+    and scale measured."""
+    spec = headline()
+    rows = [r for r in results if r.a == a and r.b == b and r.metric == spec.name]
     if not rows:
         return f"{a} vs {b}: not measured yet."
 
     def counts(cells: Sequence[PairResult]) -> tuple[int, int, int]:
-        better = sum(r.diff.low > 0 for r in cells)
-        worse = sum(r.diff.high < 0 for r in cells)
+        better = sum(r.sign == "better" for r in cells)
+        worse = sum(r.sign == "worse" for r in cells)
         return better, worse, len(cells) - better - worse
 
     def span(cells: Sequence[PairResult]) -> str:
         low, high = min(r.diff.mean for r in cells), max(r.diff.mean for r in cells)
-        return f"{low:+.2f} dB" if low == high else f"{low:+.2f} to {high:+.2f} dB"
+        d = spec.decimals
+        if low == high:
+            return f"{low:+.{d}f}{_unit(spec)}"
+        return f"{low:+.{d}f} to {high:+.{d}f}{_unit(spec)}"
 
     parts = []
     for scale in sorted({r.scale for r in rows}):
@@ -247,9 +272,9 @@ def sentence(results: Sequence[PairResult], a: str, b: str) -> str:
         )
     better, worse, unclear = counts(rows)
     return (
-        f"{a} vs {b} at equal training, mean PSNR difference: {'; '.join(parts)}; over all "
-        f"{len(rows)} dataset/scale cells {a} is better with 95% confidence in {better}, worse "
-        f"in {worse}, and the interval includes zero in {unclear}."
+        f"{a} vs {b} at equal training, mean {spec.label} difference: {'; '.join(parts)}; over "
+        f"all {len(rows)} dataset/scale cells {a} is better with 95% confidence in {better}, "
+        f"worse in {worse}, and the interval includes zero in {unclear}."
     )
 
 
@@ -288,7 +313,7 @@ def budget_verdict(
             names_a = [ladder[(a, rung)][k] for k in seeds]
             names_b = [ladder[(b, rung)][k] for k in seeds]
             for dataset, scale in keys:
-                for spec in METRICS:
+                for spec in metric_specs():
                     result = compare(
                         records, names_a, names_b, dataset, scale, protocol, spec,
                         label_a=a, label_b=b,
@@ -299,11 +324,13 @@ def budget_verdict(
 
 
 def budget_sentence(results: Sequence[PairResult], a: str, b: str) -> str:
-    """How A - B (PSNR) moves with the training budget, per scale and dataset, with each
-    cell's 95% interval and what it covers."""
-    rows = [r for r in results if (r.a, r.b) == (a, b) and r.metric == "psnr_db"]
+    """How A - B (the headline metric, PSNR) moves with the training budget, per scale and
+    dataset, with each cell's 95% interval and what it covers."""
+    spec = headline()
+    rows = [r for r in results if (r.a, r.b) == (a, b) and r.metric == spec.name]
     if not rows:
         return f"{a} vs {b}: no budget-ladder results yet."
+    d = spec.decimals
     parts = []
     for scale in sorted({r.scale for r in rows}):
         for dataset in sorted({r.dataset for r in rows if r.scale == scale}, key=benchmark_order):
@@ -312,14 +339,15 @@ def budget_sentence(results: Sequence[PairResult], a: str, b: str) -> str:
                 key=lambda r: r.budget or 0,
             )
             steps = ", ".join(
-                f"{_budget_label(r.budget)} {r.diff.mean:+.2f} [{r.diff.low:+.2f}, "
-                f"{r.diff.high:+.2f}] ({r.diff.seeds} seed{'s' if r.diff.seeds > 1 else ''})"
+                f"{_budget_label(r.budget)} {r.diff.mean:+.{d}f} [{r.diff.low:+.{d}f}, "
+                f"{r.diff.high:+.{d}f}] ({r.diff.seeds} seed{'s' if r.diff.seeds > 1 else ''})"
                 for r in cells
             )
             parts.append(f"{dataset} x{scale}: {steps}")
+    unit = f" in {spec.unit}" if spec.unit else ""
     return (
-        f"{a} - {b}, mean PSNR difference in dB by training budget (95% t interval over the "
-        f"images, and over the seeds where there are several): " + "; ".join(parts) + "."
+        f"{a} - {b}, mean {spec.label} difference{unit} by training budget (95% t interval over "
+        f"the images, and over the seeds where there are several): " + "; ".join(parts) + "."
     )
 
 

@@ -88,9 +88,9 @@ def test_demo_default_runs_and_writes_provenance(tmp_path, monkeypatch):
     assert "bicubic" in result.stdout and "demo" in result.stdout
     records = [json.loads(x) for x in (tmp_path / "r" / "records.jsonl").read_text().splitlines()]
     # The main job is the comparison: bicubic and every model with shipped x2 weights.
-    from srbench.pretrained import SHIPPED
+    from srbench.pretrained import shipped as manifest
 
-    shipped = {m for m, by_scale in SHIPPED.items() if 2 in by_scale}
+    shipped = {m for m, by_scale in manifest().items() if 2 in by_scale}
     assert {r["model"] for r in records} == {"bicubic", *shipped}
     assert len(records) == 5 * (1 + len(shipped))
     assert {r["standard_benchmark"] for r in records} == {False}

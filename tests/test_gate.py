@@ -228,7 +228,7 @@ def test_missing_says_when_the_weights_or_protocol_changed():
 
 
 def test_tolerances_from_the_file_and_overrides(tmp_path):
-    data = make_baseline([_entry()], tolerances=Tolerances(psnr_db=0.5))
+    data = make_baseline([_entry()], tolerances=Tolerances({"psnr_db": 0.5}))
     assert not compare(data, [_entry(psnr_db=29.6)]).failed
     assert compare(data, [_entry(psnr_db=29.6)], tolerances=Tolerances()).failed
 

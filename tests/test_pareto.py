@@ -216,7 +216,7 @@ def test_labels_of_close_points_do_not_overlap():
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from srbench.pareto import _overlap_area, _text_box
+    from srbench.plotting import _overlap_area, _text_box
 
     fig = Figure(figsize=(7.5, 5.0), dpi=110)
     ax = fig.subplots()

@@ -2,13 +2,14 @@
 fvcore / FlopCounterMode cross-check, latency record structure and input validation.
 
 MACs at 1280x720 are counted with ``method="auto"``, which for these sizes counts at small probe
-sizes and extrapolates only when verified exact (see srbench/profiling.py); one test proves the
+sizes and extrapolates only when verified exact (see srbench/profiling/__init__.py); one test proves the
 extrapolation equal to a full-size fvcore trace for IDN x4, and the literature test also checks
 each count against FlopCounterMode run on the meta device at full size.
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import math
@@ -19,17 +20,19 @@ import torch
 from rich.console import Console
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+from typer.testing import CliRunner
 
+from srbench.cli import app
 from srbench.errors import ProfilingError, SRBenchError
+from srbench.precision import inference_precision
 from srbench.profiling import (
     count_macs,
-    count_params,
     lr_shape,
+    param_counts,
     parse_size,
     profile_model,
-    resolve_precision,
+    trainable_params,
 )
-from srbench.profiling_cli import profile_command
 from srbench.registry import (
     ModelCard,
     create_model,
@@ -144,19 +147,65 @@ def test_network_macs_are_linear_in_pixels_and_bicubic_is_reported_apart():
     assert srcnn.to_dict()["total_flops"] == 2 * srcnn.total_macs
 
 
-@pytest.mark.parametrize("name", ["srcnn", "edsr_baseline"])
-def test_fvcore_agrees_with_flop_counter_mode(name):
-    """Real tensors at a small size: conv MACs x 2 == FlopCounterMode's convolution FLOPs."""
-    model = create_model(name, 2).eval()
-    shape = lr_shape(get_card(name), 2, parse_size("20x12"))
-    macs = count_macs(model, shape, method="trace")
+# fvcore (srbench's handles) counts MACs = multiply-accumulates, per category: conv (output
+# pixels x C_out x C_in/groups x k^2), conv_transpose (the same product per *input* pixel),
+# matmul/bicubic (batch x n x k x m), linear, einsum; elementwise ops are counted apart as
+# operations, not MACs. torch.utils.flop_counter.FlopCounterMode counts FLOPs = 2 x MACs per aten
+# op: aten.convolution (transposed ones per input pixel too), aten.mm/bmm/addmm/baddbmm; it counts
+# no elementwise op. Neither counts a bias addition. So, op by op, the allowed difference is
+# zero: convolution FLOPs = 2 x (conv + conv_transpose) MACs, mm-family FLOPs = 2 x (matmul +
+# bicubic + linear) MACs; elementwise ops are outside the comparison (FlopCounterMode has no
+# count for them), and FlopCounterMode ops without a rule here fail the test.
+_MM_OPS = ("mm", "bmm", "addmm", "baddbmm")
+
+
+def _flops_by_op(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(torch.rand(shape))
-    flops = {str(k): v for k, v in counter.get_flop_counts()["Global"].items()}
-    assert flops["aten.convolution"] == 2 * macs.by_category["conv"]
-    mm = sum(v for k, v in flops.items() if k in ("aten.mm", "aten.bmm", "aten.addmm"))
-    assert mm == 2 * macs.bicubic_macs
-    assert counter.get_total_flops() == 2 * macs.total_macs
+        model(x)
+    return {
+        str(k).removeprefix("aten."): int(v) for k, v in counter.get_flop_counts()["Global"].items()
+    }
+
+
+def _fvcore_flops_by_op(macs) -> dict[str, int]:
+    c = macs.by_category
+    return {
+        "convolution": 2 * (c.get("conv", 0) + c.get("conv_transpose", 0)),
+        "mm-family": 2 * (c.get("matmul", 0) + c.get("bicubic", 0) + c.get("linear", 0)),
+        "einsum": 2 * c.get("einsum", 0),
+    }
+
+
+def _torch_flops_grouped(flops: dict[str, int]) -> dict[str, int]:
+    assert set(flops) <= {"convolution", "einsum", *_MM_OPS}, f"no rule for {sorted(flops)}"
+    return {
+        "convolution": flops.get("convolution", 0),
+        "mm-family": sum(flops.get(op, 0) for op in _MM_OPS),
+        "einsum": flops.get("einsum", 0),
+    }
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_fvcore_macs_equal_flop_counter_mode_flops_op_by_op(name):
+    """Every registered model at x2 on a 16x12 LR input, against FlopCounterMode on the meta
+    device (shapes only: the forward branch fvcore's trace takes), and on real CPU tensors."""
+    card = get_card(name)
+    model = create_model(name, 2).eval()
+    shape = lr_shape(card, 2, parse_size("16x12"))
+    macs = count_macs(model, shape, method="trace")
+    assert macs.uncounted_ops == {} and macs.total_macs > 0
+    expected = _fvcore_flops_by_op(macs)
+    meta = copy.deepcopy(model).to("meta")
+    assert _torch_flops_grouped(_flops_by_op(meta, torch.zeros(shape, device="meta"))) == expected
+    real = _torch_flops_grouped(_flops_by_op(model, torch.rand(shape)))
+    if name == "idn":
+        # On real tensors IDN runs its transposed convolution as a convolution on the LR grid
+        # (s^2 x 64 x K x K per LR pixel, zero taps included) + pixel shuffle: FlopCounterMode
+        # counts what runs, fvcore the architecture's transposed conv (64 x 17 x 17 per LR pixel).
+        side = model._lr_grid_index.shape[-1]
+        h, w = shape[-2:]
+        expected["convolution"] += 2 * h * w * (4 * 64 * side * side - 64 * 17 * 17)
+    assert real == expected
 
 
 def test_elementwise_and_data_movement_are_accounted_not_dropped():
@@ -199,18 +248,20 @@ def test_elementwise_and_data_movement_are_accounted_not_dropped():
     ],
 )
 def test_trainable_params(name, scale, trainable):
-    params = count_params(create_model(name, scale))
+    model = create_model(name, scale)
+    params = param_counts(model)
     assert params["trainable_params"] == trainable == get_card(name).published_params[scale]
+    assert trainable_params(model) == trainable  # what training records and Pareto tables use
 
 
 def test_edsr_frozen_mean_shift_is_reported_as_held():
     """srbench's EDSR holds the mean shift as two frozen 3-value buffers (6 values); the official
     code holds two frozen 1x1 convolutions (2 x (9 + 3) = 24 values). Neither is trainable."""
-    params = count_params(create_model("edsr_baseline", 2))
+    params = param_counts(create_model("edsr_baseline", 2))
     assert params["frozen_params"] == 0
     assert params["buffer_values"] == params["frozen_values"] == 6
     assert params["frozen_detail"] == {"sub_mean.shift": 3, "add_mean.shift": 3}
-    assert count_params(create_model("vdsr", 2))["frozen_values"] == 0
+    assert param_counts(create_model("vdsr", 2))["frozen_values"] == 0
 
 
 # ------------------------------------------------------------------------------------------------
@@ -219,7 +270,7 @@ def test_edsr_frozen_mean_shift_is_reported_as_held():
 
 
 def test_cpu_peak_rss_sees_a_known_allocation():
-    from srbench.profiling import _cpu_peak_rss
+    from srbench.profiling.latency import _cpu_peak_rss
 
     memory = _cpu_peak_rss(lambda: torch.ones(50_000_000))  # 200 MB of float32, touched
     assert memory["status"] == "measured"
@@ -259,7 +310,7 @@ def test_cpu_latency_record_structure():
     assert record["network_macs"] == 57_184 * 32 * 32
     json.dumps(record)  # JSON-ready
     # The printed table shows the measured CPU peak (the RSS), not "not measured".
-    from srbench.profiling_cli import profile_table
+    from srbench.cli.profile import profile_table
 
     buffer = io.StringIO()
     Console(file=buffer, width=250).print(profile_table([record]))
@@ -366,7 +417,7 @@ def test_sizes_violating_model_constraints_raise():
 @pytest.mark.parametrize("precision", ["fp16", "tf32", "int8"])
 def test_unsupported_precisions_on_cpu_raise(precision):
     with pytest.raises(ProfilingError) as info:
-        resolve_precision(precision, torch.device("cpu"))
+        inference_precision(precision, torch.device("cpu"))
     assert "\n" not in str(info.value)
     with pytest.raises(ProfilingError):
         profile_model("srcnn", 2, sizes=["8"], precisions=["fp32", precision])
@@ -390,26 +441,26 @@ def test_other_bad_arguments_raise():
 
 def test_profile_command_prints_a_table_and_appends_json_lines(tmp_path):
     out = tmp_path / "results" / "profile.jsonl"
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=200)
-    records = profile_command(
-        "srcnn,bicubic", "2,4", "8,hr:32x24", "cpu", "fp32", repeats=2, warmup=0,
-        output=out, console=console, err_console=Console(file=io.StringIO()),
-    )  # fmt: skip
-    assert len(records) == 2 * 2 * 2
+    args = ["profile", "--models", "srcnn,bicubic", "--scales", "2,4", "--sizes", "8,hr:32x24"]
+    args += ["--repeats", "2", "--warmup", "0", "--output", str(out)]
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [(r["model"], r["scale"], r["size"]) for r in lines] == [
-        (r["model"], r["scale"], r["size"]) for r in records
+        (m, s, size) for m in ("srcnn", "bicubic") for s in (2, 4) for size in ("8", "hr:32x24")
     ]
     assert all(r["env"]["cpu_model"] for r in lines)
-    text = buffer.getvalue()
+    assert {r["precision"] for r in lines} == {"fp32"}
+    text = result.stdout
     assert "srcnn" in text and "bicubic" in text and "FLOPs = 2 x MACs" in text
-    # a bad precision fails before anything is measured or written
-    with pytest.raises(ProfilingError):
-        profile_command("srcnn", "2", "8", "cpu", "fp16", output=tmp_path / "none.jsonl")
-    assert not (tmp_path / "none.jsonl").exists()
-    with pytest.raises(ProfilingError):
-        profile_command("srcnn", "2", "0", "cpu", "fp32", output=tmp_path / "none.jsonl")
+    assert f"8 records appended to {out}" in result.stderr
+    # a bad precision or size fails in one line before anything is measured or written
+    none = tmp_path / "none.jsonl"
+    for bad in (["--precision", "fp16"], ["--sizes", "0"]):
+        args = ["profile", "--models", "srcnn", "--scales", "2", "--sizes", "8", "--output"]
+        result = CliRunner().invoke(app, [*args, str(none), *bad], catch_exceptions=False)
+        assert result.exit_code == 2 and result.stderr.count("error:") == 1, result.output
+        assert not none.exists()
 
 
 def test_every_registered_model_can_be_counted():

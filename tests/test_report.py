@@ -405,7 +405,7 @@ def test_paper_points_sit_at_the_stored_cost_of_their_architecture_and_protocol(
     import pandas as pd
 
     from srbench.registry import get_card
-    from srbench.report import _paper_points
+    from srbench.report.plots import _paper_points
 
     table = pd.DataFrame(
         [
@@ -417,7 +417,7 @@ def test_paper_points_sit_at_the_stored_cost_of_their_architecture_and_protocol(
     assert published is not None and published.protocol == "legacy-y"
     points = _paper_points(table, ["set5"], 2, "legacy-y", "params")
     idn = [p for p in points if p.label == "idn (paper)"]
-    assert len(idn) == 1 and idn[0].psnr_db == published.psnr_db and idn[0].cost == 552769.0
+    assert len(idn) == 1 and idn[0].value == published.psnr_db and idn[0].cost == 552769.0
     assert not [p for p in _paper_points(table, ["set5"], 2, "standard", "params")
                 if p.label == "idn (paper)"]  # fmt: skip  # never across protocols
 

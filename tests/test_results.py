@@ -302,7 +302,7 @@ def test_every_shipped_model_beats_bicubic_in_the_committed_store():
 
     import numpy as np
 
-    from srbench.pretrained import SHIPPED
+    from srbench.pretrained import shipped
     from srbench.protocols import STANDARD
 
     records = ResultStore(Path(__file__).resolve().parent.parent / "results").latest_records()
@@ -319,8 +319,8 @@ def test_every_shipped_model_beats_bicubic_in_the_committed_store():
         assert got, (model, dataset, scale)
         return float(np.mean(got))
 
-    for model, by_scale in SHIPPED.items():
-        for scale, (_, sha, *_rest) in by_scale.items():
+    for model, by_scale in shipped().items():
+        for scale, sha in ((s, row["sha256"]) for s, row in by_scale.items()):
             for dataset in ("set5", "set14"):
                 margin = mean(model, sha, dataset, scale) - mean("bicubic", None, dataset, scale)
                 need = 1.0 if scale == 2 and model != "srcnn" else 0.0
@@ -383,21 +383,22 @@ def test_every_trained_model_beats_bicubic_on_every_complete_benchmark():
     """Every shipped model, on every benchmark and scale the committed store holds completely
     (both protocols it was run under), has a higher mean PSNR than bicubic there."""
     from srbench.data import get_benchmark
-    from srbench.pretrained import SHIPPED
+    from srbench.pretrained import shipped
 
+    pins = {m: {s: row["sha256"] for s, row in by.items()} for m, by in shipped().items()}
     means = _committed_means()
     compared = 0
     for (model, sha, pid, phash, dataset, scale), (value, images) in means.items():
-        if model not in SHIPPED or scale not in SHIPPED[model] or dataset == "demo":
+        if scale not in pins.get(model, {}) or dataset == "demo":
             continue
-        if sha != SHIPPED[model][scale][1] or images < get_benchmark(dataset).count:
+        if sha != pins[model][scale] or images < get_benchmark(dataset).count:
             continue  # earlier weights under the same name, or a run still in progress
         bicubic = means.get(("bicubic", "none", pid, phash, dataset, scale))
         assert bicubic is not None, (model, pid, dataset, scale)
         assert value > bicubic[0], (model, pid, dataset, scale, value, bicubic[0])
         compared += 1
     # the full benchmark: all five benchmarks at every shipped scale (standard; legacy-y on top)
-    assert compared >= 5 * sum(len(by_scale) for by_scale in SHIPPED.values())
+    assert compared >= 5 * sum(len(by_scale) for by_scale in pins.values())
 
 
 def _tool(name: str):

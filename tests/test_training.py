@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from srbench.precision import cpu_choice, cpu_flags, training_precision
 from srbench.registry import create_model, get_card
 from srbench.results import ResultStore
 from srbench.training.ablation import iter_ablate, spec_from_dict
@@ -20,11 +21,9 @@ from srbench.training.loop import (
     TrainingError,
     read_checkpoint,
     read_log,
-    resolve_precision,
     train,
     train_benchmark,
 )
-from srbench.training.precision import cpu_choice, cpu_flags
 from srbench.training.recipe import (
     RecipeError,
     load_recipe,
@@ -331,10 +330,10 @@ def test_train_benchmark_reports_loop_bare_and_ratio():
 )
 def test_auto_precision_follows_cpu_capabilities(flags, expected):
     assert cpu_choice(frozenset(flags))[0] == expected
-    resolved = resolve_precision("auto", torch.device("cpu"))
+    resolved = training_precision("auto", torch.device("cpu"))
     assert resolved.name == cpu_choice(cpu_flags())[0]
     assert resolved.channels_last == (resolved.name in ("bf16", "fp32-cl"))
-    assert resolve_precision("fp32", torch.device("cpu")).autocast_bf16 is False
+    assert training_precision("fp32", torch.device("cpu")).autocast_bf16 is False
 
 
 def test_bf16_cpu_run_reaches_the_fp32_loss(tmp_path, images):

@@ -297,10 +297,10 @@ def test_shipped_weights_resolve_without_flags_and_refuse_a_changed_file(tmp_pat
 
 def test_every_shipped_file_matches_its_card_and_loads():
     """The package's own weights: present, pinned, strictly loadable, fp16 storage, finite."""
-    from srbench.pretrained import SHIPPED
+    from srbench.pretrained import shipped
     from srbench.registry import resolve
 
-    for model, by_scale in SHIPPED.items():
+    for model, by_scale in shipped().items():
         for scale in by_scale:
             ref = resolve(model)
             path = resolve_default_weights(ref, scale)
@@ -309,7 +309,7 @@ def test_every_shipped_file_matches_its_card_and_loads():
             load_weights(net, path, card=ref.card, scale=scale)
             assert all(t.dtype == torch.float32 for t in net.state_dict().values())
             assert all(t.dtype == torch.float16 for t in load_file(path).values())
-    files = {row[0] for by_scale in SHIPPED.values() for row in by_scale.values()}
+    files = {row["file"] for by_scale in shipped().values() for row in by_scale.values()}
     total = sum((shipped_dir() / f).stat().st_size for f in files)
     assert total <= 30 * 2**20  # the issue's budget for all shipped weights
 

@@ -5,9 +5,10 @@
         [--protocol standard] [--dataset set5] [--scale 4] [--cost params]
         [--update-readme README.md]
 
-Writes ``reports/readme_pareto.png`` (+ ``.svg``): PSNR against the cost on one dataset and scale,
-and ``reports/readme_results.md``: a table of PSNR/SSIM per model, scale and benchmark with
-parameters and MACs, for one protocol. With ``--update-readme`` the table (and the plot link)
+Writes ``reports/readme_pareto.png`` (+ ``.svg``): the headline metric (PSNR) against the cost on
+one dataset and scale, and ``reports/readme_results.md``: a table of every metric
+(:data:`srbench.schema.METRICS`) per model, scale and benchmark with parameters and MACs, for one
+protocol. With ``--update-readme`` the table (and the plot link)
 replace whatever stands between ``<!-- srbench:results:begin -->`` and
 ``<!-- srbench:results:end -->`` in that file; nothing else in it is touched.
 """
@@ -30,11 +31,22 @@ def _md(text: Any) -> str:
     return out.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def metrics_text() -> str:
+    """What a table cell holds: ``PSNR (dB) / SSIM on Y`` (each metric on the view it needs)."""
+    from srbench.schema import metric_specs
+
+    specs = metric_specs()
+    if len({m.needs for m in specs}) == 1:
+        return " / ".join(m.axis_label() for m in specs) + f" on {specs[0].needs.upper()}"
+    return " / ".join(f"{m.axis_label()} on {m.needs.upper()}" for m in specs)
+
+
 def markdown_table(summary, protocol: str, protocol_hash: str) -> str:
-    """PSNR / SSIM per model (rows) and benchmark (columns), one block per scale."""
+    """Every metric per model (rows) and benchmark (columns), one block per scale."""
     from srbench.kinds import KINDS, training_budget, weights_kind
     from srbench.pareto import expected_images
-    from srbench.report import _ordered_datasets, fmt, fmt_int, fmt_macs
+    from srbench.report import fmt_int, fmt_macs, fmt_metric, ordered_datasets
+    from srbench.schema import metric_specs
 
     def weights(row) -> str:
         # Whose weights, and for srbench's own training its budget: never read as a paper's.
@@ -46,17 +58,17 @@ def markdown_table(summary, protocol: str, protocol_hash: str) -> str:
         expected = expected_images(row.dataset)
         if expected is not None and int(row.images) < expected:
             return f"({int(row.images)}/{expected} images)"
-        return f"{fmt(row.psnr_db)} / {fmt(row.ssim, 4)}"
+        return " / ".join(fmt_metric(m, getattr(row, m.name)) for m in metric_specs())
 
     lines = [
-        f"Protocol `{protocol}@{protocol_hash}` (see docs/protocols.md); PSNR (dB) / SSIM on Y, "
+        f"Protocol `{protocol}@{protocol_hash}` (see docs/protocols.md); {metrics_text()}, "
         "mean over each benchmark's images; MACs for a 1280x720 output.",
         "",
     ]
     part = summary[(summary["protocol"] == protocol) & (summary["protocol_hash"] == protocol_hash)]
     for scale in sorted(int(s) for s in part["scale"].unique()):
         group = part[part["scale"] == scale]
-        datasets = _ordered_datasets(list(group["dataset"].unique()))
+        datasets = ordered_datasets(list(group["dataset"].unique()))
         lines.append(f"**x{scale}**")
         lines.append("")
         lines.append("| model | weights | " + " | ".join(datasets) + " | params | MACs |")
@@ -121,7 +133,7 @@ def readme_assets(
     protocol: str | None = None,
     dataset: str | None = None,
     scale: int | None = None,
-    quality: str = "psnr_db",
+    quality: str | None = None,
     cost: str = "params",
     cost_fn=None,
 ) -> dict[str, Path]:
@@ -164,9 +176,11 @@ def readme_assets(
     if scale is None:
         scale = max(int(s) for s in part[part["dataset"] == dataset]["scale"])
 
+    from srbench.schema import headline
+
     out = Path(output_dir)
     paths = pareto_plot(
-        part, dataset, scale, quality, cost, out,
+        part, dataset, scale, quality or headline().name, cost, out,
         protocol=protocol, protocol_hash=protocol_hash, stem="readme_pareto",
     )  # fmt: skip
     from srbench.files import atomic_write
@@ -202,7 +216,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--protocol", default=None, help="default: standard if present")
     parser.add_argument("--dataset", default=None, help="default: the first benchmark present")
     parser.add_argument("--scale", type=int, default=None, help="default: the largest present")
-    parser.add_argument("--quality", default="psnr_db", choices=("psnr_db", "ssim"))
+    from srbench.schema import headline, metric_names
+
+    parser.add_argument("--quality", default=headline().name, choices=metric_names())
     parser.add_argument(
         "--cost", default="params", choices=("params", "macs", "network_macs", "latency_ms")
     )

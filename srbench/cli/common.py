@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -37,7 +37,7 @@ class OneErrorHandler(TyperGroup):
         rank = {n: i for i, n in enumerate(COMMAND_ORDER)}
         return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
-    def invoke(self, ctx: typer.Context):
+    def invoke(self, ctx: Any) -> Any:  # typer's (vendored) click Context
         try:
             return super().invoke(ctx)
         except SRBenchError as exc:
@@ -53,7 +53,7 @@ def new_app(help: str, **kwargs) -> typer.Typer:
     return typer.Typer(cls=OneErrorHandler, help=help, **kwargs)
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     say_error(message)
     raise typer.Exit(2)
 

@@ -46,15 +46,19 @@ def compare(
     over the images, wins/ties/losses; a table, a forest plot and a JSON file."""
     from srbench.comparison import compare_models, preset_pairs, stored_name
     from srbench.figures import forest_plot
+    from srbench.files import atomic_write
     from srbench.results import ResultStore
     from srbench.stores import is_reference_name, reference_records
     from srbench.verdict import sentence
 
-    if preset is None and (a is None or b is None):
-        fail("give two models (srbench compare drn_s idn) or --preset drn")
     if preset is not None and a is not None:
         fail("give either two models or --preset, not both")
-    pairs = preset_pairs(preset) if preset else ((a, b, f"{a} vs {b}"),)
+    if preset is not None:
+        pairs = preset_pairs(preset)
+    elif a is None or b is None:
+        fail("give two models (srbench compare drn_s idn) or --preset drn")
+    else:
+        pairs = ((a, b, f"{a} vs {b}"),)
     results = store(results_dir)
     records = ResultStore(results).latest_records()
     if any(is_reference_name(n) for pair in pairs for n in pair[:2]):
@@ -85,7 +89,7 @@ def compare(
         rows, output_dir / f"compare_{name}", titles=titles, title=preset or "paired comparison"
     )
     table = output_dir / f"compare_{name}.json"
-    table.write_text(json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
+    atomic_write(table, json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
     err_console.print(f"wrote {plot} and {table}", highlight=False)
 
 
@@ -99,6 +103,8 @@ def print_pairs(rows, title: str) -> None:
     `compare`'s and the verdict per training budget (a budget column where rows have one)."""
     from rich.table import Table
 
+    from srbench.schema import metric
+
     budgets = any(r.budget for r in rows)
     table = Table(title=title)
     columns = ["A", "B", *(["budget"] if budgets else []), "dataset", "scale", "metric"]
@@ -106,7 +112,7 @@ def print_pairs(rows, title: str) -> None:
     for column in columns:
         table.add_column(column, justify="left" if column in ("A", "B", "dataset") else "right")
     for r in rows:
-        digits = 3 if r.metric == "psnr_db" else 5
+        digits = metric(r.metric).decimals + 1  # differences: one decimal finer than means
         n = f"{r.images} x {r.diff.seeds}" if budgets else str(r.images)
         table.add_row(
             r.a, r.b, *([str(r.budget)] if budgets else []), r.dataset, f"x{r.scale}", r.metric,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from srbench.cli.common import (
@@ -127,20 +127,31 @@ def _metric_cell(m, digits: int, relative: bool = False) -> str:
 
 def gate_table(result, show_all: bool = False) -> Table:
     """The diff table: one row per baseline entry (only the ones that are not ok, unless asked)."""
+    from srbench.schema import metric_specs
+
     tol = result.tolerances
+    specs = metric_specs()
+    quality = ", ".join(
+        f"{m.label} {'-' if m.higher_is_better else '+'}{tol.of(m.name):g}"
+        + (f" {m.unit}" if m.unit else "")
+        for m in specs
+    )
     table = Table(
         title="srbench check: current vs baseline",
         caption=(
-            f"tolerances: PSNR -{tol.psnr_db:g} dB, SSIM -{tol.ssim:g}, params/MACs/images exact, "
+            f"tolerances: {quality}, params/MACs/images exact, "
             f"latency +{tol.latency_rel:.0%} (same device and threads only). "
             "Cells: current (delta)."
         ),
     )
-    for name, justify in (
-        ("model", "left"), ("weights", "left"), ("protocol", "left"), ("dataset", "left"),
-        ("x", "right"), ("PSNR dB", "right"), ("SSIM", "right"), ("images", "right"),
-        ("params", "right"), ("MACs", "right"), ("latency ms", "right"), ("status", "left"),
-    ):  # fmt: skip
+    columns: list[tuple[str, JustifyMethod]] = [
+        *((name, "left") for name in ("model", "weights", "protocol", "dataset")),
+        ("x", "right"),
+        *((m.header, "right") for m in specs),
+        *((name, "right") for name in ("images", "params", "MACs", "latency ms")),
+        ("status", "left"),
+    ]
+    for name, justify in columns:
         table.add_column(name, justify=justify, no_wrap=name in ("model", "weights", "protocol"))
     for entry in result.entries:
         if not show_all and entry.status == "ok":
@@ -151,7 +162,8 @@ def gate_table(result, show_all: bool = False) -> Table:
         table.add_row(
             k["model"], _weights_text(str(k["weights_sha256"])), f"{k['protocol']}@{str(k['protocol_hash'])[:6]}",
             k["dataset"] + (" +ens" if k["ensemble"] else ""), str(k["scale"]),
-            _metric_cell(by.get("psnr_db"), 3), _metric_cell(by.get("ssim"), 5),
+            # one more decimal than the tables: the gate's tolerances are that fine
+            *(_metric_cell(by.get(m.name), m.decimals + 1) for m in specs),
             _metric_cell(by.get("images"), 0), _metric_cell(by.get("params"), 0),
             _metric_cell(by.get("macs"), 0), _metric_cell(by.get("latency_ms"), 2, relative=True),
             status,
@@ -231,8 +243,6 @@ def check_command(
     ``weights`` as ``--weights``; ``force=True`` re-runs all of them. Tolerances default to the
     baseline file's (else PSNR 0.01 dB, SSIM 0.0002, latency 10%).
     """
-    from dataclasses import replace
-
     from srbench.gate import (
         Tolerances,
         compare,
@@ -252,10 +262,10 @@ def check_command(
         if value is not None:
             if value < 0:
                 raise SRBenchError(f"tolerances must be >= 0, got {name}={value}")
-            tol = replace(tol, **{name: float(value)})
+            tol = tol.replaced(name, float(value))
 
     keys = data["entries"]
-    scope = {
+    scope: dict[str, Any] = {
         "models": sorted({e["model"] for e in keys}),
         "datasets": sorted({e["dataset"] for e in keys}),
         "scales": sorted({int(e["scale"]) for e in keys}),
@@ -318,12 +328,12 @@ def baseline_update_command(
 
     writable_target(baseline)  # refused before reading the store, not after
     console = console or Console()
-    defaults = Tolerances()
-    tol = Tolerances(
-        psnr_db=defaults.psnr_db if psnr_tolerance is None else float(psnr_tolerance),
-        ssim=defaults.ssim if ssim_tolerance is None else float(ssim_tolerance),
-        latency_rel=defaults.latency_rel if latency_tolerance is None else float(latency_tolerance),
-    )
+    tol = Tolerances()
+    for name, value in (
+        ("psnr_db", psnr_tolerance), ("ssim", ssim_tolerance), ("latency_rel", latency_tolerance)
+    ):  # fmt: skip
+        if value is not None:
+            tol = tol.replaced(name, float(value))
     entries = current_entries(
         Path(results_dir),
         models=split_list(models) or None,

@@ -1,4 +1,4 @@
-"""`srbench profile|report|pareto|verdict`: what the store shows (the gate is in ``cli.gate``)."""
+"""`srbench report|pareto|verdict`: what the store shows (the gate is in ``cli.gate``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 
 from srbench.cli.common import (
-    Device,
     ProtocolOpt,
     ResultsDir,
     app,
@@ -20,62 +19,6 @@ from srbench.cli.common import (
 )
 from srbench.errors import SRBenchError
 from srbench.parsing import int_list, split_list
-
-
-@app.command()
-def profile(
-    models: Annotated[str, typer.Option(help="Names or wildcards, or 'all'.")] = "all",
-    scales: Annotated[str, typer.Option(help="Comma-separated scales.")] = "2,3,4",
-    sizes: Annotated[
-        str, typer.Option(help="720p (1280x720 HR output), 256 (256x256 LR), WxH, hr:WxH.")
-    ] = "720p,256",
-    device: Device = "cpu",
-    precision: Annotated[
-        str, typer.Option(help="fp32, tf32, fp16, bf16 (comma-separated).")
-    ] = "fp32",
-    repeats: Annotated[int, typer.Option(help="Timed repeats (median, IQR, min).")] = 10,
-    warmup: Annotated[int, typer.Option(help="Untimed warm-up passes.")] = 2,
-    budget_s: Annotated[
-        float | None, typer.Option(help="Stop timing after this many seconds.")
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            help="CPU threads (recorded). Default: as `srbench run` picks them, one per idle core."
-        ),
-    ] = None,
-    cudnn_benchmark: Annotated[bool, typer.Option("--cudnn-benchmark")] = False,
-    no_latency: Annotated[
-        bool, typer.Option("--no-latency", help="Parameters and MACs only.")
-    ] = False,
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            help="JSON-lines file the records are appended to (default: profile.jsonl in your "
-            "result store)."
-        ),
-    ] = None,
-) -> None:
-    """Parameters, MACs/FLOPs, latency and peak memory, labelled with units and environment."""
-    from srbench.profiling_cli import profile_command
-
-    profile_command(
-        models,
-        scales,
-        sizes,
-        device,
-        precision,
-        repeats,
-        warmup,
-        budget_s,
-        output or store(None) / "profile.jsonl",
-        threads=threads,
-        cudnn_benchmark=cudnn_benchmark,
-        latency=not no_latency,
-        console=console,
-        err_console=err_console,
-    )
-
 
 Reference = Annotated[
     bool,
@@ -175,8 +118,11 @@ def _budget_verdict(records: list[dict], protocol: str, path: Path) -> None:
     rows = budget_verdict(records, protocol=protocol)
     if not rows:
         return
-    psnr = [r for r in rows if r.metric == "psnr_db"]
-    print_pairs(psnr, f"PSNR A - B per training budget ({protocol}; 95% t interval)")
+    from srbench.schema import headline
+
+    spec = headline()
+    shown = [r for r in rows if r.metric == spec.name]
+    print_pairs(shown, f"{spec.label} A - B per training budget ({protocol}; 95% t interval)")
     for a, b, _ in VERDICT_PAIRS:
         console.print(budget_sentence(rows, a, b), highlight=False)
     atomic_write(path, json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
@@ -248,14 +194,13 @@ def pareto_command(
 ) -> list[Path]:
     """One Pareto plot (PNG + SVG) per protocol, dataset and scale in the store; returns the PNGs.
     ``reference``: the project's reference store beside this one, its models named ``NAME@ref``."""
-    from srbench.pareto import COSTS, QUALITIES, load_profiles, plot_all
+    from srbench.pareto import COSTS, load_profiles, plot_all, quality_spec
     from srbench.results import load_results
     from srbench.stores import reference_profiles, with_reference
 
     console = console or Console()
     err_console = err_console or Console(stderr=True)
-    if quality not in QUALITIES:
-        raise SRBenchError(f"unknown quality {quality!r}; choose from {', '.join(QUALITIES)}")
+    quality_spec(quality)  # an unknown one: refused before reading the store
     if cost not in COSTS:
         raise SRBenchError(f"unknown cost {cost!r}; choose from {', '.join(COSTS)}")
     frame = load_results(results_dir)

@@ -90,6 +90,15 @@ AllowRandomWeights = Annotated[
     ),
 ]
 
+AllowDirty = Annotated[
+    bool,
+    typer.Option(
+        "--allow-dirty",
+        help="Write into a store committed to git (a clone's results/) although srbench's "
+        "code has uncommitted changes; the records say code_dirty: true.",
+    ),
+]
+
 SaveImages = Annotated[
     Path | None,
     typer.Option(help="Save SR images (PNG, RGB; Y models get bicubic chroma) here."),
@@ -139,6 +148,7 @@ def run(
     force: Force = False,
     no_verify: NoVerify = False,
     allow_random_weights: AllowRandomWeights = False,
+    allow_dirty: AllowDirty = False,
     save_images: SaveImages = None,
     tag: WeightsTag = None,
     threads: Threads = None,
@@ -150,6 +160,9 @@ def run(
     from srbench.runner import DEMO_NOTICE, RunConfig
 
     results_dir = store(results_dir)
+    from srbench.provenance import refuse_dirty_store
+
+    refuse_dirty_store(results_dir, allow_dirty=allow_dirty)
     try:
         from srbench.registry import list_models, resolve
 
@@ -198,21 +211,16 @@ def run(
         fail(f"bad option value: {exc}")
     _print_and_save_summary(config, sources, keys, records)
     if profile:
-        from srbench.profiling_cli import profile_command
+        from srbench.cli.profile import profile as profile_models
 
-        profile_command(
-            ",".join(ref.key for ref in config.models),
-            ",".join(map(str, config.scales)),
-            "720p,256",
-            device,
-            "fp32",
-            5,
-            1,
-            None,
-            Path(results_dir) / "profile.jsonl",
+        profile_models(
+            models=",".join(ref.key for ref in config.models),
+            scales=",".join(map(str, config.scales)),
+            device=device,
+            repeats=5,
+            warmup=1,
             threads=threads,
-            console=console,
-            err_console=err_console,
+            output=Path(results_dir) / "profile.jsonl",
         )
 
 
@@ -300,8 +308,11 @@ def _print_and_save_summary(config, sources, run_keys: list[tuple], new_records:
 
     protocol = config.protocol
     summary, path = write_summary(config, sources, run_keys, new_records)
-    table = Table(title=f"PSNR (dB) / SSIM on Y -- protocol {protocol.label}")
-    for column in ("model", "scale", "dataset", "PSNR_dB", "SSIM", "images"):
+    from srbench.schema import metric_specs
+
+    specs = metric_specs()
+    table = Table(title=f"{' / '.join(m.axis_label() for m in specs)} -- protocol {protocol.label}")
+    for column in ("model", "scale", "dataset", *(m.header for m in specs), "images"):
         table.add_column(column, justify="right" if column not in ("model", "dataset") else "left")
     for row in summary.sort_values(["model", "scale", "dataset"]).itertuples():
         random = getattr(row, "weights_sha256", "") == "random-init"
@@ -309,8 +320,7 @@ def _print_and_save_summary(config, sources, run_keys: list[tuple], new_records:
             row.model + (" (random weights)" if random else ""),
             f"x{row.scale}",
             row.dataset,
-            f"{row.psnr_db:.2f}",
-            f"{row.ssim:.4f}",
+            *(m.fmt(getattr(row, m.name)) for m in specs),
             str(row.images),
         )
     console.print(table)

@@ -14,6 +14,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -130,7 +131,7 @@ class TrainPrinter:
     def __init__(self, progress: Progress, label: str = "") -> None:
         self.progress = progress
         self.label = label
-        self.task = None
+        self.task: TaskID | None = None
         self.next_line = 0
 
     def __call__(self, event) -> None:
@@ -200,7 +201,7 @@ def train_command(
 
     rec = load_recipe(recipe, model=model, scale=scale, iterations=iterations, overrides=overrides)
     if benchmark:
-        result = train_benchmark(
+        bench = train_benchmark(
             rec.model,  # type: ignore[arg-type]
             rec.scale,
             rec.data.batch_size,
@@ -210,8 +211,8 @@ def train_command(
             overrides=rec.model_overrides,
             compile=compile or rec.compile,
         )
-        print_benchmark(result)
-        return result
+        print_benchmark(bench)
+        return bench
     say(f"recipe {rec.source} ({rec.hash}) -> {Path(output_dir) / run_name(rec)}")
     result: dict[str, Any] = {}
     with train_progress() as progress:

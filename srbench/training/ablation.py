@@ -357,17 +357,17 @@ def _score_variant(
     from srbench.codehash import model_code_sha256
     from srbench.evaluation import Evaluand
     from srbench.inference import memory_format
+    from srbench.profiling import trainable_params
     from srbench.runner import iter_model, quiet_blas
     from srbench.schema import record_key
     from srbench.threads import restored_threads
     from srbench.training.evaluate import summarise_scores
-    from srbench.training.loop import count_params
     from srbench.weights import load_weights
 
     card = get_card(recipe.model)  # type: ignore[arg-type]
     model = create_model(card.name, recipe.scale, **recipe.model_overrides)
     sha = load_weights(model, run_dir / WEIGHTS_FILE, card=card, scale=recipe.scale)
-    params = count_params(model)
+    params = trainable_params(model)
     device = session.record.device
     model = model.to(device).to(memory_format=memory_format(device)).eval()
     extra = {

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from srbench.data import HRImage
+from srbench.precision import Precision
 from srbench.protocols import LRCache
 from srbench.registry import ModelCard, create_model, get_card
 from srbench.training import distributed
@@ -24,7 +25,6 @@ from srbench.training.data import (
     build_training_set,
     load_training_images,
 )
-from srbench.training.precision import TrainPrecision
 from srbench.training.recipe import Recipe
 from srbench.training.steps import TrainStep, make_loss
 
@@ -95,7 +95,7 @@ def build_models(
     card: ModelCard,
     scales: tuple[int, ...],
     device: torch.device,
-    precision: TrainPrecision,
+    precision: Precision,
     state: dict | None,
     output_dir: Path,
 ) -> tuple[nn.Module, dict[int, nn.Module], dict[str, Any]]:
@@ -192,7 +192,7 @@ def train_steps(
     models: dict[int, nn.Module],
     optimizer: torch.optim.Optimizer,
     device: torch.device,
-    precision: TrainPrecision,
+    precision: Precision,
     compile: bool,
 ) -> dict[int, TrainStep]:
     """One step per scale, through DDP (under torchrun) and ``torch.compile`` on request."""

@@ -23,7 +23,7 @@ from srbench.inference import in_memory_format
 from srbench.protocols import Protocol, get_protocol
 from srbench.registry import ModelCard
 from srbench.runner import DatasetSource, RunConfig, Session, benchmark_source, iter_model
-from srbench.schema import METRIC_NAMES, UNKNOWN_CODE
+from srbench.schema import UNKNOWN_CODE, metric_names
 from srbench.training import distributed
 from srbench.training.checkpoint import append_log
 from srbench.training.recipe import Recipe
@@ -65,12 +65,16 @@ def validation_records(
 
 
 def summarise_scores(scores: Sequence[dict]) -> dict[str, dict[str, float]]:
-    """Per-dataset mean PSNR/SSIM: ``{"set5": {"psnr_db": .., "ssim": .., "images": 5}}``."""
+    """Per-dataset mean of each metric: ``{"set5": {"psnr_db": .., "ssim": .., "images": 5}}``."""
     out: dict[str, dict[str, float]] = {}
     for key in dict.fromkeys(s["dataset"] for s in scores):
         rows = [s for s in scores if s["dataset"] == key]
         out[key] = {
-            **{m: sum(r[m] for r in rows) / len(rows) for m in METRIC_NAMES},
+            **{
+                m: sum(r[m] for r in rows) / len(rows)
+                for m in metric_names()
+                if all(m in r for r in rows)  # a metric the protocol cannot feed: absent
+            },
             "images": len(rows),
         }
     return out

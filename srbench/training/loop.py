@@ -17,7 +17,7 @@ to the end. A run lives in ``<output_dir>/<run name>/``:
 Resuming (``resume=True``) restores all of that, so the losses and weights after a resume equal
 those of an uninterrupted run (bit for bit on CPU; the tests check it).
 
-Precision: ``auto`` picks by the device's capabilities (``srbench.training.precision``: bf16
+Precision: ``auto`` picks by the device's capabilities (``srbench.precision``: bf16
 autocast + channels_last where the hardware multiplies bf16, fp32 + channels_last on AVX-512, plain
 fp32 otherwise); master weights stay fp32. ``compile`` wraps the (DDP) model in ``torch.compile``.
 
@@ -40,13 +40,15 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from srbench.data import HRImage
 from srbench.files import atomic_write
+from srbench.precision import Precision, training_precision
+from srbench.profiling import trainable_params
 from srbench.registry import ModelCard, get_card
 from srbench.training import distributed
 from srbench.training.build import (
@@ -76,21 +78,15 @@ from srbench.training.data import (
     TrainingSet,
 )
 from srbench.training.evaluate import Validation
-from srbench.training.precision import TrainPrecision
 from srbench.training.recipe import Recipe, check_model, dump_recipe, run_name
 from srbench.training.steps import (
     TrainStep,
     WSDScheduler,
     build_optimizer,
     build_scheduler,
-    count_params,
     make_loss,
-    resolve_precision,
 )
 from srbench.training.throughput import train_benchmark
-
-if TYPE_CHECKING:
-    pass
 
 # Where these names were defined before the loop was split (callers import them from here).
 __all__ = [
@@ -104,14 +100,12 @@ __all__ = [
     "WSDScheduler",
     "build_optimizer",
     "build_scheduler",
-    "count_params",
     "is_branch_point",
     "iter_train",
     "make_loss",
     "prepare_training_set",
     "read_checkpoint",
     "read_log",
-    "resolve_precision",
     "save_checkpoint",
     "train",
     "train_benchmark",
@@ -213,7 +207,7 @@ class _Run:
     name: str
     run_dir: Path
     device: torch.device
-    precision: TrainPrecision
+    precision: Precision
     scales: tuple[int, ...]
     model: nn.Module  # the first scale's; the others share its parameters
     models: dict[int, nn.Module]
@@ -246,7 +240,7 @@ class _Run:
             "model": self.card.name,
             "scale": self.recipe.scale,
             "scales": list(self.scales),
-            "params": count_params(self.model),
+            "params": trainable_params(self.model),
             **self.data_info,
             "device": str(self.device),
             "precision": self.precision.name,
@@ -258,7 +252,9 @@ class _Run:
             **self.init_info,
         }
 
-    def save(self, iteration: int, train_seconds: float, path: Path | None = None) -> None:
+    def write_checkpoint(
+        self, iteration: int, train_seconds: float, path: Path | None = None
+    ) -> None:
         save_checkpoint(
             self.run_dir,
             iteration=iteration,
@@ -291,7 +287,7 @@ def _setup(
     card = get_card(recipe.model)  # type: ignore[arg-type]
     name = run_name(recipe)
     run_dir = output_dir / name
-    precision = resolve_precision(recipe.precision, device)
+    precision = training_precision(recipe.precision, device)
     scales = recipe.train_scales()
     state = check_start(recipe, ctx, run_dir, training_set, resume, snapshots, snapshot_dir)
 
@@ -372,7 +368,7 @@ def _steps(run: _Run) -> Iterator[TrainEvent]:
         if done % recipe.log_interval == 0 or done == run.last:
             values = distributed.mean_across(ctx, torch.stack(losses)).tolist()
             elapsed = time.perf_counter() - tick
-            info = {
+            info: dict[str, Any] = {
                 "losses": values,
                 "loss": statistics.fmean(values),
                 "lr": run.optimizer.param_groups[0]["lr"],
@@ -389,13 +385,15 @@ def _steps(run: _Run) -> Iterator[TrainEvent]:
         do_checkpoint = (periodic or done == run.last) and done != total
         if do_val and ctx.is_main:
             yield TrainEvent("validate", done, total, run.validation(done))
-        targets = []  # where this iteration's training state goes
+        targets: list[Path | None] = []  # where this iteration's training state goes
         if done in run.snapshots and run.snapshot_dir is not None:
             targets.append(run.snapshot_dir / snapshot_name(done))
         if do_checkpoint:
             targets.append(None)  # the run's own checkpoint.pt
         for target in targets if ctx.is_main else []:
-            run.save(done, run.train_seconds + time.perf_counter() - segment_start, target)
+            run.write_checkpoint(
+                done, run.train_seconds + time.perf_counter() - segment_start, target
+            )
         if do_checkpoint and ctx.is_main:
             yield TrainEvent("checkpoint", done, total, {"path": str(run.run_dir)})
         paused = do_val or do_checkpoint
@@ -417,7 +415,7 @@ def _finish(run: _Run) -> Iterator[TrainEvent]:
     info: dict[str, Any] = {"finished": True, "run_dir": str(run.run_dir)}
     if run.ctx.is_main:
         # Final checkpoint too, so that the run can be extended or inspected.
-        run.save(total, run.train_seconds)
+        run.write_checkpoint(total, run.train_seconds)
         from srbench.weights import save_weights
 
         weights = run.run_dir / WEIGHTS_FILE
@@ -454,7 +452,7 @@ def _run_summary(
         "scale": run.recipe.scale,
         "scales": list(run.scales),
         "model_overrides": run.recipe.model_overrides,
-        "params": count_params(run.model),
+        "params": trainable_params(run.model),
         "iterations": run.total,
         "recipe_hash": run.recipe.hash,
         "weights": WEIGHTS_FILE,

@@ -77,7 +77,7 @@ import yaml
 
 from srbench.errors import ModelNotFoundError, SRBenchError
 from srbench.parsing import key_values as parse_overrides  # noqa: F401 (``--set`` items -> dict)
-from srbench.training.precision import PRECISIONS
+from srbench.precision import TRAINING_PRECISIONS
 
 LOSSES = ("l1", "mse", "charbonnier")
 SCHEDULES = ("multistep", "cosine", "constant", "wsd")
@@ -347,8 +347,9 @@ def _check_values(recipe: Recipe, where: str) -> None:
             raise bad(f"{key} must be 0 or more, got {value}")
     if recipe.loss not in LOSSES:
         raise bad(f"loss must be one of {', '.join(LOSSES)}, got {recipe.loss!r}")
-    if recipe.precision not in PRECISIONS:
-        raise bad(f"precision must be one of {', '.join(PRECISIONS)}, got {recipe.precision!r}")
+    if recipe.precision not in TRAINING_PRECISIONS:
+        choices = ", ".join(TRAINING_PRECISIONS)
+        raise bad(f"precision must be one of {choices}, got {recipe.precision!r}")
     if recipe.schedule.name not in SCHEDULES:
         raise bad(
             f"schedule.name must be one of {', '.join(SCHEDULES)}, got {recipe.schedule.name!r}"
@@ -376,7 +377,7 @@ def _check_values(recipe: Recipe, where: str) -> None:
 
     if recipe.optimizer.name.lower() not in list_optimizers():
         close = difflib.get_close_matches(recipe.optimizer.name.lower(), list_optimizers(), n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = f"; did you mean {', '.join(map(str, close))}?" if close else ""
         raise bad(f"unknown optimizer {recipe.optimizer.name!r}{hint} (timm optimizer names)")
     from srbench.protocols import get_protocol
 

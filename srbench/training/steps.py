@@ -14,14 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from srbench.errors import SRBenchError
-from srbench.training import precision as precision_mod
-from srbench.training.precision import TrainPrecision
+from srbench.precision import Precision
 from srbench.training.recipe import Recipe
-
-
-def resolve_precision(precision: str, device: torch.device) -> TrainPrecision:
-    """What ``precision`` (``auto`` included) means on ``device`` (see ``training.precision``)."""
-    return precision_mod.resolve(precision, device)
 
 
 def make_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -130,7 +124,7 @@ class TrainStep:
         loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
         *,
         device: torch.device,
-        precision: TrainPrecision,
+        precision: Precision,
         grad_clip: float | None = None,
         params: Sequence[torch.Tensor] | None = None,
     ) -> None:
@@ -155,7 +149,3 @@ class TrainStep:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()
         return loss.detach()
-
-
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -13,9 +13,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from srbench.data import HRImage
+from srbench.precision import training_precision
 from srbench.registry import create_model, get_card
 from srbench.training.data import PatchSampler, TrainingSet, build_training_set, synthetic_images
-from srbench.training.steps import TrainStep, resolve_precision
+from srbench.training.steps import TrainStep
 
 
 def _sync(device: torch.device) -> None:
@@ -63,7 +64,7 @@ def train_benchmark(
         name = own_card.name if own_card else type(model).__name__
         channels = own_card.input_channels if own_card else "rgb"
     n_channels = 1 if channels == "y" else 3
-    prec = resolve_precision(precision, dev)
+    prec = training_precision(precision, dev)
     net = net.to(dev).train()
     if prec.channels_last:
         net = net.to(memory_format=torch.channels_last)
