@@ -12,15 +12,17 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from srbench.errors import SRBenchError
 from srbench.inference import InferenceReport, infer, memory_format, memory_format_name
 from srbench.protocols import Prepared, Protocol, Scored, score
-from srbench.registry import ModelCard
 from srbench.schema import SCORER_VERSION, tiling_label
+
+if TYPE_CHECKING:  # only named: the registry stays out of the scorer's code_sha256
+    from srbench.registry import ModelCard
 
 
 @dataclass
@@ -97,10 +99,10 @@ class RecordContext:
     device: torch.device
     env: dict[str, Any]
     run_id: str
+    precision: str  # srbench.precision's name of what evaluate_image computes in
     seed: int = 0
     ensemble: bool = False
     tile: int | None = None
-    precision: str = "fp32"
 
 
 def key_fields(

@@ -40,6 +40,7 @@ from srbench.evaluation import (
 )
 from srbench.files import atomic_path, atomic_write
 from srbench.inference import memory_format, tile_overlap
+from srbench.precision import EVALUATION_PRECISION, inference_precision
 from srbench.protocols import (
     LRCache,
     Prepared,
@@ -357,8 +358,9 @@ class Session:
     def __init__(self, config: RunConfig, device: torch.device, *, stored: bool = True) -> None:
         self.config = config
         self.record = RecordContext(
-            config.protocol, device, environment(device), new_run_id(), config.seed,
-            config.ensemble, config.tile,
+            config.protocol, device, environment(device), new_run_id(),
+            precision=inference_precision(EVALUATION_PRECISION, device).name,
+            seed=config.seed, ensemble=config.ensemble, tile=config.tile,
         )  # fmt: skip
         self.cache = LRCache(enabled=config.cache_lr)
         self.prepared: dict[tuple, Prepared] | None = None if stored else {}

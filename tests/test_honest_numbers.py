@@ -135,6 +135,37 @@ def test_code_hash_follows_the_models_code_and_its_imports(plugin):
     assert model_code_sha256("i22_model") != first  # an imported module's code changed
 
 
+def test_code_hash_leaves_out_imports_for_annotations_only(tmp_path, monkeypatch):
+    """A module named under ``if TYPE_CHECKING:`` is never imported at run time: its code does
+    not make the numbers, so a change to it leaves the hash alone."""
+    package = tmp_path / "i24_typed_plugin"  # its own name: import caches outlive a test
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helper.py").write_text("def gain():\n    return 1.0\n")
+    (package / "typing_only.py").write_text("X = 1\n")
+    (package / "arch.py").write_text(
+        "from typing import TYPE_CHECKING\n\nfrom i24_typed_plugin.helper import gain\n\n"
+        "if TYPE_CHECKING:\n    from i24_typed_plugin.typing_only import X\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def factory(scale, **overrides):
+        return create_model("bicubic", scale=scale)
+
+    factory.__module__ = "i24_typed_plugin.arch"
+    card = ModelCard("i24_typed", "test", "none", 2026, (2,), "any", False, trainable=False)
+    register_model(card)(factory)
+    try:
+        first = model_code_sha256("i24_typed")
+        _rewrite(package / "typing_only.py", "X = 2\n")
+        assert model_code_sha256("i24_typed") == first
+        _rewrite(package / "helper.py", "def gain():\n    return 1.01\n")
+        assert model_code_sha256("i24_typed") != first  # a run-time import still counts
+    finally:
+        unregister_model("i24_typed")
+        sys.modules.pop("i24_typed_plugin", None)
+
+
 def test_code_hash_carries_a_plugins_version(plugin, monkeypatch):
     from srbench import codehash
 

@@ -121,8 +121,17 @@ def say(message: str) -> None:
         err_console.print(message, highlight=False)
 
 
+def scores_text(scores: dict[str, float]) -> str:
+    """One dataset's means, every metric measured: ``37.12 dB / 0.9581``."""
+    from srbench.schema import metric_specs
+
+    return " / ".join(
+        f"{m.fmt(scores[m.name])} {m.unit}".strip() for m in metric_specs() if m.name in scores
+    )
+
+
 def val_text(results: dict[str, dict[str, float]]) -> str:
-    return ", ".join(f"{key} {r['psnr_db']:.2f} dB / {r['ssim']:.4f}" for key, r in results.items())
+    return ", ".join(f"{key} {scores_text(r)}" for key, r in results.items())
 
 
 class TrainPrinter:
@@ -231,12 +240,9 @@ def train_command(
             elif event.kind == "validate":
                 result["validation"] = event.info["results"]
     if result.get("finished") and result.get("validation") and distributed.is_main_process():
-        table = Table(title=f"{result['run_name']} -- {rec.validation.protocol} protocol")
-        for column in ("dataset", "PSNR_dB", "SSIM", "images"):
-            table.add_column(column, justify="left" if column == "dataset" else "right")
-        for key, r in result["validation"].items():
-            table.add_row(key, f"{r['psnr_db']:.2f}", f"{r['ssim']:.4f}", str(r["images"]))
-        console.print(table)
+        print_validation(
+            result["validation"], f"{result['run_name']} -- {rec.validation.protocol} protocol"
+        )
     return result
 
 
@@ -317,8 +323,24 @@ def ablate_command(
     return info
 
 
+def print_validation(results: dict[str, dict[str, float]], title: str) -> None:
+    """A run's final validation: one row per dataset, a column per metric."""
+    from srbench.schema import metric_specs
+
+    specs = metric_specs()
+    table = Table(title=title)
+    for column in ("dataset", *(m.header for m in specs), "images"):
+        table.add_column(column, justify="left" if column == "dataset" else "right")
+    for key, r in results.items():
+        table.add_row(key, *(m.fmt(r.get(m.name)) for m in specs), str(r["images"]))
+    console.print(table)
+
+
 def print_ablation(info: dict[str, Any]) -> None:
-    table = Table(title=f"ablation {info['ablation']} -- {info['protocol']} protocol, PSNR / SSIM")
+    from srbench.schema import metric_specs
+
+    labels = " / ".join(m.label for m in metric_specs())
+    table = Table(title=f"ablation {info['ablation']} -- {info['protocol']} protocol, {labels}")
     table.add_column("variant")
     table.add_column("model")
     table.add_column("overrides")
@@ -328,10 +350,7 @@ def print_ablation(info: dict[str, Any]) -> None:
     for row in info["rows"]:
         overrides = ", ".join(f"{k}={v}" for k, v in row["overrides"].items()) or "-"
         cells = [
-            f"{row['results'][k]['psnr_db']:.2f} / {row['results'][k]['ssim']:.4f}"
-            if k in row["results"]
-            else "-"
-            for k in info["datasets"]
+            scores_text(row["results"][k]) if k in row["results"] else "-" for k in info["datasets"]
         ]
         table.add_row(row["variant"], row["model"], overrides, f"{row['params']:,}", *cells)
     console.print(table)

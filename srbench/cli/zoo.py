@@ -149,10 +149,12 @@ def _run_table(
     title: str, runs, out: Path, results_dir: str | Path | None = None
 ) -> list[dict[str, Any]]:
     """Print one row per run: finished / interrupted / shipped / new, iteration, time, Set5."""
+    from srbench.schema import headline
     from srbench.training.zoo import run_status
 
+    spec = headline()
     table = Table(title=title)
-    for column in ("run", "state", "iteration", "train time", "Set5 PSNR_dB (standard)"):
+    for column in ("run", "state", "iteration", "train time", f"Set5 {spec.header} (standard)"):
         table.add_column(column, justify="left" if column in ("run", "state") else "right")
     rows = []
     for run in runs:
@@ -162,13 +164,13 @@ def _run_table(
             say(f"[yellow]note:[/] {exc}")
             status = {"state": "damaged", "iteration": "?", "train_seconds": None}
         val = (status.get("run_json") or {}).get("validation") or {}
-        psnr = ", ".join(f"{k} {v['psnr_db']:.2f}" for k, v in val.items()) or "-"
+        shown = ", ".join(f"{k} {spec.fmt(v.get(spec.name))}" for k, v in val.items()) or "-"
         table.add_row(
             run.label,
             status["state"],
             f"{status['iteration']}/{run.recipe.iterations}",
             _hours(status["train_seconds"]),
-            psnr,
+            shown,
         )
         rows.append({"run": run.name, **{k: v for k, v in status.items() if k != "run_json"}})
     console.print(table)
