@@ -25,7 +25,8 @@ from srbench.gate import read_baseline
 from srbench.protocols import LRCache
 from srbench.registry import ModelCard, create_model, register_model, unregister_model
 from srbench.results import ResultStore
-from srbench.runner import RunConfig, benchmark_source, demo_source, run
+from srbench.runner import RunConfig, run
+from srbench.sources import benchmark_source, demo_source
 
 cli = CliRunner()
 

@@ -266,7 +266,8 @@ def test_ablation_records_are_not_gated(tmp_path):
 @pytest.mark.data
 @pytest.mark.slow
 def test_check_runs_what_the_store_lacks(tmp_path, data_root):
-    from srbench.runner import RunConfig, benchmark_source, run
+    from srbench.runner import RunConfig, run
+    from srbench.sources import benchmark_source
 
     first = tmp_path / "first"
     config = RunConfig(models=["bicubic"], datasets=["set5"], scales=[2], results_dir=first)

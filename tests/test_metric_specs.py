@@ -64,7 +64,8 @@ def test_a_protocol_feeds_the_views_it_provides_and_says_which_metric_it_cannot(
 def test_a_run_stores_the_metric_where_the_protocol_feeds_it_and_notes_where_not(
     with_mae, tmp_path
 ):
-    from srbench.runner import DatasetSource, RunConfig, iter_run
+    from srbench.runner import RunConfig, iter_run
+    from srbench.sources import DatasetSource
 
     images = {f"s{i}": _image(i) for i in range(2)}
     source = DatasetSource("synthetic", "test", list(images), images.__getitem__,

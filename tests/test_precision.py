@@ -94,7 +94,8 @@ def test_a_runs_records_carry_the_evaluation_precision(tmp_path):
     import numpy as np
 
     from srbench.data import HRImage, pixels_sha256
-    from srbench.runner import DatasetSource, RunConfig, iter_run
+    from srbench.runner import RunConfig, iter_run
+    from srbench.sources import DatasetSource
 
     assert inference_precision(EVALUATION_PRECISION, CPU).name == EVALUATION_PRECISION == "fp32"
     pixels = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)

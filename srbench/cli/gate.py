@@ -190,7 +190,8 @@ def _run_missing(
 ) -> None:
     from srbench.data import resolve_data_root
     from srbench.gate import missing_runs
-    from srbench.runner import RunConfig, benchmark_source, demo_source, run
+    from srbench.runner import RunConfig, run
+    from srbench.sources import benchmark_source, demo_source
 
     root = resolve_data_root(data_root)
     for job in missing_runs(baseline, [] if force else current):

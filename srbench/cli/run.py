@@ -157,7 +157,8 @@ def run(
     """Measure PSNR/SSIM of models on benchmarks; resumable, results go to the store."""
     from srbench.data import available_benchmarks, resolve_data_root
     from srbench.protocols import get_protocol
-    from srbench.runner import DEMO_NOTICE, RunConfig
+    from srbench.runner import RunConfig
+    from srbench.sources import DEMO_NOTICE
 
     results_dir = store(results_dir)
     from srbench.provenance import refuse_dirty_store
@@ -256,7 +257,7 @@ def _detected(
 
 def _source(key: str, root: Path, verify: bool):
     """The demo set, a standard benchmark, or a folder of the user's HR images."""
-    from srbench.runner import benchmark_source, demo_source
+    from srbench.sources import benchmark_source, demo_source
     from srbench.userdata import folder_source, is_folder
 
     if key == "demo":

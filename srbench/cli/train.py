@@ -206,7 +206,8 @@ def train_command(
     recipe keys (``{"data.batch_size": "8", "model_overrides.n_feats": "16"}``).
     """
     from srbench.training.loop import iter_train, train_benchmark
-    from srbench.training.recipe import load_recipe, run_name
+    from srbench.training.naming import run_name
+    from srbench.training.recipe import load_recipe
 
     rec = load_recipe(recipe, model=model, scale=scale, iterations=iterations, overrides=overrides)
     if benchmark:

@@ -1,4 +1,5 @@
-"""`srbench zoo train|status|ship` and `srbench ladder train|status|record`."""
+"""`srbench zoo train|status|ship` and `srbench ladder train|status|record`: each command is its
+own body (callable with keywords, as the tests do); they print and return what they printed."""
 
 from __future__ import annotations
 
@@ -39,12 +40,19 @@ def zoo_train(
     scales: ZooScales = None,
     data_root: DataRoot = None,
     device: Device = "cpu",
-) -> None:
+) -> dict[str, Any]:
     """Train every zoo run in order; finished runs are skipped, interrupted ones resume."""
-    zoo_train_command(
-        spec=spec, output_dir=output_dir, models=split_list(models) or None,
-        scales=int_list(scales, "--scales") or None, data_root=data_root, device=device,
-    )  # fmt: skip
+    from srbench.training.zoo import iter_zoo
+
+    zoo, out, runs = _zoo_runs(spec, output_dir, models, scales, registered=True)
+    r = zoo.recipe
+    say(
+        f"zoo [bold]{zoo.name}[/] ({zoo.source}): {len(runs)} runs, {r.iterations} iterations "
+        f"each, batch {r.data.batch_size}, LR patch {r.data.patch_size}, recipe hash of the "
+        f"shared part {r.hash}; run folders in {out}"
+    )
+    events = iter_zoo(runs, output_dir=out, data_root=data_root, device=device)
+    return _train_runs(events, len(runs), "zoo")
 
 
 @zoo_app.command("status")
@@ -54,13 +62,11 @@ def zoo_status(
     models: ZooModels = None,
     scales: ZooScales = None,
     results_dir: ReferenceResultsDir = Path("results"),
-) -> None:
+) -> list[dict[str, Any]]:
     """Which zoo runs are finished, interrupted, shipped (committed training record in
     <results-dir>/training/, no run folder here) or not started, with their training time."""
-    zoo_status_command(
-        spec=spec, output_dir=output_dir, models=split_list(models) or None,
-        scales=int_list(scales, "--scales") or None, results_dir=results_dir,
-    )  # fmt: skip
+    zoo, out, runs = _zoo_runs(spec, output_dir, models, scales, registered=True)
+    return _run_table(f"zoo {zoo.name} ({zoo.source}) in {out}", runs, out, results_dir)
 
 
 @zoo_app.command("ship")
@@ -70,14 +76,43 @@ def zoo_ship(
     models: ZooModels = None,
     scales: ZooScales = None,
     results_dir: ReferenceResultsDir = Path("results"),
-) -> None:
+) -> list[dict[str, Any]]:
     """Copy finished zoo runs' weights into the package (float16) and pin their sha256; their
     summaries and learning curves go to <results-dir>/training/ for the report (shipping
     changes the project, so the default is the project's reference store)."""
-    zoo_ship_command(
-        spec=spec, output_dir=output_dir, models=split_list(models) or None,
-        scales=int_list(scales, "--scales") or None, results_dir=results_dir,
-    )  # fmt: skip
+    from srbench.training.zoo import ship, write_zoo_doc
+
+    zoo, out, runs = _zoo_runs(spec, output_dir, models, scales, registered=False)
+    shipped = ship(runs, output_dir=out, results_dir=results_dir)
+    doc = Path(__file__).resolve().parents[2] / "docs" / "zoo.md"  # in a source checkout
+    if write_zoo_doc(doc, zoo.runs, out, results_dir):
+        say(f"updated the table of runs in {doc}")
+    for row in shipped:
+        say(
+            f"{row['model']} {'/'.join(f'x{s}' for s in row['scales'])}: {row['file']} "
+            f"sha256 {row['sha256']} ({row['run']}, {_hours(row['train_seconds'])})"
+        )
+    left = len(runs) - len(shipped)
+    say(f"shipped {len(shipped)} runs" + (f"; {left} not finished yet" if left else ""))
+    return shipped
+
+
+def _zoo_runs(
+    spec: str | Path,
+    output_dir: str | Path | None,
+    models: str | None,
+    scales: str | None,
+    *,
+    registered: bool,
+) -> tuple[Any, Path, list[Any]]:
+    """The zoo, its run folder and the runs ``--models``/``--scales`` select (``registered``:
+    plugins' models too, trained under the same recipe)."""
+    from srbench.training.zoo import DEFAULT_ZOO_DIR, load_zoo, select
+
+    zoo = load_zoo(spec)
+    out = Path(output_dir or DEFAULT_ZOO_DIR).expanduser()
+    wanted, scale_list = split_list(models) or None, int_list(scales, "--scales") or None
+    return zoo, out, select(zoo, wanted, scale_list, registered=registered)
 
 
 ladder_app = new_app(
@@ -103,14 +138,20 @@ def ladder_train(
     scales: ZooScales = None,
     data_root: DataRoot = None,
     device: Device = "cpu",
-) -> None:
+) -> dict[str, Any]:
     """Train the ladder in order: finished rungs are skipped, interrupted ones resume, new ones
     branch off their trunk's latest snapshot."""
-    ladder_train_command(
-        spec=spec, output_dir=output_dir, models=split_list(models) or None,
-        steps=split_list(steps) or None, scales=int_list(scales, "--scales") or None,
-        data_root=data_root, device=device,
-    )  # fmt: skip
+    from srbench.training.ladder import iter_ladder
+
+    ladder, out, runs = _ladder_runs(spec, output_dir, models, steps, scales)
+    r = ladder.recipe
+    say(
+        f"ladder [bold]{ladder.name}[/] ({ladder.source}): {len(runs)} rungs (of "
+        f"{', '.join(str(x) for x in ladder.rungs)} iterations), batch {r.data.batch_size}, LR "
+        f"patch {r.data.patch_size}, {r.schedule.name} schedule; run folders in {out}"
+    )
+    events = iter_ladder(runs, output_dir=out, data_root=data_root, device=device)
+    return _train_runs(events, len(runs), "ladder")
 
 
 @ladder_app.command("status")
@@ -120,12 +161,10 @@ def ladder_status(
     models: ZooModels = None,
     steps: LadderSteps = None,
     scales: ZooScales = None,
-) -> None:
+) -> list[dict[str, Any]]:
     """Which rungs are finished, interrupted or not started, with their training time."""
-    ladder_status_command(
-        spec=spec, output_dir=output_dir, models=split_list(models) or None,
-        steps=split_list(steps) or None, scales=int_list(scales, "--scales") or None,
-    )  # fmt: skip
+    ladder, out, runs = _ladder_runs(spec, output_dir, models, steps, scales)
+    return _run_table(f"ladder {ladder.name} ({ladder.source}) in {out}", runs, out)
 
 
 @ladder_app.command("record")
@@ -133,10 +172,64 @@ def ladder_record(
     spec: LadderSpec = "ladder",
     output_dir: LadderDir = None,
     results_dir: ReferenceResultsDir = Path("results"),
-) -> None:
+) -> list[dict[str, Any]]:
     """Record finished rungs: <results-dir>/training/ladder/<run>.json and their weights tags
     (drn_s.zoo1k, ...) in srbench/pretrained/ladder.json, so `srbench run` can evaluate them."""
-    ladder_record_command(spec=spec, output_dir=output_dir, results_dir=results_dir)
+    from srbench.training.ladder import ladder_output_dir, load_ladder, record
+
+    ladder = load_ladder(spec)
+    out = ladder_output_dir(output_dir)
+    rows = record(ladder.runs, weights=ladder.weights, output_dir=out, results_dir=results_dir)
+    for row in rows:
+        say(
+            f"{row['model']}.{row['tag']}: {row['run']} ({row['weights']} weights, sha256 "
+            f"{row['sha256'][:12]}, {_hours(row['train_seconds'])})"
+        )
+    names = sorted({f"{r['model']}.{r['tag']}" for r in rows})
+    say(f"recorded {len(rows)} finished rungs of {len(ladder.runs)}")
+    _ladder_docs(results_dir)
+    if names:
+        say(
+            f"evaluate them with: SRBENCH_LADDER_DIR={out} srbench run --models "
+            f"{','.join(names)} --datasets set5,set14,b100 --results-dir {results_dir}"
+        )
+    return rows
+
+
+def _ladder_runs(
+    spec: str | Path,
+    output_dir: str | Path | None,
+    models: str | None,
+    steps: str | None,
+    scales: str | None,
+) -> tuple[Any, Path, list[Any]]:
+    """The ladder, its run folder and the rungs ``--models``/``--steps``/``--scales`` select."""
+    from srbench.training.ladder import ladder_output_dir, load_ladder, select
+
+    ladder = load_ladder(spec)
+    wanted = (split_list(models) or None, split_list(steps) or None)
+    runs = select(ladder, *wanted, int_list(scales, "--scales") or None)
+    return ladder, ladder_output_dir(output_dir), runs
+
+
+def _ladder_docs(results_dir: str | Path) -> None:
+    """In a source checkout: the ladder table in docs/zoo.md and the learning curves under
+    reports/ (one figure per scale), from the committed training records."""
+    from srbench.figures import learning_curves
+    from srbench.training.ladder import ladder_table, read_ladder_records
+    from srbench.training.zoo import replace_between
+
+    root = Path(__file__).resolve().parents[2]
+    doc = root / "docs" / "zoo.md"
+    records = read_ladder_records(results_dir)
+    if replace_between(doc, "ladder", ladder_table(records)):
+        say(f"updated the ladder table in {doc}")
+    for scale in sorted({r["scales"][0] for r in records}):
+        path = learning_curves(
+            records, root / "reports" / f"ladder_curves_x{scale}.png", scale=scale
+        )
+        if path is not None:
+            say(f"wrote {path}")
 
 
 def _hours(seconds: float | None) -> str:
@@ -196,161 +289,3 @@ def _train_runs(events, total: int, what: str) -> dict[str, Any]:
                 info = event.info
     say(f"{what} done: {len(info.get('runs', []))} of {total} runs finished")
     return info
-
-
-def ladder_status_command(
-    spec: str | Path = "ladder",
-    output_dir: str | Path | None = None,
-    models: list[str] | None = None,
-    steps: list[str] | None = None,
-    scales: list[int] | None = None,
-) -> list[dict[str, Any]]:
-    """``srbench ladder status``: every rung, finished / interrupted / new; prints."""
-    from srbench.training.ladder import ladder_output_dir, load_ladder, select
-
-    ladder = load_ladder(spec)
-    out = ladder_output_dir(output_dir)
-    runs = select(ladder, models, steps, scales)
-    return _run_table(f"ladder {ladder.name} ({ladder.source}) in {out}", runs, out)
-
-
-def ladder_train_command(
-    spec: str | Path = "ladder",
-    output_dir: str | Path | None = None,
-    models: list[str] | None = None,
-    steps: list[str] | None = None,
-    scales: list[int] | None = None,
-    data_root: str | Path | None = None,
-    device: str = "cpu",
-) -> dict[str, Any]:
-    """``srbench ladder train``: train the ladder (or a subset) in order; prints."""
-    from srbench.training.ladder import iter_ladder, ladder_output_dir, load_ladder, select
-
-    ladder = load_ladder(spec)
-    runs = select(ladder, models, steps, scales)
-    out = ladder_output_dir(output_dir)
-    r = ladder.recipe
-    say(
-        f"ladder [bold]{ladder.name}[/] ({ladder.source}): {len(runs)} rungs (of "
-        f"{', '.join(str(x) for x in ladder.rungs)} iterations), batch {r.data.batch_size}, LR "
-        f"patch {r.data.patch_size}, {r.schedule.name} schedule; run folders in {out}"
-    )
-    events = iter_ladder(runs, output_dir=out, data_root=data_root, device=device)
-    return _train_runs(events, len(runs), "ladder")
-
-
-def _ladder_docs(results_dir: str | Path) -> None:
-    """In a source checkout: the ladder table in docs/zoo.md and the learning curves under
-    reports/ (one figure per scale), from the committed training records."""
-    from srbench.figures import learning_curves
-    from srbench.training.ladder import ladder_table, read_ladder_records
-    from srbench.training.zoo import replace_between
-
-    root = Path(__file__).resolve().parents[2]
-    doc = root / "docs" / "zoo.md"
-    records = read_ladder_records(results_dir)
-    if replace_between(doc, "ladder", ladder_table(records)):
-        say(f"updated the ladder table in {doc}")
-    for scale in sorted({r["scales"][0] for r in records}):
-        path = learning_curves(
-            records, root / "reports" / f"ladder_curves_x{scale}.png", scale=scale
-        )
-        if path is not None:
-            say(f"wrote {path}")
-
-
-def ladder_record_command(
-    spec: str | Path = "ladder",
-    output_dir: str | Path | None = None,
-    results_dir: str | Path = "results",
-) -> list[dict[str, Any]]:
-    """``srbench ladder record``: finished rungs -> training records and the tag manifest."""
-    from srbench.training.ladder import ladder_output_dir, load_ladder, record
-
-    ladder = load_ladder(spec)
-    out = ladder_output_dir(output_dir)
-    rows = record(ladder.runs, weights=ladder.weights, output_dir=out, results_dir=results_dir)
-    for row in rows:
-        say(
-            f"{row['model']}.{row['tag']}: {row['run']} ({row['weights']} weights, sha256 "
-            f"{row['sha256'][:12]}, {_hours(row['train_seconds'])})"
-        )
-    names = sorted({f"{r['model']}.{r['tag']}" for r in rows})
-    say(f"recorded {len(rows)} finished rungs of {len(ladder.runs)}")
-    _ladder_docs(results_dir)
-    if names:
-        say(
-            f"evaluate them with: SRBENCH_LADDER_DIR={out} srbench run --models "
-            f"{','.join(names)} --datasets set5,set14,b100 --results-dir {results_dir}"
-        )
-    return rows
-
-
-def zoo_status_command(
-    spec: str | Path = "zoo",
-    output_dir: str | Path | None = None,
-    models: list[str] | None = None,
-    scales: list[int] | None = None,
-    *,
-    results_dir: str | Path | None = "results",
-) -> list[dict[str, Any]]:
-    """``srbench zoo status``: every run of the zoo, finished / interrupted / shipped / new;
-    prints."""
-    from srbench.training.zoo import DEFAULT_ZOO_DIR, load_zoo, select
-
-    zoo = load_zoo(spec)
-    out = Path(output_dir or DEFAULT_ZOO_DIR).expanduser()
-    runs = select(zoo, models, scales, registered=True)
-    return _run_table(f"zoo {zoo.name} ({zoo.source}) in {out}", runs, out, results_dir)
-
-
-def zoo_train_command(
-    spec: str | Path = "zoo",
-    output_dir: str | Path | None = None,
-    models: list[str] | None = None,
-    scales: list[int] | None = None,
-    data_root: str | Path | None = None,
-    device: str = "cpu",
-) -> dict[str, Any]:
-    """``srbench zoo train``: train the zoo (or a subset), skipping finished runs; prints."""
-    from srbench.training.zoo import DEFAULT_ZOO_DIR, iter_zoo, load_zoo, select
-
-    zoo = load_zoo(spec)
-    runs = select(zoo, models, scales, registered=True)  # plugins train under the same recipe
-    out = Path(output_dir or DEFAULT_ZOO_DIR).expanduser()
-    r = zoo.recipe
-    say(
-        f"zoo [bold]{zoo.name}[/] ({zoo.source}): {len(runs)} runs, {r.iterations} iterations "
-        f"each, batch {r.data.batch_size}, LR patch {r.data.patch_size}, recipe hash of the "
-        f"shared part {r.hash}; run folders in {out}"
-    )
-    events = iter_zoo(runs, output_dir=out, data_root=data_root, device=device)
-    return _train_runs(events, len(runs), "zoo")
-
-
-def zoo_ship_command(
-    spec: str | Path = "zoo",
-    output_dir: str | Path | None = None,
-    models: list[str] | None = None,
-    scales: list[int] | None = None,
-    results_dir: str | Path = "results",
-) -> list[dict[str, Any]]:
-    """``srbench zoo ship``: finished runs' weights into srbench/pretrained (fp16); prints."""
-    from srbench.training.zoo import DEFAULT_ZOO_DIR, load_zoo, select, ship
-
-    zoo = load_zoo(spec)
-    runs = select(zoo, models, scales)
-    shipped = ship(runs, output_dir=output_dir or DEFAULT_ZOO_DIR, results_dir=results_dir)
-    from srbench.training.zoo import write_zoo_doc
-
-    doc = Path(__file__).resolve().parents[2] / "docs" / "zoo.md"  # in a source checkout
-    if write_zoo_doc(doc, zoo.runs, output_dir or DEFAULT_ZOO_DIR, results_dir):
-        say(f"updated the table of runs in {doc}")
-    for row in shipped:
-        say(
-            f"{row['model']} {'/'.join(f'x{s}' for s in row['scales'])}: {row['file']} "
-            f"sha256 {row['sha256']} ({row['run']}, {_hours(row['train_seconds'])})"
-        )
-    left = len(runs) - len(shipped)
-    say(f"shipped {len(shipped)} runs" + (f"; {left} not finished yet" if left else ""))
-    return shipped

@@ -45,6 +45,7 @@ from srbench.protocols import Protocol, get_protocol
 from srbench.registry import create_model, get_card
 from srbench.training import distributed
 from srbench.training.loop import WEIGHTS_FILE
+from srbench.training.naming import run_name
 from srbench.training.recipe import (
     Recipe,
     RecipeError,
@@ -53,11 +54,11 @@ from srbench.training.recipe import (
     check_model,
     read_yaml,
     recipe_from_dict,
-    run_name,
 )
 
 if TYPE_CHECKING:
-    from srbench.runner import DatasetSource, Session
+    from srbench.runner import Session
+    from srbench.sources import DatasetSource
 
 _SPEC_KEYS = (
     "name",

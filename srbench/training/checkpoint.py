@@ -4,6 +4,7 @@ log, a start from another run's weights, and the folder's file names."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from torch import nn
 from srbench.errors import SRBenchError
 from srbench.files import atomic_path, atomic_write
 from srbench.training.data import PatchSampler
-from srbench.training.recipe import Recipe, run_name
+from srbench.training.naming import run_name
+from srbench.training.recipe import Recipe
 
 CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHTS_FILE = "weights.safetensors"
@@ -24,6 +26,18 @@ CHECKPOINT_FORMAT = 2
 
 class TrainingError(SRBenchError):
     """A run that cannot start or resume (existing run folder, torn checkpoint, bad batch)."""
+
+
+@dataclass(frozen=True)
+class TrainingParts:
+    """What a checkpoint holds of a run besides its counters: the model (the first scale's),
+    its EMA, the optimizer, the schedule and the patch samplers (their generators)."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    samplers: dict[int, PatchSampler]
+    ema: Any | None
 
 
 def _restore_layout(optimizer: torch.optim.Optimizer) -> None:
@@ -44,11 +58,7 @@ def save_checkpoint(
     *,
     iteration: int,
     recipe: Recipe,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    samplers: dict[int, PatchSampler],
-    ema: Any | None,
+    parts: TrainingParts,
     train_seconds: float = 0.0,
     path: Path | None = None,
 ) -> Path:
@@ -57,6 +67,7 @@ def save_checkpoint(
     It holds only tensors and plain containers, so :func:`read_checkpoint` reads it back with
     ``torch.load(weights_only=True)`` (no unpickling of arbitrary objects).
     """
+    model, ema, samplers = parts.model, parts.ema, parts.samplers
     state = {
         "format": CHECKPOINT_FORMAT,
         "iteration": iteration,
@@ -66,8 +77,8 @@ def save_checkpoint(
         "train_seconds": float(train_seconds),
         "model": _cpu_state(model),
         "ema": _cpu_state(ema.module) if ema is not None else None,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
+        "optimizer": parts.optimizer.state_dict(),
+        "scheduler": parts.scheduler.state_dict(),
         "sampler_rng": {int(s): p.generator.get_state() for s, p in samplers.items()},
         "torch_rng": torch.get_rng_state(),
         "cuda_rng": torch.cuda.get_rng_state_all()
@@ -110,11 +121,7 @@ def load_checkpoint(
     state: dict,
     *,
     recipe: Recipe,
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    samplers: dict[int, PatchSampler],
-    ema: Any | None,
+    parts: TrainingParts,
 ) -> int:
     branch = state.get("recipe_hash") != recipe.hash and is_branch_point(state, recipe)
     if state.get("recipe_hash") != recipe.hash and not branch:
@@ -123,14 +130,14 @@ def load_checkpoint(
             f"{state.get('recipe_hash')}, now {recipe.hash}); resume with the same recipe or start "
             "a new run folder"
         )
-    model.load_state_dict(state["model"], strict=True)
-    if ema is not None:
-        ema.module.load_state_dict(state["ema"], strict=True)
-    optimizer.load_state_dict(state["optimizer"])
-    _restore_layout(optimizer)
+    parts.model.load_state_dict(state["model"], strict=True)
+    if parts.ema is not None:
+        parts.ema.module.load_state_dict(state["ema"], strict=True)
+    parts.optimizer.load_state_dict(state["optimizer"])
+    _restore_layout(parts.optimizer)
     if not branch:  # a branch keeps its own (stateless) schedule
-        scheduler.load_state_dict(state["scheduler"])
-    for s, sampler in samplers.items():
+        parts.scheduler.load_state_dict(state["scheduler"])
+    for s, sampler in parts.samplers.items():
         sampler.generator.set_state(state["sampler_rng"][int(s)])
     torch.set_rng_state(state["torch_rng"])
     if state.get("cuda_rng") is not None and torch.cuda.is_available():

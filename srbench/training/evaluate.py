@@ -22,8 +22,9 @@ from srbench.evaluation import Evaluand
 from srbench.inference import in_memory_format
 from srbench.protocols import Protocol, get_protocol
 from srbench.registry import ModelCard
-from srbench.runner import DatasetSource, RunConfig, Session, benchmark_source, iter_model
+from srbench.runner import RunConfig, Session, iter_model
 from srbench.schema import UNKNOWN_CODE, metric_names
+from srbench.sources import DatasetSource, benchmark_source
 from srbench.training import distributed
 from srbench.training.checkpoint import append_log
 from srbench.training.recipe import Recipe

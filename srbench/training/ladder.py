@@ -30,15 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from srbench.files import atomic_path, atomic_write
-from srbench.training.recipe import (
-    Recipe,
-    RecipeError,
-    check_keys,
-    data_tag,
-    read_yaml,
-    recipe_from_dict,
-    run_name,
-)
+from srbench.training.naming import data_tag, run_name
+from srbench.training.recipe import Recipe, RecipeError, check_keys, read_yaml, recipe_from_dict
 from srbench.training.zoo import ZooEvent, ZooRun, run_status
 
 BRANCH_FILE = "branch.json"  # in a rung's folder: the trunk snapshot it started from

@@ -64,6 +64,7 @@ from srbench.training.checkpoint import (
     RAW_WEIGHTS_FILE,
     WEIGHTS_FILE,
     TrainingError,
+    TrainingParts,
     append_log,
     is_branch_point,
     load_checkpoint,
@@ -74,11 +75,11 @@ from srbench.training.checkpoint import (
     trim_log,
 )
 from srbench.training.data import (
-    PatchSampler,
     TrainingSet,
 )
 from srbench.training.evaluate import Validation
-from srbench.training.recipe import Recipe, check_model, dump_recipe, run_name
+from srbench.training.naming import run_name
+from srbench.training.recipe import Recipe, check_model, dump_recipe
 from srbench.training.steps import (
     TrainStep,
     WSDScheduler,
@@ -209,12 +210,8 @@ class _Run:
     device: torch.device
     precision: Precision
     scales: tuple[int, ...]
-    model: nn.Module  # the first scale's; the others share its parameters
-    models: dict[int, nn.Module]
-    optimizer: torch.optim.Optimizer
-    scheduler: Any
-    ema: Any | None
-    samplers: dict[int, PatchSampler]
+    parts: TrainingParts  # model (the first scale's), optimizer, schedule, samplers, EMA
+    models: dict[int, nn.Module]  # per scale; they share the first one's parameters
     steps: dict[int, TrainStep]
     validation: Validation
     start: int  # the iteration it starts (or resumes) at
@@ -240,7 +237,7 @@ class _Run:
             "model": self.card.name,
             "scale": self.recipe.scale,
             "scales": list(self.scales),
-            "params": trainable_params(self.model),
+            "params": trainable_params(self.parts.model),
             **self.data_info,
             "device": str(self.device),
             "precision": self.precision.name,
@@ -259,11 +256,7 @@ class _Run:
             self.run_dir,
             iteration=iteration,
             recipe=self.recipe,
-            model=self.model,
-            optimizer=self.optimizer,
-            scheduler=self.scheduler,
-            samplers=self.samplers,
-            ema=self.ema,
+            parts=self.parts,
             train_seconds=train_seconds,
             path=path,
         )
@@ -311,12 +304,10 @@ def _setup(
     )  # fmt: skip
     data_info["data_seconds"] = time.perf_counter() - t_data
 
+    parts = TrainingParts(model, optimizer, scheduler, samplers, ema)
     start, train_seconds = 0, 0.0
     if resume and state is not None:
-        start = load_checkpoint(
-            run_dir, state, recipe=recipe, model=model, optimizer=optimizer,
-            scheduler=scheduler, samplers=samplers, ema=ema,
-        )  # fmt: skip
+        start = load_checkpoint(run_dir, state, recipe=recipe, parts=parts)
         train_seconds = float(state.get("train_seconds", 0.0))
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -331,9 +322,8 @@ def _setup(
     validation = Validation(recipe, ctx, card, models, ema, run_dir, device, data_root)
     last = recipe.iterations if stop_after is None else min(stop_after, recipe.iterations)
     return _Run(
-        recipe, ctx, card, name, run_dir, device, precision, scales, model, models, optimizer,
-        scheduler, ema, samplers, steps, validation, start, last, train_seconds, snapshots,
-        snapshot_dir, data_info, init_info,
+        recipe, ctx, card, name, run_dir, device, precision, scales, parts, models, steps,
+        validation, start, last, train_seconds, snapshots, snapshot_dir, data_info, init_info,
     )  # fmt: skip
 
 
@@ -351,9 +341,9 @@ def _steps(run: _Run) -> Iterator[TrainEvent]:
     segment_start = tick
     interval_start = run.start
     for it in range(run.start, run.last):
-        run.scheduler.step_update(it)
+        run.parts.scheduler.step_update(it)
         s = run.scales[it % len(run.scales)]
-        lr_patch, hr_patch = run.samplers[s].sample()
+        lr_patch, hr_patch = run.parts.samplers[s].sample()
         loss = run.steps[s](lr_patch, hr_patch)
         if not torch.isfinite(loss):
             raise TrainingError(
@@ -362,8 +352,8 @@ def _steps(run: _Run) -> Iterator[TrainEvent]:
                 "optimizer.grad_clip in a new recipe"
             )
         losses.append(loss)
-        if run.ema is not None:
-            run.ema.update(run.model, step=it + 1)
+        if run.parts.ema is not None:
+            run.parts.ema.update(run.parts.model, step=it + 1)
         done = it + 1
         if done % recipe.log_interval == 0 or done == run.last:
             values = distributed.mean_across(ctx, torch.stack(losses)).tolist()
@@ -371,7 +361,7 @@ def _steps(run: _Run) -> Iterator[TrainEvent]:
             info: dict[str, Any] = {
                 "losses": values,
                 "loss": statistics.fmean(values),
-                "lr": run.optimizer.param_groups[0]["lr"],
+                "lr": run.parts.optimizer.param_groups[0]["lr"],
                 "patches_per_s": (done - interval_start) * run.batch / max(elapsed, 1e-9),
                 "seconds": elapsed,
             }
@@ -420,12 +410,16 @@ def _finish(run: _Run) -> Iterator[TrainEvent]:
 
         weights = run.run_dir / WEIGHTS_FILE
         scale = run.scales if len(run.scales) > 1 else run.recipe.scale
-        final_model = run.ema.module if run.ema is not None else run.model
+        ema = run.parts.ema
+        final_model = ema.module if ema is not None else run.parts.model
         sha = save_weights(final_model, weights, model_name=run.card.name, scale=scale)
         raw_sha = None
-        if run.ema is not None:  # the raw weights too: which of the two is better is measured
+        if ema is not None:  # the raw weights too: which of the two is better is measured
             raw_sha = save_weights(
-                run.model, run.run_dir / RAW_WEIGHTS_FILE, model_name=run.card.name, scale=scale
+                run.parts.model,
+                run.run_dir / RAW_WEIGHTS_FILE,
+                model_name=run.card.name,
+                scale=scale,
             )
         final_val = None
         if run.validation.wanted and run.recipe.validation.at_end:
@@ -452,12 +446,12 @@ def _run_summary(
         "scale": run.recipe.scale,
         "scales": list(run.scales),
         "model_overrides": run.recipe.model_overrides,
-        "params": trainable_params(run.model),
+        "params": trainable_params(run.parts.model),
         "iterations": run.total,
         "recipe_hash": run.recipe.hash,
         "weights": WEIGHTS_FILE,
         "weights_sha256": sha,
-        "weights_are_ema": run.ema is not None,
+        "weights_are_ema": run.parts.ema is not None,
         "raw_weights": RAW_WEIGHTS_FILE if raw_sha else None,
         "raw_weights_sha256": raw_sha,
         "validation": final_val,

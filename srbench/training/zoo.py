@@ -26,14 +26,8 @@ from typing import Any
 
 from srbench.errors import SRBenchError
 from srbench.files import atomic_write
-from srbench.training.recipe import (
-    Recipe,
-    RecipeError,
-    check_keys,
-    read_yaml,
-    recipe_from_dict,
-    run_name,
-)
+from srbench.training.naming import run_name
+from srbench.training.recipe import Recipe, RecipeError, check_keys, read_yaml, recipe_from_dict
 
 DEFAULT_ZOO_DIR = Path("~/.cache/srbench/zoo")
 _SPEC_KEYS = ("name", "description", "recipe", "finetune_from", "runs")
@@ -43,7 +37,7 @@ _RUN_KEYS = ("model", "scales", "multiscale")
 @dataclass(frozen=True)
 class ZooRun:
     recipe: Recipe
-    name: str  # run folder name (srbench.training.recipe.run_name)
+    name: str  # run folder name (srbench.training.naming.run_name)
 
     @property
     def model(self) -> str:
