@@ -43,7 +43,8 @@ def _srbench(data_root: str, datasets: list[str], scales: list[int], work: str) 
     import tempfile
 
     os.environ["SRBENCH_CACHE"] = tempfile.mkdtemp(dir=work)  # cold LR cache
-    from srbench.runner import RunConfig, benchmark_source, run
+    from srbench.runner import RunConfig, run
+    from srbench.sources import benchmark_source
 
     start = time.perf_counter()
     sources = [benchmark_source(d, Path(data_root)) for d in datasets]

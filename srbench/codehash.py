@@ -106,9 +106,13 @@ def _parsed(path: str, mtime_ns: int, size: int) -> tuple[str, tuple[tuple[str, 
 
 
 def _module_level(body: list[ast.stmt]) -> list[ast.stmt]:
-    """Statements run at import: the body, into ``if``/``try`` blocks, not into functions."""
+    """Statements run at import: the body, into ``if``/``try`` blocks, not into functions nor
+    into ``if TYPE_CHECKING:`` (names for annotations only, never imported at run time)."""
     out: list[ast.stmt] = []
     for node in body:
+        if isinstance(node, ast.If) and _dotted(node.test).endswith("TYPE_CHECKING"):
+            out += _module_level(node.orelse)
+            continue
         out.append(node)
         for block in ("body", "orelse", "finalbody"):
             if isinstance(node, (ast.If, ast.Try)):
@@ -116,6 +120,12 @@ def _module_level(body: list[ast.stmt]) -> list[ast.stmt]:
         for handler in getattr(node, "handlers", []):
             out += _module_level(handler.body)
     return out
+
+
+def _dotted(node: ast.expr) -> str:
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return node.id if isinstance(node, ast.Name) else ""
 
 
 def _resolved(imports: tuple[tuple[str, str, int], ...], name: str, path: Path) -> list[str]:

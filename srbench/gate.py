@@ -20,7 +20,7 @@ measured it, the latency with the hardware it was measured on; and the environme
 * a baseline entry with no current result is "missing" (a failure); a current result not in the
   baseline is "new" (reported only).
 
-Library code: nothing here prints (``srbench.report_cli`` draws the table).
+Library code: nothing here prints (``srbench.cli.gate`` draws the table).
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ import torch
 from srbench.errors import ProfilingError, SRBenchError
 
 __all__ = [
+    "EVALUATION_PRECISION",
     "INFERENCE_PRECISIONS",
     "PRECISIONS",
     "TRAINING_PRECISIONS",
@@ -70,6 +71,9 @@ PRECISIONS: dict[str, str] = {
 }
 INFERENCE_PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 TRAINING_PRECISIONS = ("auto", "fp32", "fp32-cl", "bf16")
+# What scoring computes in (srbench.evaluation.evaluate_image: fp32 forward passes in
+# srbench.inference.memory_format): the ``precision`` of every per-image record.
+EVALUATION_PRECISION = "fp32"
 
 
 @dataclass(frozen=True)

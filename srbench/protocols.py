@@ -71,6 +71,11 @@ class Protocol:
     def prepare(self, hr: HRImage, scale: int, input_channels: str, cache: LRCache) -> Prepared:
         raise NotImplementedError(f"protocol {self.id!r} has no preparation step")
 
+    def degrade(self, hr: HRImage, rgb: np.ndarray, scale: int, cache: LRCache) -> np.ndarray:
+        """The uint8 RGB LR image of ``rgb`` (``hr``'s modcropped pixels as RGB): the input
+        this protocol gives a model, and what training pairs with the HR."""
+        raise SRBenchError(f"protocol {self.id!r} makes no RGB LR images to train on")
+
     def score(self, output: np.ndarray, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
         """(image to save, float64 Y to score) from a C x H x W float64 output in [0, 1]."""
         raise NotImplementedError(f"protocol {self.id!r} has no scoring step")
@@ -104,7 +109,7 @@ class StandardProtocol(Protocol):
     def prepare(self, hr: HRImage, scale: int, input_channels: str, cache: LRCache) -> Prepared:
         pixels = modcrop(hr.pixels, scale)
         rgb = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
-        lr = cache.get(hr, scale, "matlab-bicubic-rgb-uint8", lambda: imresize(rgb, 1 / scale))
+        lr = self.degrade(hr, rgb, scale, cache)
         target = rgb_to_y(rgb)
         if input_channels == "y":
             lr_ycbcr = rgb_to_ycbcr(lr)
@@ -114,6 +119,9 @@ class StandardProtocol(Protocol):
             )
         lr_input = lr.transpose(2, 0, 1).astype(np.float64) / 255.0
         return Prepared(lr_input, target, scale, target_rgb=rgb)
+
+    def degrade(self, hr: HRImage, rgb: np.ndarray, scale: int, cache: LRCache) -> np.ndarray:
+        return cache.get(hr, scale, "matlab-bicubic-rgb-uint8", lambda: imresize(rgb, 1 / scale))
 
     def score(self, output: np.ndarray, prepared: Prepared) -> tuple[np.ndarray, np.ndarray]:
         if output.shape[0] == 1:

@@ -375,16 +375,21 @@ def _check_contract(entry: _Entry, model: Any, scale: int, overrides: dict[str, 
 
 
 def create_model(
-    name: str, scale: int, pretrained: bool | str | os.PathLike[str] = False, **overrides: Any
+    name: str | ModelRef,
+    scale: int,
+    pretrained: bool | str | os.PathLike[str] = False,
+    **overrides: Any,
 ) -> nn.Module:
-    """Build a registered model for ``scale``.
+    """Build a registered model (a name, or a :class:`ModelRef` resolved before) for ``scale``.
 
     ``pretrained``: False (random init), True (the weights the name selects: srbench's shipped
     zoo weights, or the authors' for ``NAME.official``, verified against the card's sha256), or
     a path to a safetensors file. Loading is always strict.
     """
-    entry = _entry(name)
-    ref = resolve(name)
+    if isinstance(name, ModelRef):
+        ref, entry = name, _entry(name.card.name)
+    else:
+        entry, ref = _entry(name), resolve(name)
     card = entry.card
     if scale not in card.scales:
         raise SRBenchError(

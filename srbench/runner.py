@@ -6,12 +6,11 @@ the protocol turns an HR image into that input and scores the output.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,111 +19,47 @@ import torch
 
 from srbench.codehash import model_code_sha256
 from srbench.crops import CropStore
-from srbench.data import (
-    BenchmarkSpec,
-    HRImage,
-    check_benchmark_folder,
-    get_benchmark,
-    load_hr,
-    pixels_sha256,
-)
+from srbench.data import HRImage
 from srbench.devices import resolve_device
 from srbench.errors import SRBenchError
-from srbench.evaluation import evaluate_image
+from srbench.evaluation import (
+    Evaluand,
+    ImageResult,
+    RecordContext,
+    evaluate_image,
+    key_fields,
+    new_run_id,
+    result_record,
+)
 from srbench.files import atomic_path, atomic_write
-from srbench.inference import memory_format, memory_format_name, tile_overlap
+from srbench.inference import memory_format, tile_overlap
+from srbench.precision import EVALUATION_PRECISION, inference_precision
 from srbench.protocols import (
     LRCache,
+    Prepared,
     Protocol,
     get_protocol,
     prepare,
     preview_rgb,
     unfed_metrics,
 )
-from srbench.provenance import environment, record_provenance
+from srbench.provenance import environment
 from srbench.registry import ModelRef, create_model, resolve
 from srbench.results import Claims, ResultStore
-from srbench.schema import SCORER_VERSION, record_key, tiling_label
+from srbench.schema import record_key
+from srbench.sources import DatasetSource
 from srbench.threads import ThreadPolicy, restored_threads
-
-DEMO_IMAGES = ("astronaut", "camera", "chelsea", "coffee", "rocket")
-DEMO_NOTICE = (
-    "demo set: 5 photographs shipped with scikit-image -- NOT a standard benchmark; its numbers "
-    "are not comparable with any paper. Put Set5/Set14/B100/Urban100/Manga109 under --data-root "
-    "or $SRBENCH_DATA (see `srbench data list`) for real results."
-)
-
-
-@dataclass
-class DatasetSource:
-    """A named list of HR images: a verified benchmark or the built-in demo set."""
-
-    key: str
-    fingerprint: str
-    names: list[str]
-    loader: Callable[[str], HRImage]
-    is_standard: bool
-    visual_images: tuple[str, ...] = ()  # crops of these are stored for the report
-
-
-def demo_source() -> DatasetSource:
-    import skimage.data
-
-    def load(name: str) -> HRImage:
-        pixels = np.ascontiguousarray(getattr(skimage.data, name)())
-        return HRImage("demo", name, pixels, pixels_sha256(pixels), None)
-
-    from importlib.metadata import version
-
-    return DatasetSource(
-        "demo",
-        f"skimage-{version('scikit-image')}",
-        list(DEMO_IMAGES),
-        load,
-        is_standard=False,
-        visual_images=("astronaut",),
-    )
-
-
-class _DecodedImages:
-    """The decoded, verified HR images of one source, kept up to ``max_bytes``: a run visits
-    every image once per model and scale, and decoding plus fingerprinting a large lossless
-    image costs more than scoring it."""
-
-    def __init__(self, load: Callable[[str], HRImage], max_bytes: int = 1 << 30):
-        self.load, self.max_bytes, self.nbytes = load, max_bytes, 0
-        self.images: dict[str, HRImage] = {}
-
-    def __call__(self, name: str) -> HRImage:
-        image = self.images.get(name)
-        if image is None:
-            image = self.load(name)
-            if self.nbytes + image.pixels.nbytes <= self.max_bytes:
-                self.images[name] = image
-                self.nbytes += image.pixels.nbytes
-        return image
-
-
-def benchmark_source(key: str, root: Path, *, verify: bool = True) -> DatasetSource:
-    spec: BenchmarkSpec = get_benchmark(key)
-    check_benchmark_folder(spec, root)
-    by_name = {image.name: image for image in spec.images}
-    return DatasetSource(
-        spec.key,
-        spec.fingerprint,
-        list(by_name),
-        _DecodedImages(lambda name: load_hr(spec, root, by_name[name], verify=verify)),
-        is_standard=verify,
-        visual_images=spec.visual_images,
-    )
 
 
 @dataclass
 class RunConfig:
-    models: Sequence[str]
+    """What to run and how. ``models`` and ``protocol`` are the parsed objects; names given
+    instead (library callers, tests) are resolved here, once."""
+
+    models: Sequence[ModelRef]
     datasets: Sequence[str]
     scales: Sequence[int]
-    protocol: str = "standard"
+    protocol: Protocol = field(default_factory=lambda: get_protocol("standard"))
     data_root: Path | None = None
     weights: dict[tuple[str, int], Path] = field(default_factory=dict)
     # The --weights files and folders as named (``weights`` is their index): each must be used.
@@ -151,8 +86,12 @@ class RunConfig:
     skip_missing_weights: bool = False
 
     def __post_init__(self) -> None:
-        # A name, scale or dataset given twice is one request (never two computations).
-        self.models = list(dict.fromkeys(self.models))
+        # A name, scale or dataset given twice is one request (never two computations); an
+        # alias and its target are one model.
+        refs = [m if isinstance(m, ModelRef) else resolve(m) for m in self.models]
+        self.models = list({ref.key: ref for ref in refs}.values())
+        if isinstance(self.protocol, str):
+            self.protocol = get_protocol(self.protocol)
         self.datasets = list(dict.fromkeys(self.datasets))
         self.scales = list(dict.fromkeys(int(s) for s in self.scales))
 
@@ -189,7 +128,7 @@ def _check_named_weights(config: RunConfig) -> None:
     """Refuse a run that would not use a weights file or folder the user named."""
     from srbench.weights import unused_weights
 
-    cards = [resolve(m).card for m in config.models]
+    cards = [ref.card for ref in config.models]
     wanted = {(c.name, s) for c in cards for s in config.scales if s in c.scales}
     problem = unused_weights(config.weights_named, config.weights, wanted)
     if problem:
@@ -250,228 +189,259 @@ def iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEve
     many threads as the machine has idle cores (:class:`srbench.threads.ThreadPolicy`); the count
     is restored afterwards.
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"), restored_threads():
+    with quiet_blas(), restored_threads():
         yield from _iter_run(config, sources)
 
 
+@contextlib.contextmanager
+def quiet_blas() -> Iterator[None]:
+    """NumPy's BLAS pool held to one thread (see :func:`iter_run`)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def _iter_run(config: RunConfig, sources: list[DatasetSource]) -> Iterator[RunEvent]:
-    protocol: Protocol = get_protocol(config.protocol)
     _check_named_weights(config)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
-    env = environment(device)
-    layout = memory_format(device)
-    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-    store = ResultStore(config.results_dir)
-    seen = store.signature()
-    done = set() if config.force else store.keys()
-    claims = Claims(config.results_dir)
-    crops = CropStore(config.results_dir)
-    cropped = crops.keys() if config.crops else set()
-    cache = LRCache(enabled=config.cache_lr)
-    precision = "fp32"
-    threads = ThreadPolicy(config.threads)
-    for message in unfed_metrics(protocol):  # skipped and said, not an error
+    session = Session(config, device)
+    for message in unfed_metrics(config.protocol):  # skipped and said, not an error
         yield RunEvent("note", "", 0, "", message=message)
-
-    for model_name in config.models:
-        ref = resolve(model_name)
-        card = ref.card
+    for ref in config.models:
         try:
-            protocol.check_model(card.input_channels)
+            config.protocol.check_model(ref.card.input_channels)
         except SRBenchError as exc:
-            raise SRBenchError(f"model {card.name}: {exc}") from None
+            raise SRBenchError(f"model {ref.card.name}: {exc}") from None
         for scale in config.scales:
-            weights = _weights_for(config, card.name, scale)
-            no_weights = weights is False and card.trainable and scale not in ref.weights
-            if no_weights and config.skip_missing_weights:
-                yield RunEvent(
-                    "no-weights",
-                    ref.key,
-                    scale,
-                    "",
-                    message=f"{ref.key} x{scale}: no shipped weights yet; skipped",
-                )
+            job = yield from _model_job(config, ref, scale, device)
+            if job is None:
                 continue
-            if weights is False and card.trainable and (ref.weights or ref.tag):
-                weights = True  # the weights the name selects: shipped zoo or the authors'
-                if config.weights_named:  # said, since the user named weights for others
-                    yield RunEvent(
-                        "note", ref.key, scale, "",
-                        message=f"{ref.key} x{scale}: --weights has none for it; using "
-                        f"{'the authors' if ref.tag else 'the shipped'} weights",
-                    )  # fmt: skip
-            model = create_model(ref.key, scale=scale, pretrained=weights)
-            model = model.to(device).to(memory_format=layout).eval()
-            weights_sha: str = getattr(model, "srbench_weights_sha256", None) or (
-                "none" if not any(True for _ in model.parameters()) else "random-init"
-            )
-            if weights_sha == "random-init" and not config.allow_random_weights:
-                raise SRBenchError(
-                    f"model {card.name} x{scale} has no weights: srbench ships none for this "
-                    "scale; pass --weights FILE (see `srbench weights convert`) -- random weights "
-                    "give meaningless numbers"
-                )
-            key = stored_name(ref, scale, weights_sha)
-            if config.weights_tag and isinstance(weights, Path):
-                key = user_tagged_name(ref, config.weights_tag, key)
-            overlap = config.tile_overlap
-            if config.tile:  # refused here, before any image, when it would change numbers
-                channels = 1 if card.input_channels == "y" else 3
-                overlap = tile_overlap(model, scale, channels, overlap, f"{key} x{scale}")
-            code_sha = model_code_sha256(card.name)
             if config.count_costs:
-                note = _ensure_costs(config.results_dir, card.name, scale)
+                note = _ensure_costs(config.results_dir, ref.card.name, scale)
                 if note:
-                    yield RunEvent("note", key, scale, "", message=note)
-            for source in sources:
-                yield RunEvent("start", key, scale, source.key, total=len(source.names))
-                queue = list(source.names)
-                told = ""
-                stored_before = 0  # images taken from the store: --save-images writes none
-                while queue:
-                    deferred: list[str] = []
-                    waiting_for: dict | None = None
-                    for name in queue:
-                        # The image is read first: its pixel fingerprint is part of the key, so a
-                        # result made from other pixels (an unverified copy) is never reused.
-                        hr = source.loader(name)
-                        base = {
-                            "model": key,
-                            "weights_sha256": weights_sha,
-                            "scale": scale,
-                            "dataset": source.key,
-                            "image": name,
-                            "protocol": protocol.id,
-                            "protocol_hash": protocol.hash,
-                            "ensemble": config.ensemble,
-                            "precision": precision,
-                            "hr_sha256": hr.pixels_sha256,
-                            "standard_benchmark": source.is_standard,
-                            "scorer_version": SCORER_VERSION,
-                            "tiling": tiling_label(config.tile, overlap),
-                            "code_sha256": code_sha,
-                        }
-                        wants_crop = (
-                            config.crops
-                            and name in source.visual_images
-                            and record_key(base) not in cropped
-                        )
-                        label = f"model {key} x{scale} on {source.key}/{name} (weights {weights_sha[:12]})"
-                        if record_key(base) in done:
-                            if wants_crop:  # stored before crops were: make only the crop
-                                threads.update()
-                                prepared = prepare(protocol, hr, scale, card.input_channels, cache)
-                                result = evaluate_image(
-                                    model, prepared, protocol, device, tile=config.tile,
-                                    overlap=overlap, ensemble=config.ensemble,
-                                    label=label,
-                                )  # fmt: skip
-                                crops.save(base, hr, prepared, result.scored, protocol)
-                                cropped.add(record_key(base))
-                            stored_before += 1
-                            yield RunEvent(
-                                "skip", key, scale, source.key, image=name, key=record_key(base)
-                            )
-                            continue
-                        claim = claims.acquire(record_key(base), what=label)
-                        if claim is None:  # an identical run is computing it now
-                            deferred.append(name)
-                            waiting_for = waiting_for or claims.holder(record_key(base))
-                            continue
-                        if not config.force and store.changed_since(seen):
-                            # Another run may have stored it since this one started.
-                            seen = store.signature()
-                            done = store.keys()
-                            if record_key(base) in done:
-                                claims.release(claim)
-                                stored_before += 1
-                                yield RunEvent(
-                                    "skip", key, scale, source.key, image=name,
-                                    key=record_key(base),
-                                )  # fmt: skip
-                                continue
-                        try:
-                            threads.update()
-                            prepared = prepare(protocol, hr, scale, card.input_channels, cache)
-                            while cache.rebuilt:
-                                message = cache.rebuilt.pop(0)
-                                yield RunEvent(
-                                    "note", key, scale, source.key, image=name, message=message
-                                )
-                            result = evaluate_image(
-                                model, prepared, protocol, device, tile=config.tile,
-                                overlap=overlap, ensemble=config.ensemble,
-                                label=label,
-                            )  # fmt: skip
-                            report, scored, latency_ms = (
-                                result.report,
-                                result.scored,
-                                result.wall_ms,
-                            )
-                            if report.tiled and report.reason != "requested":
-                                yield RunEvent(
-                                    "tiled",
-                                    key,
-                                    scale,
-                                    source.key,
-                                    image=name,
-                                    message=f"{name}: {report.reason}; used {report.tile_size}px tiles",
-                                )
-                            if config.save_images is not None:
-                                _save_png(
-                                    preview_rgb(protocol, scored, prepared),
-                                    Path(config.save_images) / key / f"x{scale}" / source.key,
-                                    name,
-                                )
-                            record = {
-                                **base,
-                                **scored.metrics,
-                                # Wall time of this one forward pass, no warm-up: for orientation only;
-                                # `srbench profile` makes the latency numbers to compare.
-                                "wall_ms": latency_ms,
-                                "tiled": report.tiled,
-                                "tile_size": report.tile_size,
-                                "tile_overlap": report.overlap,
-                                "memory_format": memory_format_name(layout),
-                                "dataset_fingerprint": source.fingerprint,
-                                **record_provenance(
-                                    env, device, run_id, config.seed, threads.provenance()
-                                ),
-                            }
-                            after = store.append([record], unchanged_since=seen)
-                            if after is not None:  # nobody else wrote: no re-read needed
-                                seen = after
-                            if wants_crop:
-                                crops.save(base, hr, prepared, scored, protocol)
-                                cropped.add(record_key(base))
-                            yield RunEvent(
-                                    "image", key, scale, source.key, image=name, record=record,
-                                    key=record_key(base),
-                                )  # fmt: skip
+                    yield RunEvent("note", job.key, scale, "", message=note)
+            yield from iter_model(job, sources, session)
 
-                        finally:
-                            claims.release(claim)
-                    holder = str((waiting_for or {}).get("pid", "?"))
-                    if deferred and holder != told:  # say (once per holder) what it waits for
-                        told = holder
-                        message = _waiting_message(deferred, waiting_for, config.results_dir)
-                        yield RunEvent("note", key, scale, source.key, message=message)
-                    if deferred:  # wait for the other run, then take what it stored
-                        time.sleep(0.5)
-                        done = set() if config.force else store.keys()
-                    queue = deferred
-                if config.save_images is not None and stored_before:
-                    yield RunEvent(
-                        "note", key, scale, source.key,
-                        message=f"--save-images: {stored_before} of {len(source.names)} "
-                        f"{source.key} images of {key} x{scale} were already in the store, so "
-                        "they were not computed and no PNG was written for them; add --force to "
-                        "compute and save them",
-                    )  # fmt: skip
-                yield RunEvent("done", key, scale, source.key)
+
+def _model_job(
+    config: RunConfig, ref: ModelRef, scale: int, device: torch.device
+) -> Generator[RunEvent, None, Evaluand | None]:
+    """``ref`` x``scale`` built with its weights, and the name its results are stored under;
+    None (said in an event) when the default run has no weights for it."""
+    card = ref.card
+    weights = _weights_for(config, card.name, scale)
+    no_weights = weights is False and card.trainable and scale not in ref.weights
+    if no_weights and config.skip_missing_weights:
+        message = f"{ref.key} x{scale}: no shipped weights yet; skipped"
+        yield RunEvent("no-weights", ref.key, scale, "", message=message)
+        return None
+    if weights is False and card.trainable and (ref.weights or ref.tag):
+        weights = True  # the weights the name selects: shipped zoo or the authors'
+        if config.weights_named:  # said, since the user named weights for others
+            yield RunEvent(
+                "note", ref.key, scale, "",
+                message=f"{ref.key} x{scale}: --weights has none for it; using "
+                f"{'the authors' if ref.tag else 'the shipped'} weights",
+            )  # fmt: skip
+    model = create_model(ref, scale=scale, pretrained=weights)
+    model = model.to(device).to(memory_format=memory_format(device)).eval()
+    weights_sha: str = getattr(model, "srbench_weights_sha256", None) or (
+        "none" if not any(True for _ in model.parameters()) else "random-init"
+    )
+    if weights_sha == "random-init" and not config.allow_random_weights:
+        raise SRBenchError(
+            f"model {card.name} x{scale} has no weights: srbench ships none for this "
+            "scale; pass --weights FILE (see `srbench weights convert`) -- random weights "
+            "give meaningless numbers"
+        )
+    key = stored_name(ref, scale, weights_sha)
+    if config.weights_tag and isinstance(weights, Path):
+        key = user_tagged_name(ref, config.weights_tag, key)
+    overlap = config.tile_overlap
+    if config.tile:  # refused here, before any image, when it would change numbers
+        channels = 1 if card.input_channels == "y" else 3
+        overlap = tile_overlap(model, scale, channels, overlap, f"{key} x{scale}")
+    return Evaluand(
+        model, key, card, scale, weights_sha, model_code_sha256(card.name), tile_overlap=overlap
+    )
+
+
+class Session:
+    """What the models of one run share: the record context (protocol, inference variant,
+    provenance, run id), the LR cache and, when results are stored, the store, the claims, the
+    crops and the thread policy.
+
+    ``stored=False`` (training validation): nothing is read from or written to a store, torch's
+    thread count is left alone, and each image's model input is made once and kept, as the same
+    images are scored again at every validation.
+    """
+
+    def __init__(self, config: RunConfig, device: torch.device, *, stored: bool = True) -> None:
+        self.config = config
+        self.record = RecordContext(
+            config.protocol, device, environment(device), new_run_id(),
+            precision=inference_precision(EVALUATION_PRECISION, device).name,
+            seed=config.seed, ensemble=config.ensemble, tile=config.tile,
+        )  # fmt: skip
+        self.cache = LRCache(enabled=config.cache_lr)
+        self.prepared: dict[tuple, Prepared] | None = None if stored else {}
+        self.store = ResultStore(config.results_dir) if stored else None
+        self.threads = ThreadPolicy(config.threads) if stored else None
+        self.claims = Claims(config.results_dir) if stored else None
+        self.crops = CropStore(config.results_dir) if stored and config.crops else None
+        self.cropped = self.crops.keys() if self.crops is not None else set()
+        self.seen = self.store.signature() if self.store is not None else (0, 0)
+        self.done = self.store.keys() if self.store is not None and not config.force else set()
+
+    def prepare(self, job: Evaluand, hr: HRImage) -> Prepared:
+        if self.threads is not None:
+            self.threads.update()
+        memo = (hr.dataset, hr.name, hr.pixels_sha256, job.scale, job.card.input_channels)
+        if self.prepared is not None and memo in self.prepared:
+            return self.prepared[memo]
+        prepared = prepare(self.config.protocol, hr, job.scale, job.card.input_channels, self.cache)
+        if self.prepared is not None:
+            self.prepared[memo] = prepared
+        return prepared
+
+    def evaluate(self, job: Evaluand, prepared: Prepared, label: str) -> ImageResult:
+        return evaluate_image(
+            job.model, prepared, self.config.protocol, self.record.device, tile=self.config.tile,
+            overlap=job.tile_overlap, ensemble=self.config.ensemble, label=label,
+        )  # fmt: skip
+
+    def stored_since(self, key: tuple) -> bool:
+        """Whether another run stored ``key`` since this one last looked."""
+        if self.store is None or self.config.force or not self.store.changed_since(self.seen):
+            return False
+        self.seen = self.store.signature()
+        self.done = self.store.keys()
+        return key in self.done
+
+    def append(self, record: dict) -> None:
+        if self.store is None:
+            return
+        after = self.store.append([record], unchanged_since=self.seen)
+        if after is not None:  # nobody else wrote: no re-read needed
+            self.seen = after
+
+    def save_crop(self, base: dict, hr: HRImage, prepared: Prepared, scored) -> None:
+        assert self.crops is not None
+        self.crops.save(base, hr, prepared, scored, self.config.protocol)
+        self.cropped.add(record_key(base))
+
+
+def iter_model(job: Evaluand, sources: list[DatasetSource], session: Session) -> Iterator[RunEvent]:
+    """Score ``job`` on every image of ``sources``: the one per-image loop of `srbench run`,
+    ablations and training validation. With a store, results already in it are skipped (their
+    crop made if missing), an image another run is computing waits for it (claims), and each
+    new record is appended as soon as it is made; ``image`` events carry the records."""
+    for source in sources:
+        yield RunEvent("start", job.key, job.scale, source.key, total=len(source.names))
+        yield from _iter_source(job, source, session)
+        yield RunEvent("done", job.key, job.scale, source.key)
+
+
+def _iter_source(job: Evaluand, source: DatasetSource, session: Session) -> Iterator[RunEvent]:
+    config, key, scale = session.config, job.key, job.scale
+    queue = list(source.names)
+    told = ""
+    stored_before = 0  # images taken from the store: --save-images writes none
+    while queue:
+        deferred: list[str] = []
+        waiting_for: dict | None = None
+        for name in queue:
+            # The image is read first: its pixel fingerprint is part of the key, so a result
+            # made from other pixels (an unverified copy) is never reused.
+            hr = source.loader(name)
+            base = key_fields(
+                job, session.record, dataset=source.key, image=name,
+                hr_sha256=hr.pixels_sha256, standard=source.is_standard,
+            )  # fmt: skip
+            record_id = record_key(base)
+            wants_crop = session.crops is not None and name in source.visual_images
+            wants_crop = wants_crop and record_id not in session.cropped
+            label = (
+                f"model {key} x{scale} on {source.key}/{name} (weights {job.weights_sha256[:12]})"
+            )
+            if record_id in session.done:
+                if wants_crop:  # stored before crops were: make only the crop
+                    prepared = session.prepare(job, hr)
+                    scored = session.evaluate(job, prepared, label).scored
+                    session.save_crop(base, hr, prepared, scored)
+                stored_before += 1
+                yield RunEvent("skip", key, scale, source.key, image=name, key=record_id)
+                continue
+            claim = session.claims.acquire(record_id, what=label) if session.claims else None
+            if session.claims is not None and claim is None:  # an identical run computes it now
+                deferred.append(name)
+                waiting_for = waiting_for or session.claims.holder(record_id)
+                continue
+            try:
+                if session.stored_since(record_id):  # another run stored it since this began
+                    stored_before += 1
+                    yield RunEvent("skip", key, scale, source.key, image=name, key=record_id)
+                    continue
+                yield from _score_image(job, source, hr, name, base, label, wants_crop, session)
+            finally:
+                Claims.release(claim)
+        holder = str((waiting_for or {}).get("pid", "?"))
+        if deferred and holder != told:  # say (once per holder) what it waits for
+            told = holder
+            message = _waiting_message(deferred, waiting_for, config.results_dir)
+            yield RunEvent("note", key, scale, source.key, message=message)
+        if deferred and session.store is not None:  # wait for the other run, take its results
+            time.sleep(0.5)
+            session.done = set() if config.force else session.store.keys()
+        queue = deferred
+    if config.save_images is not None and stored_before:
+        yield RunEvent(
+            "note", key, scale, source.key,
+            message=f"--save-images: {stored_before} of {len(source.names)} {source.key} "
+            f"images of {key} x{scale} were already in the store, so they were not computed "
+            "and no PNG was written for them; add --force to compute and save them",
+        )  # fmt: skip
+
+
+def _score_image(
+    job: Evaluand,
+    source: DatasetSource,
+    hr: HRImage,
+    name: str,
+    base: dict,
+    label: str,
+    wants_crop: bool,
+    session: Session,
+) -> Iterator[RunEvent]:
+    """Compute, store and announce one image's result."""
+    key, scale = job.key, job.scale
+    prepared = session.prepare(job, hr)
+    while session.cache.rebuilt:
+        message = session.cache.rebuilt.pop(0)
+        yield RunEvent("note", key, scale, source.key, image=name, message=message)
+    result = session.evaluate(job, prepared, label)
+    report = result.report
+    if report.tiled and report.reason != "requested":
+        yield RunEvent(
+            "tiled", key, scale, source.key, image=name,
+            message=f"{name}: {report.reason}; used {report.tile_size}px tiles",
+        )  # fmt: skip
+    if session.config.save_images is not None:
+        _save_png(
+            preview_rgb(session.config.protocol, result.scored, prepared),
+            Path(session.config.save_images) / key / f"x{scale}" / source.key,
+            name,
+        )
+    threads = session.threads.provenance() if session.threads is not None else None
+    record = result_record(
+        job, session.record, base, result, fingerprint=source.fingerprint, threads=threads
+    )
+    session.append(record)
+    if wants_crop:
+        session.save_crop(base, hr, prepared, result.scored)
+    yield RunEvent("image", key, scale, source.key, image=name, record=record, key=record_key(base))
 
 
 def _waiting_message(deferred: list[str], holder: dict | None, results_dir: Path) -> str:
@@ -532,7 +502,7 @@ def write_summary(
 
     from srbench.results import summarise
 
-    protocol = get_protocol(config.protocol)
+    protocol = config.protocol
     wanted = set(keys)
     records = [
         r for r in ResultStore(config.results_dir).latest_records() if record_key(r) in wanted

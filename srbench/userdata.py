@@ -23,7 +23,7 @@ import torch
 
 from srbench.data import IMAGE_SUFFIXES, LOSSY_SUFFIXES, HRImage, decode_image, pixels_sha256
 from srbench.errors import DataError, SRBenchError
-from srbench.runner import DatasetSource
+from srbench.sources import DatasetSource
 
 READABLE = IMAGE_SUFFIXES + LOSSY_SUFFIXES
 

@@ -19,7 +19,7 @@ from srbench.data import (
 )
 from srbench.errors import DataError
 from srbench.protocols import LEGACY_Y, LRCache, prepare
-from srbench.runner import benchmark_source
+from srbench.sources import benchmark_source
 
 
 def test_specs_have_expected_counts():

@@ -25,7 +25,8 @@ from srbench.gate import read_baseline
 from srbench.protocols import LRCache
 from srbench.registry import ModelCard, create_model, register_model, unregister_model
 from srbench.results import ResultStore
-from srbench.runner import RunConfig, benchmark_source, demo_source, run
+from srbench.runner import RunConfig, run
+from srbench.sources import benchmark_source, demo_source
 
 cli = CliRunner()
 
@@ -291,7 +292,11 @@ def test_invalid_records_are_skipped_with_their_line_numbers(tmp_path):
 
 def test_duplicate_names_are_computed_once(tmp_path):
     config = RunConfig(["bicubic", "bicubic"], ["demo", "demo"], [2, 2], results_dir=tmp_path)
-    assert config.models == ["bicubic"] and config.scales == [2] and config.datasets == ["demo"]
+    assert (
+        [m.key for m in config.models] == ["bicubic"]
+        and config.scales == [2]
+        and config.datasets == ["demo"]
+    )
     assert len(run(config, [demo_source()])) == 5
     result = _invoke("run", "--models", "drn,drn_s,drn", "--datasets", "demo", "--scales", "9",
                      "--results-dir", str(tmp_path))  # fmt: skip

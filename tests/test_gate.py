@@ -9,6 +9,7 @@ import pytest
 import torch
 from rich.console import Console
 
+from srbench.cli.gate import baseline_update_command, check_command
 from srbench.errors import SRBenchError
 from srbench.gate import (
     SCHEMA,
@@ -21,7 +22,6 @@ from srbench.gate import (
 from srbench.pareto import counted_costs
 from srbench.protocols import get_protocol
 from srbench.registry import ModelCard, register_model, unregister_model
-from srbench.report_cli import baseline_update_command, check_command
 from srbench.results import ResultStore
 
 STANDARD = get_protocol("standard")
@@ -266,7 +266,8 @@ def test_ablation_records_are_not_gated(tmp_path):
 @pytest.mark.data
 @pytest.mark.slow
 def test_check_runs_what_the_store_lacks(tmp_path, data_root):
-    from srbench.runner import RunConfig, benchmark_source, run
+    from srbench.runner import RunConfig, run
+    from srbench.sources import benchmark_source
 
     first = tmp_path / "first"
     config = RunConfig(models=["bicubic"], datasets=["set5"], scales=[2], results_dir=first)

@@ -4,23 +4,26 @@ verified copy of all its images; values that cannot exist are refused on write a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from srbench.cli.gate import baseline_update_command
 from srbench.codehash import model_code_sha256
 from srbench.data import HRImage, pixels_sha256
 from srbench.errors import SRBenchError, WeightsError
 from srbench.gate import read_baseline
 from srbench.registry import ModelCard, create_model, register_model, unregister_model
-from srbench.report_cli import baseline_update_command
 from srbench.results import RECORDS_FILE, ResultStore
-from srbench.runner import DatasetSource, RunConfig, run
+from srbench.runner import RunConfig, run
 from srbench.schema import PSNR_MAX_DB, record_key
+from srbench.sources import DatasetSource
 from srbench.weights import index_weights, save_weights
 
 REPO = Path(__file__).resolve().parent.parent
@@ -95,25 +98,37 @@ def test_a_folder_holding_the_models_weights_is_used(vdsr_file, tmp_path):
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def plugin(tmp_path, monkeypatch):
-    """A model registered from a package on disk: arch.py imports helper.py at module level."""
-    package = tmp_path / "i22_plugin"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "helper.py").write_text("def gain():\n    return 1.0\n")
-    (package / "arch.py").write_text("from i22_plugin.helper import gain\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+@contextlib.contextmanager
+def _plugin_model(root: Path, package: str, model: str, arch: str, monkeypatch) -> Iterator[Path]:
+    """Model ``model`` registered from package ``package`` on disk under ``root``: its factory
+    lives in ``arch.py`` (source ``arch``), and ``helper.py`` is there to be imported."""
+    folder = root / package
+    folder.mkdir()
+    (folder / "__init__.py").write_text("")
+    (folder / "helper.py").write_text("def gain():\n    return 1.0\n")
+    (folder / "arch.py").write_text(arch)
+    monkeypatch.syspath_prepend(str(root))
 
     def factory(scale, **overrides):
         return create_model("bicubic", scale=scale)
 
-    factory.__module__ = "i22_plugin.arch"
-    card = ModelCard("i22_model", "test", "none", 2026, (2,), "any", False, trainable=False)
-    register_model(card)(factory)
-    yield package
-    unregister_model("i22_model")
-    sys.modules.pop("i22_plugin", None)
+    factory.__module__ = f"{package}.arch"
+    register_model(ModelCard(model, "test", "none", 2026, (2,), "any", False, trainable=False))(
+        factory
+    )
+    try:
+        yield folder
+    finally:
+        unregister_model(model)
+        sys.modules.pop(package, None)
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch):
+    """A model registered from a package on disk: arch.py imports helper.py at module level."""
+    arch = "from i22_plugin.helper import gain\n"
+    with _plugin_model(tmp_path, "i22_plugin", "i22_model", arch, monkeypatch) as package:
+        yield package
 
 
 def _rewrite(path: Path, text: str) -> None:
@@ -133,6 +148,23 @@ def test_code_hash_follows_the_models_code_and_its_imports(plugin):
     assert model_code_sha256("i22_model") == first  # docs, comments, layout: same code
     _rewrite(helper, "def gain():\n    return 1.01\n")
     assert model_code_sha256("i22_model") != first  # an imported module's code changed
+
+
+def test_code_hash_leaves_out_imports_for_annotations_only(tmp_path, monkeypatch):
+    """A module named under ``if TYPE_CHECKING:`` is never imported at run time: its code does
+    not make the numbers, so a change to it leaves the hash alone."""
+    arch = (
+        "from typing import TYPE_CHECKING\n\nfrom i24_typed.helper import gain\n\n"
+        "if TYPE_CHECKING:\n    from i24_typed.typing_only import X\n"
+    )
+    # a package of its own name: import caches outlive a test
+    with _plugin_model(tmp_path, "i24_typed", "i24_typed_model", arch, monkeypatch) as package:
+        (package / "typing_only.py").write_text("X = 1\n")
+        first = model_code_sha256("i24_typed_model")
+        _rewrite(package / "typing_only.py", "X = 2\n")
+        assert model_code_sha256("i24_typed_model") == first
+        _rewrite(package / "helper.py", "def gain():\n    return 1.01\n")
+        assert model_code_sha256("i24_typed_model") != first  # a run-time import still counts
 
 
 def test_code_hash_carries_a_plugins_version(plugin, monkeypatch):
@@ -175,8 +207,8 @@ def test_old_records_without_a_code_hash_load_are_shown_but_never_reused(tmp_pat
 def test_check_run_reruns_what_other_code_made(tmp_path, data_root):
     """A store whose Set5 numbers another version of the code made (here: 1 dB lower) fails a
     plain check; `check --run` re-runs them with the code as it is and passes."""
-    from srbench.report_cli import check_command
-    from srbench.runner import benchmark_source
+    from srbench.cli.gate import check_command
+    from srbench.sources import benchmark_source
 
     results = tmp_path / "r"
     run(_config(results, datasets=["set5"]), [benchmark_source("set5", data_root)])

@@ -64,7 +64,8 @@ def test_a_protocol_feeds_the_views_it_provides_and_says_which_metric_it_cannot(
 def test_a_run_stores_the_metric_where_the_protocol_feeds_it_and_notes_where_not(
     with_mae, tmp_path
 ):
-    from srbench.runner import DatasetSource, RunConfig, iter_run
+    from srbench.runner import RunConfig, iter_run
+    from srbench.sources import DatasetSource
 
     images = {f"s{i}": _image(i) for i in range(2)}
     source = DatasetSource("synthetic", "test", list(images), images.__getitem__,
@@ -154,8 +155,8 @@ def test_the_gate_judges_a_lower_is_better_metric_in_its_direction(with_mae):
 def test_the_gate_table_has_a_column_per_metric_and_its_direction(with_mae):
     from rich.console import Console
 
+    from srbench.cli.gate import gate_table
     from srbench.gate import compare, make_baseline
-    from srbench.report_cli import gate_table
 
     result = compare(make_baseline([_entry(2.0)]), [_entry(2.3)])
     console = Console(width=250, record=True)
@@ -274,3 +275,34 @@ def test_a_spec_field_change_is_all_it_takes(with_mae):
         mp.setattr(schema, "METRICS", (*schema.METRICS[:2], flipped))
         (entry,) = compare(make_baseline([_entry(2.0)]), [_entry(2.3)]).entries
     assert entry.status == "improved"
+
+
+def test_the_training_printers_show_every_metric_and_the_headline(with_mae, monkeypatch):
+    from rich.console import Console
+
+    from srbench.cli import train as train_cli
+    from srbench.training.ladder import ladder_table
+
+    results = {
+        "set5": {"psnr_db": 30.0, "ssim": 0.9, "mae": 1.25, "images": 5},
+        "old": {"psnr_db": 29.0, "ssim": 0.8, "images": 5},  # validated before MAE existed
+    }
+    assert train_cli.val_text(results) == "set5 30.00 dB / 0.9000 / 1.250, old 29.00 dB / 0.8000"
+    console = Console(record=True, width=200)
+    monkeypatch.setattr(train_cli, "console", console)
+    train_cli.print_validation(results, "run")
+    rows = [line.replace("┃", " ").replace("│", " ").split() for line in console.export_text()
+            .splitlines() if line.startswith(("┃", "│"))]  # fmt: skip
+    assert rows == [
+        ["dataset", "PSNR", "dB", "SSIM", "MAE", "images"],
+        ["set5", "30.00", "0.9000", "1.250", "5"],
+        ["old", "29.00", "0.8000", "-", "5"],
+    ]
+
+    # The ladder's Set5 columns are the headline metric's, with its display.
+    monkeypatch.setattr(schema, "METRICS", (MAE, *schema.METRICS[:2]))
+    curve = [{"iteration": 1000, "ema": ema, "set5": {"psnr_db": 30.0, "mae": value}}
+             for ema, value in ((False, 1.2345), (True, 1.0))]  # fmt: skip
+    record = {"ladder_run": "r", "summary": {}, "curve": curve, "rung": 1000, "scales": [2],
+              "model": "m", "seed": 0, "own_train_seconds": 60.0}  # fmt: skip
+    assert "| 1.234 | 1.000 | `r` |" in ladder_table([record])

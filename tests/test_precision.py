@@ -12,6 +12,7 @@ import torch
 
 from srbench.errors import ProfilingError, SRBenchError
 from srbench.precision import (
+    EVALUATION_PRECISION,
     INFERENCE_PRECISIONS,
     PRECISIONS,
     TRAINING_PRECISIONS,
@@ -85,6 +86,25 @@ def _stored_values(field: str) -> dict[str, int]:
         for value in pattern.findall(path.read_text(encoding="utf-8", errors="replace")):
             counts[value] = counts.get(value, 0) + 1
     return counts
+
+
+def test_a_runs_records_carry_the_evaluation_precision(tmp_path):
+    """Scoring's precision is the vocabulary's fp32 (the value every stored record has): a run
+    of bicubic on one synthetic image stores exactly that."""
+    import numpy as np
+
+    from srbench.data import HRImage, pixels_sha256
+    from srbench.runner import RunConfig, iter_run
+    from srbench.sources import DatasetSource
+
+    assert inference_precision(EVALUATION_PRECISION, CPU).name == EVALUATION_PRECISION == "fp32"
+    pixels = np.random.default_rng(0).integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    image = HRImage("synthetic", "a", pixels, pixels_sha256(pixels), None)
+    source = DatasetSource("synthetic", "test", ["a"], lambda name: image, is_standard=False)
+    config = RunConfig(models=["bicubic"], datasets=["synthetic"], scales=[2],
+                       results_dir=tmp_path, cache_lr=False, crops=False)  # fmt: skip
+    records = [e.record for e in iter_run(config, [source]) if e.record]
+    assert [r["precision"] for r in records] == ["fp32"]
 
 
 def test_every_stored_precision_is_a_name_of_the_vocabulary():

@@ -6,7 +6,8 @@ import pytest
 
 from srbench.protocols import LEGACY_Y, STANDARD, get_protocol
 from srbench.results import summarise
-from srbench.runner import RunConfig, benchmark_source, run
+from srbench.runner import RunConfig, run
+from srbench.sources import benchmark_source
 
 # Published Bicubic PSNR/SSIM (VDSR paper, CVPR 2016), measured with the legacy Y-only pipeline.
 PUBLISHED_BICUBIC = {

@@ -7,7 +7,8 @@ import pytest
 from srbench.convert import convert_official_npz
 from srbench.registry import get_card
 from srbench.results import summarise
-from srbench.runner import RunConfig, benchmark_source, run
+from srbench.runner import RunConfig, run
+from srbench.sources import benchmark_source
 
 # Published Set5 PSNR (legacy Y-only MATLAB pipeline), read from the model cards: IDN (CVPR
 # 2018), VDSR (CVPR 2016).

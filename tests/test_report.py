@@ -14,7 +14,8 @@ from srbench.data import HRImage, pixels_sha256
 from srbench.protocols import get_protocol
 from srbench.report import VISUAL_IMAGES, build_report, visual_order
 from srbench.results import ResultStore
-from srbench.runner import DatasetSource, RunConfig, run
+from srbench.runner import RunConfig, run
+from srbench.sources import DatasetSource
 
 STANDARD, LEGACY = get_protocol("standard"), get_protocol("legacy-y")
 EVIL = "<script>alert(1)</script>"

@@ -16,7 +16,8 @@ import pytest
 
 from srbench.data import HRImage, pixels_sha256
 from srbench.results import RECORDS_FILE, ResultStore, read_jsonl, record_key
-from srbench.runner import DatasetSource, RunConfig, run
+from srbench.runner import RunConfig, run
+from srbench.sources import DatasetSource
 
 
 def _record(i: int, writer: str = "w", **extra) -> dict:

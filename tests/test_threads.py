@@ -61,7 +61,8 @@ def test_adaptive_policy_follows_the_load_and_resamples_when_due(monkeypatch):
 
 
 def test_run_records_the_threads_of_each_image(tmp_path, monkeypatch):
-    from srbench.runner import RunConfig, demo_source, run
+    from srbench.runner import RunConfig, run
+    from srbench.sources import demo_source
 
     monkeypatch.setenv("SRBENCH_CACHE", str(tmp_path / "cache"))
     before = torch.get_num_threads()

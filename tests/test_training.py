@@ -11,6 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from srbench.parsing import key_values
 from srbench.precision import cpu_choice, cpu_flags, training_precision
 from srbench.registry import create_model, get_card
 from srbench.results import ResultStore
@@ -24,13 +25,8 @@ from srbench.training.loop import (
     train,
     train_benchmark,
 )
-from srbench.training.recipe import (
-    RecipeError,
-    load_recipe,
-    parse_overrides,
-    recipe_from_dict,
-    run_name,
-)
+from srbench.training.naming import run_name
+from srbench.training.recipe import RecipeError, load_recipe, recipe_from_dict
 from srbench.training.zoo import load_zoo, zoo_from_dict
 from srbench.weights import load_weights, read_metadata
 
@@ -87,7 +83,7 @@ def test_builtin_recipes_parse_and_name_runs():
         model="drn_s",
         scale=4,
         iterations=2000,
-        overrides=parse_overrides(
+        overrides=key_values(
             ["model_overrides.n_feats=16", "model_overrides.use_distill=false", "data.batch_size=8"]
         ),
     )
@@ -530,22 +526,22 @@ def test_zoo_table_reads_committed_records_when_run_folders_are_gone(tmp_path):
 def test_zoo_status_shows_shipped_runs_from_the_committed_records(tmp_path):
     """A fresh machine has no run folders: a run shipped from this recipe is "shipped" with its
     committed iterations, not "new 0/1000"."""
-    from srbench.training.cli import zoo_status_command
+    from srbench.cli.zoo import zoo_status
 
-    rows = zoo_status_command("zoo", tmp_path / "empty", results_dir=REPO / "results")
+    rows = zoo_status(output_dir=tmp_path / "empty", results_dir=REPO / "results")
     assert len(rows) == 18
     assert {r["state"] for r in rows} == {"shipped"}
     assert {r["iteration"] for r in rows} == {1000}
     assert all(r["train_seconds"] > 60 for r in rows)
-    rows = zoo_status_command("zoo", tmp_path / "empty", results_dir=tmp_path / "none")
+    rows = zoo_status(output_dir=tmp_path / "empty", results_dir=tmp_path / "none")
     assert {r["state"] for r in rows} == {"new"}
 
 
 def test_a_torn_run_json_is_one_line_saying_what_to_do(tmp_path, capsys):
     """A run.json torn by a kill: zoo status marks that run and goes on; zoo train stops with
     one line naming the file and the fix, never a traceback."""
+    from srbench.cli.zoo import zoo_status
     from srbench.errors import SRBenchError
-    from srbench.training.cli import zoo_status_command
     from srbench.training.zoo import iter_zoo
 
     zoo = load_zoo("zoo")
@@ -553,7 +549,7 @@ def test_a_torn_run_json_is_one_line_saying_what_to_do(tmp_path, capsys):
     run_dir.mkdir()
     (run_dir / "weights.safetensors").write_bytes(b"")
     (run_dir / "run.json").write_text('{"iterations": 10')
-    rows = zoo_status_command("zoo", tmp_path, results_dir=None)
+    rows = zoo_status(output_dir=tmp_path, results_dir=tmp_path / "none")
     assert [r["state"] for r in rows] == ["damaged"] + ["new"] * 17
     note = capsys.readouterr().err
     assert str(run_dir / "run.json") in " ".join(note.split())
@@ -567,7 +563,8 @@ def test_a_torn_run_json_is_one_line_saying_what_to_do(tmp_path, capsys):
 @pytest.mark.data
 def test_validation_numbers_are_the_runners(tmp_path, data_root, images):
     """Validation during training gives exactly what `srbench run --weights` stores."""
-    from srbench.runner import RunConfig, benchmark_source, run
+    from srbench.runner import RunConfig, run
+    from srbench.sources import benchmark_source
 
     recipe = tiny_recipe(
         model="srcnn_915",

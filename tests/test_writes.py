@@ -29,17 +29,24 @@ NOT_ATOMIC: dict[tuple[str, str, str], str] = {
     ("srbench/results.py", "acquire", ".write_text"): "a claim: written beside, then os.link-ed "
     "(a link fails where a claim exists; a rename would replace it)",
     ("srbench/results.py", "acquire", "os.link"): "likewise",
-    ("srbench/training/loop.py", "_append_log", "open"): "the training log: one appended line "
+    ("srbench/training/checkpoint.py", "append_log", "open"): "the training log: one appended line "
     "per write, trimmed atomically on resume",
     ("srbench/profiling/latency.py", "_reset_peak_rss", "open"): "a kernel control file "
     "(/proc/self/clear_refs), not a file srbench makes",
-    ("srbench/report.py", "_visuals", "shutil.copyfile"): "into this build's new img/build-* "
-    "folder, published by index.html's atomic swap",
-    ("srbench/report.py", "_visuals", ".write_bytes"): "likewise, into the new build folder",
-    ("srbench/report.py", "_learning_curves", ".savefig"): "likewise, into the new build folder",
+    (
+        "srbench/report/visuals.py",
+        "visuals",
+        "shutil.copyfile",
+    ): "into this build's new img/build-* folder, published by index.html's atomic swap",
+    ("srbench/report/visuals.py", "visuals", ".write_bytes"): "likewise, into the new build folder",
+    (
+        "srbench/report/plots.py",
+        "learning_curves",
+        ".savefig",
+    ): "likewise, into the new build folder",
     ("srbench/crops.py", "_write_png", ".save"): "PNG encoded into memory (io.BytesIO), then "
     "atomic_write",
-    ("srbench/runner.py", "_iter_run", ".save"): "srbench.crops.save, which writes through "
+    ("srbench/runner.py", "save_crop", ".save"): "srbench.crops.save, which writes through "
     "atomic_write",
 }
 

@@ -8,13 +8,13 @@ once in :mod:`srbench.cli.common`; every command's :class:`~srbench.errors.SRBen
 
 from __future__ import annotations
 
-from srbench.cli import compare, data, profile, report, run, train, weights
+from srbench.cli import compare, data, gate, profile, report, run, train, weights, zoo
 from srbench.cli.common import app, err_console
 
 app.add_typer(data.app, name="data")
 app.add_typer(weights.app, name="weights")
 
-__all__ = ["app", "compare", "main", "profile", "report", "run", "train"]
+__all__ = ["app", "compare", "gate", "main", "profile", "report", "run", "train", "zoo"]
 
 
 def main() -> None:  # pragma: no cover - thin wrapper used by `python -m srbench`

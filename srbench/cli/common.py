@@ -58,28 +58,6 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def split(values: str | None) -> list[str]:
-    return [v.strip() for v in values.split(",") if v.strip()] if values else []
-
-
-def scales_list(scales: str | None) -> list[int] | None:
-    """``"2,3"`` or ``"x2,x3"`` -> [2, 3]."""
-    try:
-        return [int(s.lower().removeprefix("x")) for s in split(scales)] or None
-    except ValueError:
-        raise SRBenchError(f"--scales {scales!r}: give scales as 2,3,4 or x2,x3,x4") from None
-
-
-def split_dict(pairs: list[str] | None) -> dict[str, str]:
-    out = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SRBenchError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set data.batch_size=8")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def progress_forced() -> bool:
     return os.environ.get("SRBENCH_PROGRESS") == "1"
 
@@ -122,6 +100,20 @@ WeightsOpt = Annotated[
 Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")]
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="Recipe override KEY=VALUE (repeatable).")
+]
+ProtocolOpt = Annotated[str, typer.Option(help="standard or legacy-y (docs/protocols.md).")]
+TileOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="Tile size in LR pixels (default: whole image; tiles automatically on out-of-memory)."
+    ),
+]
+TileOverlapOpt = Annotated[
+    int | None,
+    typer.Option(
+        help="LR pixels of context around each tile (default: the model's receptive "
+        "field, measured; a smaller overlap is refused, as it would change the numbers)."
+    ),
 ]
 CompileOpt = Annotated[bool, typer.Option("--compile", help="torch.compile the model.")]
 

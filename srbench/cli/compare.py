@@ -9,15 +9,15 @@ from typing import Annotated
 import typer
 
 from srbench.cli.common import (
+    ProtocolOpt,
     ResultsDir,
     app,
     console,
     err_console,
     fail,
-    scales_list,
-    split,
     store,
 )
+from srbench.parsing import int_list, split_list
 
 
 @app.command()
@@ -32,7 +32,7 @@ def compare(
     scales: Annotated[
         str | None, typer.Option(help="Comma-separated scales (default: all).")
     ] = None,
-    protocol: Annotated[str, typer.Option(help="standard or legacy-y.")] = "standard",
+    protocol: ProtocolOpt = "standard",
     preset: Annotated[
         str | None,
         typer.Option(help="A named set of pairs instead of A B: drn (the DRN verdict)."),
@@ -68,7 +68,11 @@ def compare(
         names = [stored_name(n, stored, str(results)) for n in (a, b)]  # type: ignore[arg-type]
         pairs = ((names[0], names[1], f"{names[0]} vs {names[1]}"),)
     rows = compare_models(
-        records, pairs, datasets=split(datasets), scales=scales_list(scales), protocol=protocol
+        records,
+        pairs,
+        datasets=split_list(datasets),
+        scales=int_list(scales, "--scales") or None,
+        protocol=protocol,
     )
     if not rows:
         fail(

@@ -17,8 +17,8 @@ from srbench.cli.common import (
     fail,
     new_app,
     progress_forced,
-    split,
 )
+from srbench.parsing import split_list
 
 app = new_app(help="Benchmark data: where it is, whether it verifies, fetch and import.")
 
@@ -61,7 +61,7 @@ def data_verify(
     )
 
     root = resolve_data_root(data_root)
-    keys = split(datasets) or available_benchmarks(root)
+    keys = split_list(datasets) or available_benchmarks(root)
     if not keys:
         fail(f"no benchmark folders under {root}; see `srbench data list`")
     bad = 0

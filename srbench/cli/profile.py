@@ -21,8 +21,9 @@ import typer
 from rich.console import JustifyMethod
 from rich.table import Table
 
-from srbench.cli.common import Device, app, console, err_console, split, store
+from srbench.cli.common import Device, app, console, err_console, store
 from srbench.errors import ProfilingError
+from srbench.parsing import int_list, split_list
 
 if TYPE_CHECKING:
     import torch
@@ -112,7 +113,7 @@ def _model_names(spec: str) -> list[str]:
     from srbench.registry import get_card, list_models
 
     names: list[str] = []
-    for item in split(spec):
+    for item in split_list(spec):
         if item.lower() == "all":
             found = list_models()
         elif any(ch in item for ch in "*?["):
@@ -128,18 +129,11 @@ def _model_names(spec: str) -> list[str]:
 
 
 def _scale_list(spec: str) -> list[int]:
-    scales: list[int] = []
-    for item in split(spec):
-        try:
-            value = int(item.lower().removeprefix("x"))
-        except ValueError:
-            raise ProfilingError(f"scale {item!r} is not an integer (e.g. 2,3,4)") from None
-        if value < 1:
-            raise ProfilingError(f"scale must be positive, got {item!r}")
-        if value not in scales:
-            scales.append(value)
+    scales = list(dict.fromkeys(int_list(spec, "--scales")))
     if not scales:
         raise ProfilingError("no scales given (e.g. --scales 2,3,4)")
+    if min(scales) < 1:
+        raise ProfilingError(f"--scales {spec!r}: scales must be positive")
     return scales
 
 
@@ -154,10 +148,10 @@ def _jobs(
     from srbench.registry import get_card
 
     names, scale_list = _model_names(models), _scale_list(scales)
-    size_specs = [parse_size(s) for s in split(sizes)]
+    size_specs = [parse_size(s) for s in split_list(sizes)]
     if not size_specs:
         raise ProfilingError("no sizes given (e.g. --sizes 720p,256)")
-    precisions = [p.lower() for p in split(precision)]
+    precisions = [p.lower() for p in split_list(precision)]
     if not precisions:
         raise ProfilingError("no precision given (e.g. --precision fp32)")
     dev = requested_device(device)

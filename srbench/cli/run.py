@@ -18,7 +18,10 @@ from rich.table import Table
 from srbench.cli.common import (
     DataRoot,
     Device,
+    ProtocolOpt,
     ResultsDir,
+    TileOpt,
+    TileOverlapOpt,
     WeightsOpt,
     app,
     console,
@@ -26,125 +29,136 @@ from srbench.cli.common import (
     fail,
     index_weights,
     progress_forced,
-    scales_list,
-    split,
     store,
 )
 from srbench.errors import SRBenchError
+from srbench.parsing import int_list, split_list
+
+RunModels = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated model names (`srbench models`; aliases such as drn, edsr; "
+        "NAME.official for the authors' weights). Default: every model srbench ships "
+        "weights for, plus bicubic."
+    ),
+]
+
+RunDatasets = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated: set5,set14,b100,urban100,manga109, demo, or a folder of your "
+        "own HR images (an ad-hoc, unverified benchmark named by the folder and a content "
+        "hash). Default: every benchmark present, else the built-in demo set."
+    ),
+]
+
+RunScales = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated scales (2,3,4 or x2,x3,x4). Default: 2,3,4, skipping (and "
+        "naming) any a model has no weights for."
+    ),
+]
+
+DetectedName = Annotated[
+    str | None,
+    typer.Option(
+        help="With --weights FILE and no --models: the name to store the detected model under "
+        "(default: <architecture>_<sha256[:8]> of the file)."
+    ),
+]
+
+SelfEnsemble = Annotated[
+    bool, typer.Option("--self-ensemble", help="x8 geometric self-ensemble (the '+' variants).")
+]
+
+Force = Annotated[bool, typer.Option("--force", help="Recompute results already in the store.")]
+
+NoVerify = Annotated[
+    bool,
+    typer.Option(
+        "--no-verify",
+        help="Evaluate images whose fingerprints do not match (labelled non-standard).",
+    ),
+]
+
+AllowRandomWeights = Annotated[
+    bool,
+    typer.Option(
+        "--allow-random-weights",
+        help="Run trainable models without weights (smoke tests only).",
+    ),
+]
+
+AllowDirty = Annotated[
+    bool,
+    typer.Option(
+        "--allow-dirty",
+        help="Write into a store committed to git (a clone's results/) although srbench's "
+        "code has uncommitted changes; the records say code_dirty: true.",
+    ),
+]
+
+SaveImages = Annotated[
+    Path | None,
+    typer.Option(help="Save SR images (PNG, RGB; Y models get bicubic chroma) here."),
+]
+
+WeightsTag = Annotated[
+    str | None,
+    typer.Option(
+        help="With --models M --weights FILE: store the results as M.TAG (e.g. mine), so "
+        "two weight files of one model are told apart by name.",
+    ),
+]
+
+Threads = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="CPU threads for torch. Default: as many as the machine has idle cores, "
+        "re-measured during the run (docs/efficiency.md, Threads).",
+    ),
+]
+
+AlsoProfile = Annotated[
+    bool,
+    typer.Option(
+        "--profile",
+        help="Also store params, MACs (720p output, 256x256 LR) and latency of each model "
+        "in <results-dir>/profile.jsonl, as `srbench profile` does.",
+    ),
+]
 
 
 @app.command()
 def run(
-    models: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated model names (`srbench models`; aliases such as drn, edsr; "
-            "NAME.official for the authors' weights). Default: every model srbench ships "
-            "weights for, plus bicubic."
-        ),
-    ] = None,
-    datasets: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated: set5,set14,b100,urban100,manga109, demo, or a folder of your "
-            "own HR images (an ad-hoc, unverified benchmark named by the folder and a content "
-            "hash). Default: every benchmark present, else the built-in demo set."
-        ),
-    ] = None,
-    scales: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated scales (2,3,4 or x2,x3,x4). Default: 2,3,4, skipping (and "
-            "naming) any a model has no weights for."
-        ),
-    ] = None,
-    protocol: Annotated[
-        str, typer.Option(help="standard or legacy-y (docs/protocols.md).")
-    ] = "standard",
+    models: RunModels = None,
+    datasets: RunDatasets = None,
+    scales: RunScales = None,
+    protocol: ProtocolOpt = "standard",
     data_root: DataRoot = None,
     weights: WeightsOpt = None,
-    name: Annotated[
-        str | None,
-        typer.Option(
-            help="With --weights FILE and no --models: the name to store the detected model under "
-            "(default: <architecture>_<sha256[:8]> of the file)."
-        ),
-    ] = None,
+    name: DetectedName = None,
     device: Device = "cpu",
-    self_ensemble: Annotated[
-        bool, typer.Option("--self-ensemble", help="x8 geometric self-ensemble (the '+' variants).")
-    ] = False,
-    tile: Annotated[
-        int | None,
-        typer.Option(
-            help="Tile size in LR pixels (default: whole image; tiles automatically on out-of-memory)."
-        ),
-    ] = None,
-    tile_overlap: Annotated[
-        int | None,
-        typer.Option(
-            help="LR pixels of context around each tile (default: the model's receptive "
-            "field, measured; a smaller overlap is refused, as it would change the numbers)."
-        ),
-    ] = None,
+    self_ensemble: SelfEnsemble = False,
+    tile: TileOpt = None,
+    tile_overlap: TileOverlapOpt = None,
     results_dir: ResultsDir = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Recompute results already in the store.")
-    ] = False,
-    no_verify: Annotated[
-        bool,
-        typer.Option(
-            "--no-verify",
-            help="Evaluate images whose fingerprints do not match (labelled non-standard).",
-        ),
-    ] = False,
-    allow_random_weights: Annotated[
-        bool,
-        typer.Option(
-            "--allow-random-weights",
-            help="Run trainable models without weights (smoke tests only).",
-        ),
-    ] = False,
-    allow_dirty: Annotated[
-        bool,
-        typer.Option(
-            "--allow-dirty",
-            help="Write into a store committed to git (a clone's results/) although srbench's "
-            "code has uncommitted changes; the records say code_dirty: true.",
-        ),
-    ] = False,
-    save_images: Annotated[
-        Path | None,
-        typer.Option(help="Save SR images (PNG, RGB; Y models get bicubic chroma) here."),
-    ] = None,
-    tag: Annotated[
-        str | None,
-        typer.Option(
-            help="With --models M --weights FILE: store the results as M.TAG (e.g. mine), so "
-            "two weight files of one model are told apart by name.",
-        ),
-    ] = None,
-    threads: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="CPU threads for torch. Default: as many as the machine has idle cores, "
-            "re-measured during the run (docs/efficiency.md, Threads).",
-        ),
-    ] = None,
-    profile: Annotated[
-        bool,
-        typer.Option(
-            "--profile",
-            help="Also store params, MACs (720p output, 256x256 LR) and latency of each model "
-            "in <results-dir>/profile.jsonl, as `srbench profile` does.",
-        ),
-    ] = False,
+    force: Force = False,
+    no_verify: NoVerify = False,
+    allow_random_weights: AllowRandomWeights = False,
+    allow_dirty: AllowDirty = False,
+    save_images: SaveImages = None,
+    tag: WeightsTag = None,
+    threads: Threads = None,
+    profile: AlsoProfile = False,
 ) -> None:
     """Measure PSNR/SSIM of models on benchmarks; resumable, results go to the store."""
     from srbench.data import available_benchmarks, resolve_data_root
     from srbench.protocols import get_protocol
-    from srbench.runner import DEMO_NOTICE, RunConfig
+    from srbench.runner import RunConfig
+    from srbench.sources import DEMO_NOTICE
 
     results_dir = store(results_dir)
     from srbench.provenance import refuse_dirty_store
@@ -153,29 +167,29 @@ def run(
     try:
         from srbench.registry import list_models, resolve
 
-        # Fail fast on unknown names; an alias and its target are one model (deduplicated).
-        model_names = list(dict.fromkeys(resolve(m).key for m in split(models)))
+        # Names parsed once, here: unknown ones fail before anything runs.
+        refs = [resolve(m) for m in split_list(models)]
         if tag and not weights:
             fail("--tag names the weights given with --weights; pass --weights FILE too")
         weights_index = {} if models is None and weights else index_weights(weights or [])
         if models is None and weights:  # third-party checkpoints: the architecture is detected
-            model_names, weights_index, scales = _detected(weights, name, scales)
-        default_models = not model_names
+            names, weights_index, scales = _detected(weights, name, scales)
+            refs = [resolve(n) for n in names]
+        default_models = not refs
         if default_models:
-            model_names = list_models(pretrained=True)
-        get_protocol(protocol)
+            refs = [resolve(n) for n in list_models(pretrained=True)]
         root = resolve_data_root(data_root)
-        dataset_keys = split(datasets)
+        dataset_keys = split_list(datasets)
         if not dataset_keys:
             dataset_keys = available_benchmarks(root) or ["demo"]
         sources = [_source(key, root, not no_verify) for key in dataset_keys]
         if any(s.key == "demo" for s in sources):
             err_console.print(f"[yellow]note:[/] {DEMO_NOTICE}", highlight=False)
         config = RunConfig(
-            models=model_names,
+            models=refs,
             datasets=[s.key for s in sources],
-            scales=scales_list(scales) or [2, 3, 4],
-            protocol=protocol,
+            scales=int_list(scales, "--scales") or [2, 3, 4],
+            protocol=get_protocol(protocol),
             data_root=root,
             weights=weights_index,
             weights_named=list(weights or []),
@@ -201,7 +215,7 @@ def run(
         from srbench.cli.profile import profile as profile_models
 
         profile_models(
-            models=",".join(config.models),
+            models=",".join(ref.key for ref in config.models),
             scales=",".join(map(str, config.scales)),
             device=device,
             repeats=5,
@@ -243,7 +257,7 @@ def _detected(
 
 def _source(key: str, root: Path, verify: bool):
     """The demo set, a standard benchmark, or a folder of the user's HR images."""
-    from srbench.runner import benchmark_source, demo_source
+    from srbench.sources import benchmark_source, demo_source
     from srbench.userdata import folder_source, is_folder
 
     if key == "demo":
@@ -291,10 +305,9 @@ def _run_with_progress(config, sources) -> tuple[list[tuple], list[dict]]:
 
 
 def _print_and_save_summary(config, sources, run_keys: list[tuple], new_records: list[dict]):
-    from srbench.protocols import get_protocol
     from srbench.runner import write_summary
 
-    protocol = get_protocol(config.protocol)
+    protocol = config.protocol
     summary, path = write_summary(config, sources, run_keys, new_records)
     from srbench.schema import metric_specs
 
@@ -350,22 +363,15 @@ def upscale(
         Path | None, typer.Option(help="safetensors file (default: the weights the name selects).")
     ] = None,
     device: Device = "cpu",
-    tile: Annotated[
-        int | None, typer.Option(help="Tile size in LR pixels for big images (default: whole).")
-    ] = None,
-    tile_overlap: Annotated[
-        int | None,
-        typer.Option(
-            help="LR pixels of context around each tile (default: the model's receptive field)."
-        ),
-    ] = None,
+    tile: TileOpt = None,
+    tile_overlap: TileOverlapOpt = None,
 ) -> None:
     """Super-resolve your own LR images (no metrics): OUT/<name>_x<scale>.png, RGB, with the
     standard protocol's colour handling."""
     from srbench.userdata import upscale_files
 
-    names = split(models)
-    scales = scales_list(scale) or []
+    names = split_list(models)
+    scales = int_list(scale, "--scale")
     if len(names) != 1 or len(scales) != 1:
         fail("upscale takes one model and one scale, e.g. --models drn --scale 2")
     done = 0

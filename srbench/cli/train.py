@@ -1,24 +1,42 @@
-"""`srbench train|ablate` and `srbench zoo train|status|ship`."""
+"""`srbench train` and `srbench ablate`, and the training printers `srbench zoo|ladder` share.
+
+Library errors (:class:`SRBenchError`) propagate with their one-line message; under ``torchrun``
+only rank 0 prints.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
 
 from srbench.cli.common import (
+    CompileOpt,
     DataRoot,
     Device,
-    ReferenceResultsDir,
     ResultsDir,
+    SetOpt,
     app,
-    new_app,
-    scales_list,
-    split,
-    split_dict,
+    console,
+    err_console,
+    progress_forced,
     store,
 )
+from srbench.parsing import key_values
+from srbench.training import distributed
+
+RunsDir = Annotated[Path, typer.Option(help="Folder for run folders.")]
 
 
 @app.command()
@@ -28,7 +46,7 @@ def train(
     scale: Annotated[int | None, typer.Option(help="Override the recipe's scale.")] = None,
     iterations: Annotated[int | None, typer.Option(help="Override the iterations.")] = None,
     data_root: DataRoot = None,
-    output_dir: Annotated[Path, typer.Option(help="Folder for run folders.")] = Path("runs"),
+    output_dir: RunsDir = Path("runs"),
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the last checkpoint.")
     ] = False,
@@ -36,28 +54,22 @@ def train(
     benchmark: Annotated[
         bool, typer.Option("--benchmark", help="Measure loop vs bare-step patches/s instead.")
     ] = False,
-    compile_model: Annotated[
-        bool, typer.Option("--compile", help="torch.compile the model.")
-    ] = False,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Recipe override KEY=VALUE (repeatable).")
-    ] = None,
+    compile_model: CompileOpt = False,
+    set_: SetOpt = None,
 ) -> None:
     """Train a model under a recipe (one recipe for every model)."""
-    from srbench.training.cli import train_command
-
     train_command(
-        recipe,
-        model,
-        scale,
-        iterations,
-        data_root,
-        output_dir,
-        resume,
-        device,
-        benchmark,
-        compile_model,
-        split_dict(set_),
+        recipe=recipe,
+        model=model,
+        scale=scale,
+        iterations=iterations,
+        data_root=data_root,
+        output_dir=output_dir,
+        resume=resume,
+        device=device,
+        benchmark=benchmark,
+        compile=compile_model,
+        overrides=key_values(set_),
     )
 
 
@@ -67,152 +79,283 @@ def ablate(
         str, typer.Argument(help="Ablation spec YAML or built-in name.")
     ] = "ablation-drn",
     data_root: DataRoot = None,
-    output_dir: Annotated[Path, typer.Option(help="Folder for run folders.")] = Path("runs"),
+    output_dir: RunsDir = Path("runs"),
     results_dir: ResultsDir = None,
     device: Device = "cpu",
     iterations: Annotated[int | None, typer.Option(help="Override the shared budget.")] = None,
-    compile_model: Annotated[bool, typer.Option("--compile")] = False,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="KEY=VALUE (repeatable).")] = None,
+    compile_model: CompileOpt = False,
+    set_: SetOpt = None,
 ) -> None:
     """Train a grid of variants under one budget and store their scores."""
-    from srbench.training.cli import ablate_command
-
     ablate_command(
-        spec,
-        data_root,
-        output_dir,
-        store(results_dir),
-        device,
-        iterations,
-        compile_model,
-        split_dict(set_),
+        spec=spec,
+        data_root=data_root,
+        output_dir=output_dir,
+        results_dir=store(results_dir),
+        device=device,
+        iterations=iterations,
+        compile=compile_model,
+        overrides=key_values(set_),
     )
 
 
-zoo_app = new_app(help="The model zoo: every model trained under one recipe (zoo.yaml).")
-app.add_typer(zoo_app, name="zoo")
-ZooSpec = Annotated[str, typer.Option("--spec", help="Zoo spec YAML or built-in name.")]
-ZooDir = Annotated[
-    Path | None,
-    typer.Option("--output-dir", help="Run folders (default ~/.cache/srbench/zoo)."),
-]
-ZooModels = Annotated[str | None, typer.Option(help="Comma-separated subset of the zoo's models.")]
-ZooScales = Annotated[str | None, typer.Option(help="Comma-separated subset of scales.")]
-
-
-@zoo_app.command("train")
-def zoo_train(
-    spec: ZooSpec = "zoo",
-    output_dir: ZooDir = None,
-    models: ZooModels = None,
-    scales: ZooScales = None,
-    data_root: DataRoot = None,
-    device: Device = "cpu",
-) -> None:
-    """Train every zoo run in order; finished runs are skipped, interrupted ones resume."""
-    from srbench.training.cli import zoo_train_command
-
-    zoo_train_command(
-        spec, output_dir, split(models) or None, scales_list(scales), data_root, device
+def train_progress() -> Progress:
+    """A training progress bar (rank 0, on a terminal or with SRBENCH_PROGRESS=1)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[rate]} patches/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+        disable=not (err_console.is_terminal or progress_forced())
+        or not distributed.is_main_process(),
     )
 
 
-@zoo_app.command("status")
-def zoo_status(
-    spec: ZooSpec = "zoo",
-    output_dir: ZooDir = None,
-    models: ZooModels = None,
-    scales: ZooScales = None,
-    results_dir: ReferenceResultsDir = Path("results"),
-) -> None:
-    """Which zoo runs are finished, interrupted, shipped (committed training record in
-    <results-dir>/training/, no run folder here) or not started, with their training time."""
-    from srbench.training.cli import zoo_status_command
+def say(message: str) -> None:
+    if distributed.is_main_process():
+        err_console.print(message, highlight=False)
 
-    zoo_status_command(
-        spec, output_dir, split(models) or None, scales_list(scales), results_dir=results_dir
+
+def scores_text(scores: dict[str, float]) -> str:
+    """One dataset's means, every metric measured: ``37.12 dB / 0.9581``."""
+    from srbench.schema import metric_specs
+
+    return " / ".join(
+        f"{m.fmt(scores[m.name])} {m.unit}".strip() for m in metric_specs() if m.name in scores
     )
 
 
-@zoo_app.command("ship")
-def zoo_ship(
-    spec: ZooSpec = "zoo",
-    output_dir: ZooDir = None,
-    models: ZooModels = None,
-    scales: ZooScales = None,
-    results_dir: ReferenceResultsDir = Path("results"),
-) -> None:
-    """Copy finished zoo runs' weights into the package (float16) and pin their sha256; their
-    summaries and learning curves go to <results-dir>/training/ for the report (shipping
-    changes the project, so the default is the project's reference store)."""
-    from srbench.training.cli import zoo_ship_command
-
-    zoo_ship_command(spec, output_dir, split(models) or None, scales_list(scales), results_dir)
+def val_text(results: dict[str, dict[str, float]]) -> str:
+    return ", ".join(f"{key} {scores_text(r)}" for key, r in results.items())
 
 
-ladder_app = new_app(
-    help="The budget ladder: every model under one recipe at 1k, 4k and 16k iterations."
-)
-app.add_typer(ladder_app, name="ladder")
-LadderSpec = Annotated[str, typer.Option("--spec", help="Ladder spec YAML or built-in name.")]
-LadderDir = Annotated[
-    Path | None,
-    typer.Option("--output-dir", help="Run folders (default ~/.cache/srbench/ladder)."),
-]
-LadderSteps = Annotated[
-    str | None, typer.Option(help="Comma-separated subset of the spec's steps (a, b, ...).")
-]
+class TrainPrinter:
+    """Turns :class:`TrainEvent` s into a progress bar and a few lines."""
+
+    def __init__(self, progress: Progress, label: str = "") -> None:
+        self.progress = progress
+        self.label = label
+        self.task: TaskID | None = None
+        self.next_line = 0
+
+    def __call__(self, event) -> None:
+        info = event.info
+        if event.kind == "start":
+            resumed = f", resumed at {info['resumed_from']}" if info["resumed_from"] else ""
+            say(
+                f"{self.label}[bold]{info['run_name']}[/]: {info['model']} x{info['scale']}, "
+                f"{info['params']:,} params, {info['images']} training images "
+                f"({info['data_seconds']:.1f} s to load), {info['device']} {info['precision']}, "
+                f"{info['world_size']} process(es) x batch {info['per_rank_batch']}{resumed}"
+            )
+            if info["images_too_small"]:
+                say(
+                    f"[yellow]note:[/] {info['images_too_small']} images are smaller than the "
+                    "patch and are never sampled"
+                )
+            self.task = self.progress.add_task(
+                info["run_name"], total=event.total, completed=event.iteration, loss="-", rate="-"
+            )
+            self.next_line = event.iteration
+        elif event.kind == "log" and self.task is not None:
+            self.progress.update(
+                self.task,
+                completed=event.iteration,
+                loss=f"{info['loss']:.4f}",
+                rate=f"{info['patches_per_s']:.0f}",
+            )
+            if self.progress.disable and event.iteration >= self.next_line:
+                say(
+                    f"{self.label}it {event.iteration}/{event.total}: loss {info['loss']:.4f}, "
+                    f"lr {info['lr']:.2e}, {info['patches_per_s']:.0f} patches/s"
+                )
+                self.next_line = event.iteration + max(1, event.total // 20)
+        elif event.kind == "validate":
+            say(
+                f"{self.label}it {event.iteration}: {val_text(info['results'])} "
+                f"({info['protocol']})"
+            )
+        elif event.kind == "done":
+            if not info.get("finished"):
+                say(f"stopped at iteration {event.iteration}; checkpoint in {info['run_dir']}")
+            elif "weights_path" in info:
+                say(f"{self.label}weights: {info['weights_path']}")
 
 
-@ladder_app.command("train")
-def ladder_train(
-    spec: LadderSpec = "ladder",
-    output_dir: LadderDir = None,
-    models: ZooModels = None,
-    steps: LadderSteps = None,
-    scales: ZooScales = None,
-    data_root: DataRoot = None,
-    device: Device = "cpu",
-) -> None:
-    """Train the ladder in order: finished rungs are skipped, interrupted ones resume, new ones
-    branch off their trunk's latest snapshot."""
-    from srbench.training.cli import ladder_train_command
+def train_command(
+    recipe: str | Path,
+    model: str | None = None,
+    scale: int | None = None,
+    iterations: int | None = None,
+    data_root: str | Path | None = None,
+    output_dir: str | Path = "runs",
+    resume: bool = False,
+    device: str = "cpu",
+    benchmark: bool = False,
+    compile: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``srbench train RECIPE``: train (or, with ``benchmark``, measure throughput); prints.
 
-    ladder_train_command(
-        spec,
-        output_dir,
-        split(models) or None,
-        split(steps) or None,
-        scales_list(scales),
-        data_root,
-        device,
+    ``recipe``: a YAML path or a built-in name (``default``, ``tiny-cpu``); ``overrides``: dotted
+    recipe keys (``{"data.batch_size": "8", "model_overrides.n_feats": "16"}``).
+    """
+    from srbench.training.loop import iter_train, train_benchmark
+    from srbench.training.naming import run_name
+    from srbench.training.recipe import load_recipe
+
+    rec = load_recipe(recipe, model=model, scale=scale, iterations=iterations, overrides=overrides)
+    if benchmark:
+        bench = train_benchmark(
+            rec.model,  # type: ignore[arg-type]
+            rec.scale,
+            rec.data.batch_size,
+            rec.data.patch_size,
+            rec.precision,
+            device=device,
+            overrides=rec.model_overrides,
+            compile=compile or rec.compile,
+        )
+        print_benchmark(bench)
+        return bench
+    say(f"recipe {rec.source} ({rec.hash}) -> {Path(output_dir) / run_name(rec)}")
+    result: dict[str, Any] = {}
+    with train_progress() as progress:
+        printer = TrainPrinter(progress)
+        for event in iter_train(
+            rec,
+            output_dir=output_dir,
+            data_root=data_root,
+            device=device,
+            resume=resume,
+            compile=compile or None,
+        ):
+            printer(event)
+            if event.kind in ("start", "done"):
+                result.update(event.info)
+            elif event.kind == "validate":
+                result["validation"] = event.info["results"]
+    if result.get("finished") and result.get("validation") and distributed.is_main_process():
+        print_validation(
+            result["validation"], f"{result['run_name']} -- {rec.validation.protocol} protocol"
+        )
+    return result
+
+
+def print_benchmark(result: dict[str, Any]) -> None:
+    if not distributed.is_main_process():
+        return
+    table = Table(
+        title=(
+            f"training throughput: {result['model']} x{result['scale']}, batch {result['batch']}, "
+            f"LR patch {result['patch']}, {result['precision']}, {result['device']}"
+        )
+    )
+    for column in ("measure", "patches/s (median)", "ms/step", "runs"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    for kind, label in (("loop", "full loop (sampling + step)"), ("bare", "bare model step")):
+        runs = ", ".join(f"{r:.0f}" for r in result[f"{kind}_patches_per_s_runs"])
+        table.add_row(
+            label,
+            f"{result[f'{kind}_patches_per_s']:.1f}",
+            f"{result[f'{kind}_ms_per_step']:.1f}",
+            runs,
+        )
+    console.print(table)
+    console.print(
+        f"loop / bare = {result['ratio']:.3f} ({result['steps']} steps x {result['repeats']} "
+        f"repeats after {result['warmup']} warm-up steps; {result['torch_threads']} torch threads)",
+        highlight=False,
     )
 
 
-@ladder_app.command("status")
-def ladder_status(
-    spec: LadderSpec = "ladder",
-    output_dir: LadderDir = None,
-    models: ZooModels = None,
-    steps: LadderSteps = None,
-    scales: ZooScales = None,
-) -> None:
-    """Which rungs are finished, interrupted or not started, with their training time."""
-    from srbench.training.cli import ladder_status_command
+def ablate_command(
+    spec: str | Path,
+    data_root: str | Path | None = None,
+    output_dir: str | Path = "runs",
+    results_dir: str | Path = "results",
+    device: str = "cpu",
+    iterations: int | None = None,
+    compile: bool = False,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``srbench ablate SPEC``: train every variant under one budget, score, store; prints.
 
-    ladder_status_command(
-        spec, output_dir, split(models) or None, split(steps) or None, scales_list(scales)
+    ``spec``: a YAML path or a built-in name (``ablation-drn``); ``iterations``/``overrides``
+    change the shared recipe (dotted keys, as for ``train_command``).
+    """
+    from srbench.training.ablation import iter_ablate, load_spec
+
+    ablation = load_spec(spec, iterations=iterations, overrides=overrides)
+    say(
+        f"ablation [bold]{ablation.name}[/] ({ablation.source}): {len(ablation.variants)} variants, "
+        f"{ablation.recipe.iterations} iterations each, batch {ablation.recipe.data.batch_size}, "
+        f"scored on {', '.join(ablation.datasets)} ({ablation.protocol.id})"
     )
+    info: dict[str, Any] = {}
+    with train_progress() as progress:
+        printer = None
+        for event in iter_ablate(
+            ablation,
+            data_root=data_root,
+            output_dir=output_dir,
+            results_dir=results_dir,
+            device=device,
+            compile=compile or None,
+        ):
+            label = f"[{event.index + 1}/{event.total} {event.variant}] "
+            if event.kind == "variant-start":
+                printer = TrainPrinter(progress, label)
+            elif event.kind == "train" and printer is not None:
+                printer(event.train_event)
+            elif event.kind == "variant-skip":
+                say(f"{label}already trained and scored; skipped")
+            elif event.kind == "variant-done":
+                say(f"{label}{val_text(event.info['results'])}")
+            elif event.kind == "done":
+                info = event.info
+    if info and distributed.is_main_process():
+        print_ablation(info)
+    return info
 
 
-@ladder_app.command("record")
-def ladder_record(
-    spec: LadderSpec = "ladder",
-    output_dir: LadderDir = None,
-    results_dir: ReferenceResultsDir = Path("results"),
-) -> None:
-    """Record finished rungs: <results-dir>/training/ladder/<run>.json and their weights tags
-    (drn_s.zoo1k, ...) in srbench/pretrained/ladder.json, so `srbench run` can evaluate them."""
-    from srbench.training.cli import ladder_record_command
+def print_validation(results: dict[str, dict[str, float]], title: str) -> None:
+    """A run's final validation: one row per dataset, a column per metric."""
+    from srbench.schema import metric_specs
 
-    ladder_record_command(spec, output_dir, results_dir)
+    specs = metric_specs()
+    table = Table(title=title)
+    for column in ("dataset", *(m.header for m in specs), "images"):
+        table.add_column(column, justify="left" if column == "dataset" else "right")
+    for key, r in results.items():
+        table.add_row(key, *(m.fmt(r.get(m.name)) for m in specs), str(r["images"]))
+    console.print(table)
+
+
+def print_ablation(info: dict[str, Any]) -> None:
+    from srbench.schema import metric_specs
+
+    labels = " / ".join(m.label for m in metric_specs())
+    table = Table(title=f"ablation {info['ablation']} -- {info['protocol']} protocol, {labels}")
+    table.add_column("variant")
+    table.add_column("model")
+    table.add_column("overrides")
+    table.add_column("params", justify="right")
+    for key in info["datasets"]:
+        table.add_column(key, justify="right")
+    for row in info["rows"]:
+        overrides = ", ".join(f"{k}={v}" for k, v in row["overrides"].items()) or "-"
+        cells = [
+            scores_text(row["results"][k]) if k in row["results"] else "-" for k in info["datasets"]
+        ]
+        table.add_row(row["variant"], row["model"], overrides, f"{row['params']:,}", *cells)
+    console.print(table)
+    console.print(
+        f"records tagged ablation={info['ablation']} in {Path(info['results_dir']) / 'records.jsonl'}",
+        highlight=False,
+    )

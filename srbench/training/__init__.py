@@ -2,10 +2,11 @@
 
 Public entry points (library code: nothing here prints):
 
-* :func:`load_recipe` / :class:`Recipe` / :func:`run_name` -- ``srbench.training.recipe``;
+* :func:`load_recipe` / :class:`Recipe` -- ``srbench.training.recipe``; :func:`run_name` --
+  ``srbench.training.naming``;
 * :func:`iter_train` / :func:`train` / :func:`train_benchmark` -- ``srbench.training.loop``;
 * :func:`load_spec` / :func:`iter_ablate` -- ``srbench.training.ablation``;
-* ``srbench.training.cli`` -- the printing ``train_command`` / ``ablate_command``.
+* ``srbench.cli.train`` / ``srbench.cli.zoo`` -- the printing commands (``srbench train``, ...).
 
 Submodules are imported on first use, so ``import srbench.training`` stays cheap.
 """
@@ -20,7 +21,7 @@ _EXPORTS = {
     "RecipeError": "recipe",
     "load_recipe": "recipe",
     "recipe_from_dict": "recipe",
-    "run_name": "recipe",
+    "run_name": "naming",
     "builtin_recipes": "recipe",
     "TrainEvent": "loop",
     "TrainingError": "loop",

@@ -36,13 +36,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+from srbench.errors import SRBenchError
+from srbench.protocols import Protocol, get_protocol
 from srbench.registry import create_model, get_card
-from srbench.results import ResultStore
 from srbench.training import distributed
+from srbench.training.loop import WEIGHTS_FILE
+from srbench.training.naming import run_name
 from srbench.training.recipe import (
     Recipe,
     RecipeError,
@@ -51,8 +54,11 @@ from srbench.training.recipe import (
     check_model,
     read_yaml,
     recipe_from_dict,
-    run_name,
 )
+
+if TYPE_CHECKING:
+    from srbench.runner import Session
+    from srbench.sources import DatasetSource
 
 _SPEC_KEYS = (
     "name",
@@ -83,7 +89,7 @@ class AblationSpec:
     recipe: Recipe  # the shared budget (model and overrides replaced per variant)
     variants: tuple[Variant, ...]
     datasets: tuple[str, ...] = ("set5", "set14")
-    protocol: str = "standard"
+    protocol: Protocol = field(default_factory=lambda: get_protocol("standard"))
     description: str = ""
     source: str = "<dict>"
 
@@ -189,7 +195,7 @@ def spec_from_dict(
         recipe=recipe,
         variants=tuple(variants),
         datasets=datasets,
-        protocol=str(evaluate.get("protocol", "standard")),
+        protocol=_protocol(evaluate.get("protocol", "standard"), source),
         description=str(raw.get("description", "")),
         source=source,
     )
@@ -198,6 +204,13 @@ def spec_from_dict(
             raise RecipeError(f"{source}: variant {variant.name!r} has no model")
         check_model(spec.variant_recipe(variant), f"{source}: variant {variant.name!r}")
     return spec
+
+
+def _protocol(value: Any, source: str) -> Protocol:
+    try:
+        return get_protocol(str(value))
+    except SRBenchError as exc:
+        raise RecipeError(f"{source}: evaluate.protocol: {exc}") from None
 
 
 def load_spec(
@@ -223,18 +236,6 @@ class AblationEvent:
     train_event: Any = None
 
 
-def _stored(store: ResultStore, spec: AblationSpec, variant: str, sha: str) -> list[dict]:
-    return [
-        r
-        for r in store.latest_records()
-        if r.get("ablation") == spec.name
-        and r.get("variant") == variant
-        and r.get("weights_sha256") == sha
-        and r.get("protocol") == spec.protocol
-        and r.get("dataset") in spec.datasets
-    ]
-
-
 def iter_ablate(
     spec: AblationSpec,
     *,
@@ -256,7 +257,7 @@ def iter_ablate(
             ctx=ctx,
             data_root=data_root,
             output_dir=Path(output_dir) / f"ablation-{spec.name}",
-            store=ResultStore(Path(results_dir)),
+            results_dir=Path(results_dir),
             device=distributed.rank_device(device, ctx),
             compile=compile,
             images=images,
@@ -271,115 +272,132 @@ def _ablate(
     ctx: distributed.DistContext,
     data_root: str | Path | None,
     output_dir: Path,
-    store: ResultStore,
+    results_dir: Path,
     device: torch.device,
     compile: bool | None,
     images: Any,
 ) -> Iterator[AblationEvent]:
-    from srbench.profiling import trainable_params
-    from srbench.training.evaluate import (
-        iter_scores,
-        prepare_sources,
-        result_records,
-        summarise_scores,
-        validation_sources,
-    )
-    from srbench.training.loop import WEIGHTS_FILE, iter_train, prepare_training_set
-    from srbench.weights import file_sha256, load_weights
+    from srbench.runner import RunConfig, Session
+    from srbench.training.evaluate import validation_sources
 
-    main = ctx.is_main
-    sources = validation_sources(spec.datasets, data_root) if main else []
+    sources = validation_sources(spec.datasets, data_root) if ctx.is_main else []
+    # One run of the runner for all variants; torch's thread count is the training's.
+    config = RunConfig(
+        models=[], datasets=list(spec.datasets), scales=[], protocol=spec.protocol,
+        results_dir=results_dir, device=str(device), seed=spec.recipe.seed, crops=False,
+        count_costs=False, threads=torch.get_num_threads(),
+    )  # fmt: skip
+    session = Session(config, device) if ctx.is_main else None
     training_sets: dict[str, Any] = {}
-    eval_sets: dict[str, Any] = {}
     rows = []
     total = len(spec.variants)
     for index, variant in enumerate(spec.variants):
         recipe = spec.variant_recipe(variant)
-        card = get_card(recipe.model)  # type: ignore[arg-type]
         name = run_name(recipe)
-        run_dir = output_dir / name
-        weights = run_dir / WEIGHTS_FILE
         yield AblationEvent("variant-start", variant.name, index, total, {"run_name": name})
-
-        finished = weights.is_file() and _finished_with(run_dir, recipe)
-        if not finished:
-            channels = "y" if card.input_channels == "y" else "rgb"
-            if channels not in training_sets:
-                training_sets[channels] = prepare_training_set(
-                    recipe, data_root=data_root, images=images, device=device
-                )
-            for event in iter_train(
-                recipe,
-                output_dir=output_dir,
-                data_root=data_root,
-                device=str(device),
-                resume=True,
-                compile=compile,
-                training_set=training_sets[channels],
-            ):
+        run_dir = output_dir / name
+        if not ((run_dir / WEIGHTS_FILE).is_file() and _finished_with(run_dir, recipe)):
+            for event in _train_variant(recipe, training_sets, output_dir, data_root, device,
+                                        compile, images):  # fmt: skip
                 yield AblationEvent("train", variant.name, index, total, train_event=event)
-
-        if main:
-            sha = file_sha256(weights)
-            model = create_model(card.name, recipe.scale, **recipe.model_overrides)
-            load_weights(model, weights, card=card, scale=recipe.scale)
-            params = trainable_params(model)
-            stored = _stored(store, spec, variant.name, sha)
-            if {r["dataset"] for r in stored} >= set(spec.datasets):
-                scores = stored
+        if session is not None:
+            row, skipped = _score_variant(spec, variant, recipe, run_dir, session, sources)
+            if skipped:
                 yield AblationEvent("variant-skip", variant.name, index, total, {"run_name": name})
-            else:
-                if card.input_channels not in eval_sets:
-                    eval_sets[card.input_channels] = prepare_sources(
-                        sources, recipe.scale, card.input_channels, spec.protocol
-                    )
-                dev = device
-                scores = list(
-                    iter_scores(model.to(dev), eval_sets[card.input_channels], spec.protocol, dev)
-                )
-                store.append(
-                    result_records(
-                        scores,
-                        card=card,
-                        scale=recipe.scale,
-                        weights_sha256=sha,
-                        protocol=spec.protocol,
-                        device=dev,
-                        seed=recipe.seed,
-                        extra={
-                            "ablation": spec.name,
-                            "variant": variant.name,
-                            "params": params,
-                            "model_overrides": recipe.model_overrides,
-                            "train_run": name,
-                            "recipe_hash": recipe.hash,
-                            "train_iterations": recipe.iterations,
-                        },
-                    )
-                )
-            row = {
-                "variant": variant.name,
-                "model": card.name,
-                "overrides": recipe.model_overrides,
-                "params": params,
-                "run_name": name,
-                "weights_sha256": sha,
-                "results": summarise_scores(scores),
-            }
             rows.append(row)
             yield AblationEvent("variant-done", variant.name, index, total, row)
         distributed.barrier(ctx)
-    yield AblationEvent(
-        "done",
-        total=total,
-        info={
-            "ablation": spec.name,
-            "protocol": spec.protocol,
-            "datasets": list(spec.datasets),
-            "rows": rows,
-            "results_dir": str(store.root),
-        },
+    info = {
+        "ablation": spec.name,
+        "protocol": spec.protocol.id,
+        "datasets": list(spec.datasets),
+        "rows": rows,
+        "results_dir": str(results_dir),
+    }
+    yield AblationEvent("done", total=total, info=info)
+
+
+def _train_variant(
+    recipe: Recipe,
+    training_sets: dict[str, Any],
+    output_dir: Path,
+    data_root: str | Path | None,
+    device: torch.device,
+    compile: bool | None,
+    images: Any,
+) -> Iterator[Any]:
+    """Train (or resume) one variant; variants of one input kind share their training set."""
+    from srbench.training.loop import iter_train, prepare_training_set
+
+    channels = "y" if get_card(recipe.model).input_channels == "y" else "rgb"  # type: ignore[arg-type]
+    if channels not in training_sets:
+        training_sets[channels] = prepare_training_set(
+            recipe, data_root=data_root, images=images, device=device
+        )
+    yield from iter_train(
+        recipe,
+        output_dir=output_dir,
+        data_root=data_root,
+        device=str(device),
+        resume=True,
+        compile=compile,
+        training_set=training_sets[channels],
     )
+
+
+def _score_variant(
+    spec: AblationSpec,
+    variant: Variant,
+    recipe: Recipe,
+    run_dir: Path,
+    session: Session,
+    sources: list[DatasetSource],
+) -> tuple[dict[str, Any], bool]:
+    """Score a trained variant through the runner's loop (results in the store are reused);
+    returns its summary row and whether every result was in the store already."""
+    from srbench.codehash import model_code_sha256
+    from srbench.evaluation import Evaluand
+    from srbench.inference import memory_format
+    from srbench.profiling import trainable_params
+    from srbench.runner import iter_model, quiet_blas
+    from srbench.schema import record_key
+    from srbench.threads import restored_threads
+    from srbench.training.evaluate import summarise_scores
+    from srbench.weights import load_weights
+
+    card = get_card(recipe.model)  # type: ignore[arg-type]
+    model = create_model(card.name, recipe.scale, **recipe.model_overrides)
+    sha = load_weights(model, run_dir / WEIGHTS_FILE, card=card, scale=recipe.scale)
+    params = trainable_params(model)
+    device = session.record.device
+    model = model.to(device).to(memory_format=memory_format(device)).eval()
+    extra = {
+        "ablation": spec.name,
+        "variant": variant.name,
+        "params": params,
+        "model_overrides": recipe.model_overrides,
+        "train_run": run_dir.name,
+        "recipe_hash": recipe.hash,
+        "train_iterations": recipe.iterations,
+    }
+    job = Evaluand(
+        model, card.name, card, recipe.scale, sha, model_code_sha256(card.name), extra=extra
+    )
+    with quiet_blas(), restored_threads():
+        events = [e for e in iter_model(job, sources, session) if e.kind in ("image", "skip")]
+    assert session.store is not None  # an ablation's session stores its results
+    stored = {record_key(r): r for r in session.store.latest_records()}
+    scores = [e.record or stored[e.key or ()] for e in events]
+    row = {
+        "variant": variant.name,
+        "model": card.name,
+        "overrides": recipe.model_overrides,
+        "params": params,
+        "run_name": run_dir.name,
+        "weights_sha256": sha,
+        "results": summarise_scores(scores),
+    }
+    return row, all(e.kind == "skip" for e in events)
 
 
 def _finished_with(run_dir: Path, recipe: Recipe) -> bool:

@@ -3,9 +3,10 @@
 * HR images are read from folders (``T91`` and ``BSD200`` under the data root by default, or any
   folder of lossless images), greyscale files replicated to RGB, and cropped to a multiple of the
   scale (``modcrop``).
-* LR images are made once per image with the project's MATLAB-exact ``imresize`` on the uint8 RGB
-  HR (uint8 out, rounded after each pass: the ``standard`` protocol's degradation), optionally
-  kept in the srbench LR cache (the same cache and key the evaluation uses).
+* LR images are made once per image by the protocol's degradation (:meth:`Protocol.degrade`;
+  :data:`TRAINING_PROTOCOL`, the ``standard`` protocol's: MATLAB-exact ``imresize`` of the uint8
+  RGB HR, uint8 out, rounded after each pass), optionally kept in the srbench LR cache (the same
+  cache and key the evaluation uses).
 * Y-channel models train on float BT.601 Y of both: ``rgb_to_y(lr_uint8) / 255`` as input and
   ``rgb_to_y(hr_uint8) / 255`` as target -- what the ``standard`` protocol feeds them and scores.
 * All images of a set are packed into one flat buffer per resolution (``(C, sum of H*W)``), held
@@ -30,10 +31,11 @@ import torch
 from srbench.color import rgb_to_y
 from srbench.data import IMAGE_SUFFIXES, HRImage, decode_image, pixels_sha256, resolve_data_root
 from srbench.errors import DataError
-from srbench.imresize import imresize, modcrop
-from srbench.protocols import LRCache
+from srbench.imresize import modcrop
+from srbench.protocols import STANDARD, LRCache, Protocol
 
-LR_METHOD = "matlab-bicubic-rgb-uint8"  # the LR cache key of the standard protocol
+# The degradation training learns to invert, whatever protocol a recipe validates under.
+TRAINING_PROTOCOL = STANDARD
 
 
 def resolve_train_folders(train: Sequence[str], data_root: str | Path | None = None) -> list[Path]:
@@ -137,6 +139,7 @@ def build_training_set(
     *,
     cache: LRCache | None = None,
     device: torch.device | str = "cpu",
+    protocol: Protocol = TRAINING_PROTOCOL,
 ) -> TrainingSet:
     """Make every LR image once (MATLAB-exact) and pack LR and HR into flat device buffers."""
     if not images:
@@ -152,7 +155,7 @@ def build_training_set(
         hr = modcrop(pixels, scale)
         if hr.shape[0] < scale or hr.shape[1] < scale:
             continue
-        lr = cache.get(image, scale, LR_METHOD, lambda hr=hr: imresize(hr, 1 / scale))
+        lr = protocol.degrade(image, hr, scale, cache)
         if y_mode:
             lr_c = (rgb_to_y(lr) / 255.0).astype(np.float32)[None]
             hr_c = (rgb_to_y(hr) / 255.0).astype(np.float32)[None]

@@ -1,66 +1,33 @@
-"""Validation and ablation scoring with the project's protocols (exactly the runner's numbers).
+"""Validation and ablation scoring: the runner's own loop on a model object (the runner's numbers).
 
-The runner builds each model from the registry by name, so it cannot evaluate a model built with
-constructor overrides (an ablation variant) or one that is still training. These functions take
-a model object and run the runner's own per-image step, :func:`srbench.evaluation.evaluate_image`
-(fp32 forward, NaN check, protocol score), so the numbers are the runner's numbers, and
-:func:`result_records` writes records with the runner's fields (plus the caller's tags).
+The runner builds each model from the registry by name, so it cannot build a model with
+constructor overrides (an ablation variant) or one that is still training. These functions
+wrap such a model as an :class:`~srbench.evaluation.Evaluand` and score it with
+:func:`srbench.runner.iter_model` -- the loop `srbench run` uses, with its per-image step, its
+record constructor and, for ablations, its store, claims and resume.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
+import copy
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from srbench.data import resolve_data_root
-from srbench.evaluation import evaluate_image
+from srbench.evaluation import Evaluand
 from srbench.inference import in_memory_format
-from srbench.protocols import LRCache, Prepared, get_protocol, prepare
+from srbench.protocols import Protocol, get_protocol
 from srbench.registry import ModelCard
-from srbench.runner import DatasetSource, benchmark_source
-from srbench.schema import metric_names
-
-
-@dataclass
-class PreparedImage:
-    dataset: str
-    name: str
-    hr_sha256: str
-    fingerprint: str
-    standard: bool
-    prepared: Prepared
-
-
-def prepare_sources(
-    sources: Sequence[DatasetSource],
-    scale: int,
-    input_channels: str,
-    protocol: str = "standard",
-    cache: LRCache | None = None,
-) -> list[PreparedImage]:
-    """Model inputs and scoring targets of every image, made once (reused at each validation)."""
-    proto = get_protocol(protocol)
-    cache = cache or LRCache()
-    out = []
-    for source in sources:
-        for name in source.names:
-            hr = source.loader(name)
-            out.append(
-                PreparedImage(
-                    source.key,
-                    name,
-                    hr.pixels_sha256,
-                    source.fingerprint,
-                    source.is_standard,
-                    prepare(proto, hr, scale, input_channels, cache),
-                )
-            )
-    return out
+from srbench.runner import RunConfig, Session, iter_model
+from srbench.schema import UNKNOWN_CODE, metric_names
+from srbench.sources import DatasetSource, benchmark_source
+from srbench.training import distributed
+from srbench.training.checkpoint import append_log
+from srbench.training.recipe import Recipe
 
 
 def validation_sources(
@@ -70,40 +37,36 @@ def validation_sources(
     return [benchmark_source(key, root) for key in datasets]
 
 
-def iter_scores(
+def validation_session(protocol: Protocol, device: torch.device) -> Session:
+    """A session that stores nothing and keeps each image's model input for the next
+    validation (see :class:`srbench.runner.Session`)."""
+    config = RunConfig(models=[], datasets=[], scales=[], protocol=protocol, device=str(device))
+    return Session(config, device, stored=False)
+
+
+def validation_records(
     model: torch.nn.Module,
-    images: Sequence[PreparedImage],
-    protocol: str = "standard",
-    device: torch.device | str = "cpu",
-) -> Iterator[dict]:
-    """Per-image ``{dataset, image, psnr_db, ssim, wall_ms, tiled, ...}`` in fp32."""
-    proto = get_protocol(protocol)
-    device = torch.device(device)
+    card: ModelCard,
+    scale: int,
+    sources: Sequence[DatasetSource],
+    session: Session,
+) -> list[dict]:
+    """Per-image records of a model being trained (never stored): fp32, in the evaluation
+    layout (a converted copy where the training layout differs), in eval mode meanwhile."""
     was_training = model.training
     model.eval()
-    net = in_memory_format(model, device)
+    net = in_memory_format(model, session.record.device)
+    # Training weights have no file yet and these records are never stored: placeholders.
+    job = Evaluand(net, card.name, card, scale, "unsaved", UNKNOWN_CODE)
     try:
-        for item in images:
-            result = evaluate_image(
-                net, item.prepared, proto, device, label=f"{item.dataset}/{item.name}"
-            )
-            scored, report, wall_ms = result.scored, result.report, result.wall_ms
-            yield {
-                "dataset": item.dataset,
-                "image": item.name,
-                **scored.metrics,
-                "wall_ms": wall_ms,
-                "tiled": report.tiled,
-                "hr_sha256": item.hr_sha256,
-                "dataset_fingerprint": item.fingerprint,
-                "standard_benchmark": item.standard,
-            }
+        events = iter_model(job, list(sources), session)
+        return [e.record for e in events if e.kind == "image" and e.record is not None]
     finally:
         model.train(was_training)
 
 
 def summarise_scores(scores: Sequence[dict]) -> dict[str, dict[str, float]]:
-    """Per-dataset mean PSNR/SSIM: ``{"set5": {"psnr_db": .., "ssim": .., "images": 5}}``."""
+    """Per-dataset mean of each metric: ``{"set5": {"psnr_db": .., "ssim": .., "images": 5}}``."""
     out: dict[str, dict[str, float]] = {}
     for key in dict.fromkeys(s["dataset"] for s in scores):
         rows = [s for s in scores if s["dataset"] == key]
@@ -118,45 +81,77 @@ def summarise_scores(scores: Sequence[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-def result_records(
-    scores: Sequence[dict],
-    *,
-    card: ModelCard,
-    scale: int,
-    weights_sha256: str,
-    protocol: str = "standard",
-    device: torch.device | str = "cpu",
-    seed: int = 0,
-    extra: dict | None = None,
-) -> list[dict]:
-    """Result-store records with the runner's fields, plus ``extra`` (e.g. ablation tags)."""
-    from srbench.provenance import environment, record_provenance
+class Validation:
+    """Validation of the weights the run outputs -- with EMA, the raw model's too (logged with
+    ``ema: false``), so whether the EMA helps is measured in every run -- through the runner's
+    loop on the recipe's validation sets (rank 0 only)."""
 
-    proto = get_protocol(protocol)
-    device = torch.device(device)
-    env = environment(device)
-    run_id = f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-    records = []
-    for s in scores:
-        records.append(
-            {
-                "model": card.name,
-                "weights_sha256": weights_sha256,
-                "scale": scale,
-                "dataset": s["dataset"],
-                "image": s["image"],
-                "protocol": proto.id,
-                "protocol_hash": proto.hash,
-                "ensemble": False,
-                "precision": "fp32",
-                **{m: s[m] for m in metric_names() if m in s},
-                "wall_ms": s["wall_ms"],
-                "tiled": s["tiled"],
-                "hr_sha256": s["hr_sha256"],
-                "dataset_fingerprint": s["dataset_fingerprint"],
-                "standard_benchmark": s["standard_benchmark"],
-                **record_provenance(env, device, run_id, seed),
-                **(extra or {}),
-            }
+    def __init__(
+        self,
+        recipe: Recipe,
+        ctx: distributed.DistContext,
+        card: ModelCard,
+        models: dict[int, nn.Module],
+        ema: Any | None,
+        run_dir: Path,
+        device: torch.device,
+        data_root: str | Path | None,
+    ) -> None:
+        self.config = recipe.validation
+        self.total = recipe.iterations
+        self.card, self.models, self.ema = card, models, ema
+        self.scales = list(models)  # the first is the one the EMA averages
+        self.run_dir = run_dir
+        self.wanted = bool(self.config.datasets) and (
+            self.config.interval > 0 or self.config.at_end
         )
-    return records
+        self.sources: list[DatasetSource] = []
+        self.session: Session | None = None
+        if ctx.is_main and self.wanted:
+            self.sources = validation_sources(self.config.datasets, data_root)
+            protocol = get_protocol(self.config.protocol)
+            self.session = validation_session(protocol, device)
+
+    def due(self, done: int) -> bool:
+        """A validation during training after iteration ``done`` (the final one comes after)."""
+        interval, at_end = self.config.interval, self.config.at_end
+        return (
+            self.wanted
+            and interval > 0
+            and done % interval == 0
+            and (done != self.total or not at_end)
+        )
+
+    def _eval_model(self, s: int) -> nn.Module:
+        if self.ema is None:
+            return self.models[s]
+        if s == self.scales[0]:
+            return self.ema.module
+        shadow = copy.deepcopy(self.models[s])
+        shadow.load_state_dict(self.ema.module.state_dict())
+        return shadow
+
+    def __call__(self, iteration: int) -> dict[str, Any]:
+        """Validate after ``iteration``; logged, and returned as the ``validate`` event's info."""
+        assert self.session is not None  # validations run on rank 0, when the recipe asks
+        merged: dict[str, dict[str, float]] = {}
+        for s in self.scales:
+            for use_ema in [True, False] if self.ema is not None else [False]:
+                net = self._eval_model(s) if use_ema else self.models[s]
+                records = validation_records(net, self.card, s, self.sources, self.session)
+                summary = summarise_scores(records)
+                append_log(
+                    self.run_dir,
+                    {
+                        "kind": "val",
+                        "iteration": iteration,
+                        "scale": s,
+                        "protocol": self.config.protocol,
+                        "ema": use_ema,
+                        "results": summary,
+                    },
+                )
+                if use_ema or self.ema is None:
+                    for key, value in summary.items():
+                        merged[key if len(self.scales) == 1 else f"{key} x{s}"] = value
+        return {"results": merged, "protocol": self.config.protocol}

@@ -30,15 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from srbench.files import atomic_path, atomic_write
-from srbench.training.recipe import (
-    Recipe,
-    RecipeError,
-    check_keys,
-    data_tag,
-    read_yaml,
-    recipe_from_dict,
-    run_name,
-)
+from srbench.training.naming import data_tag, run_name
+from srbench.training.recipe import Recipe, RecipeError, check_keys, read_yaml, recipe_from_dict
 from srbench.training.zoo import ZooEvent, ZooRun, run_status
 
 BRANCH_FILE = "branch.json"  # in a rung's folder: the trunk snapshot it started from
@@ -395,7 +388,11 @@ def record(
 
 def ladder_table(records: Sequence[dict[str, Any]]) -> str:
     """Markdown: every recorded ladder run -- budget, seed, where it branched, its own and its
-    cumulative training time, machine and precision, Set5 at the end (raw and EMA weights)."""
+    cumulative training time, machine and precision, Set5 at the end (raw and EMA weights;
+    the headline metric, :func:`srbench.schema.headline`)."""
+    from srbench.schema import headline
+
+    spec = headline()
     lines = [
         "| model | scale | rung | seed | from | own time | total time | machine, precision "
         "| Set5 raw | Set5 EMA | run |",
@@ -406,7 +403,7 @@ def ladder_table(records: Sequence[dict[str, Any]]) -> str:
     for r in sorted(rows, key=lambda r: (r["scales"], r["model"], r["seed"], r["rung"])):
         info = r["summary"]
         end = {
-            bool(p.get("ema")): p["set5"]["psnr_db"]
+            bool(p.get("ema")): p["set5"][spec.name]
             for p in r["curve"]
             if p["iteration"] == r["rung"] and "set5" in p
         }
@@ -416,12 +413,12 @@ def ladder_table(records: Sequence[dict[str, Any]]) -> str:
             f"{info.get('cpu_model', '?')} ({info.get('cpu_id', '?')}), "
             f"{info.get('torch_threads', '?')} threads, {info.get('precision', '?')}"
         )
-        psnr = [f"{end[k]:.2f}" if k in end else "-" for k in (False, True)]
+        shown = [spec.fmt(end[k]) if k in end else "-" for k in (False, True)]
         lines.append(
             f"| {r['model']} | x{r['scales'][0]} | {_short(r['rung'])} | {r['seed']} | "
             f"{branch['iteration'] if branch else 0} | {r['own_train_seconds'] / 60:.1f} min | "
-            f"{float(info.get('train_seconds') or 0) / 60:.1f} min | {machine} | {psnr[0]} | "
-            f"{psnr[1]} | `{r['ladder_run']}` |"
+            f"{float(info.get('train_seconds') or 0) / 60:.1f} min | {machine} | {shown[0]} | "
+            f"{shown[1]} | `{r['ladder_run']}` |"
         )
     lines += [
         "",

@@ -14,7 +14,7 @@ meaningless; unknown keys are an error naming the key and the known ones)::
     compile: false               # torch.compile the model
     log_interval: 100            # iterations between loss logs / progress updates
     checkpoint_interval: 5000    # iterations between checkpoints (0: only at the end)
-    run_name: null               # default: made from the recipe (see :func:`run_name`)
+    run_name: null               # default: made from the recipe (see :func:`srbench.training.naming.run_name`)
     init_from: null              # a finished run's name (same output folder) or a .safetensors
                                  # file to start from; tensors of another shape are re-initialised
     multiscale: []               # e.g. [2, 3, 4]: one network for these scales, in turn per step
@@ -65,7 +65,6 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -509,17 +508,6 @@ def apply_overrides(raw: dict[str, Any], overrides: dict[str, Any] | None) -> di
     return out
 
 
-def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["data.batch_size=8", "model_overrides.n_feats=16"]`` -> a dict for ``apply_overrides``."""
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise RecipeError(f"override {item!r}: expected KEY=VALUE, e.g. data.batch_size=8")
-        out[key.strip()] = value.strip()
-    return out
-
-
 def load_recipe(
     name_or_path: str | Path,
     *,
@@ -535,87 +523,6 @@ def load_recipe(
     raw = apply_overrides(raw, {**{k: v for k, v in direct.items() if v is not None}})
     raw = apply_overrides(raw, overrides)
     return recipe_from_dict(raw, source, check=check)
-
-
-# ----------------------------------------------------------------------------------------------
-# Run names
-# ----------------------------------------------------------------------------------------------
-
-_SHORT_KEYS = {
-    "n_feats": "nf",
-    "n_groups": "ng",
-    "n_blocks": "nb",
-    "n_resblocks": "nb",
-    "n_resgroups": "ng",
-    "distill_channels": "dc",
-    "keep_channels": "kc",
-    "filters": "f",
-    "kernel_sizes": "k",
-}
-
-
-def _token(value: Any) -> str:
-    if isinstance(value, (list, tuple)):
-        return "x".join(_token(v) for v in value)
-    text = str(value).lower()
-    return re.sub(r"[^a-z0-9.]+", "", text)
-
-
-def _override_tokens(overrides: dict[str, Any]) -> list[str]:
-    tokens = []
-    for key in sorted(overrides):
-        value = overrides[key]
-        if key == "use_distill" and isinstance(value, bool):
-            tokens.append("distill" if value else "nodistill")
-        elif key in ("activation", "block", "upsampler"):
-            tokens.append(_token(value))
-        elif isinstance(value, bool):
-            tokens.append(_token(key) if value else f"no{_token(key)}")
-        else:
-            tokens.append(f"{_SHORT_KEYS.get(key, _token(key))}{_token(value)}")
-    return tokens
-
-
-def data_tag(train: tuple[str, ...]) -> str:
-    """``("T91", "BSD200")`` -> ``t91bsd200``; a path contributes its folder name (not ``HR``)."""
-    parts = []
-    for entry in train:
-        path = Path(entry)
-        name = path.parent.name if path.name.lower() == "hr" and path.parent.name else path.name
-        parts.append(_token(name) or "data")
-    return "".join(parts)
-
-
-def _count(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}m"
-    if n >= 1000 and n % 1000 == 0:
-        return f"{n // 1000}k"
-    return str(n)
-
-
-def run_name(recipe: Recipe) -> str:
-    """``{model}-x{scale}[-{overrides}]-{data}-it{iterations}-b{batch}[-s{seed}]-{hash}``, or
-    ``recipe.run_name`` (the seed is named when it is not 0).
-
-    e.g. ``edsr_baseline-x2-t91bsd200-it300k-b16-3f2a9c``, ``vdsr-x2x3x4-t91bsd200-it1k-b16-…``.
-    The trailing six hex digits are the recipe hash's, so two recipes that differ only in, say,
-    the learning rate never share a run folder.
-    """
-    if recipe.run_name:
-        return recipe.run_name
-    if recipe.model is None:
-        raise RecipeError(f"{recipe.source}: no model given; set `model:` or pass --model")
-    scales = "".join(f"x{s}" for s in recipe.train_scales())
-    parts = [recipe.model, scales, *_override_tokens(recipe.model_overrides)]
-    parts += [
-        data_tag(recipe.data.train),
-        f"it{_count(recipe.iterations)}",
-        f"b{recipe.data.batch_size}",
-        *([f"s{recipe.seed}"] if recipe.seed else []),
-        recipe.hash[:6],
-    ]
-    return "-".join(parts)
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -26,14 +26,8 @@ from typing import Any
 
 from srbench.errors import SRBenchError
 from srbench.files import atomic_write
-from srbench.training.recipe import (
-    Recipe,
-    RecipeError,
-    check_keys,
-    read_yaml,
-    recipe_from_dict,
-    run_name,
-)
+from srbench.training.naming import run_name
+from srbench.training.recipe import Recipe, RecipeError, check_keys, read_yaml, recipe_from_dict
 
 DEFAULT_ZOO_DIR = Path("~/.cache/srbench/zoo")
 _SPEC_KEYS = ("name", "description", "recipe", "finetune_from", "runs")
@@ -43,7 +37,7 @@ _RUN_KEYS = ("model", "scales", "multiscale")
 @dataclass(frozen=True)
 class ZooRun:
     recipe: Recipe
-    name: str  # run folder name (srbench.training.recipe.run_name)
+    name: str  # run folder name (srbench.training.naming.run_name)
 
     @property
     def model(self) -> str:
@@ -416,11 +410,15 @@ def zoo_table(
     results_dir: str | Path | None = None,
 ) -> str:
     """Markdown table of the finished runs: budget, wall time, machine, Set5 at the end."""
+    from srbench.schema import headline
+
+    spec = headline()
+    unit = f"{spec.unit}, " if spec.unit else ""
     out = Path(output_dir).expanduser()
     committed = Path(results_dir) if results_dir is not None else None
     lines = [
         "| model | scale | iterations | training wall time | machine, precision | "
-        "Set5 PSNR (dB, standard, at the end) | run |",
+        f"Set5 {spec.label} ({unit}standard, at the end) | run |",
         "|---|---|---:|---:|---|---:|---|",
     ]
     total = 0.0
@@ -431,14 +429,14 @@ def zoo_table(
         seconds = float(info.get("train_seconds") or 0.0)
         total += seconds
         val = info.get("validation") or {}
-        psnr = " / ".join(f"{v['psnr_db']:.2f}" for v in val.values()) or "-"
+        shown = " / ".join(spec.fmt(v.get(spec.name)) for v in val.values()) or "-"
         scales = "/".join(f"x{s}" for s in run.scales)
         cpu = info.get("cpu_model", "?") + (f" ({info['cpu_id']})" if info.get("cpu_id") else "")
         machine = f"{cpu}, {info.get('torch_threads', '?')} threads, "
         machine += str(info.get("precision", "?"))
         lines.append(
             f"| {run.model} | {scales} | {info.get('iterations')} | {seconds / 60:.1f} min | "
-            f"{machine} | {psnr} | `{run.name}` |"
+            f"{machine} | {shown} | `{run.name}` |"
         )
     lines.append("")
     lines.append(

@@ -1,191 +1,93 @@
-"""Bodies of ``srbench report``, ``srbench pareto``, ``srbench check`` and ``srbench baseline update``.
+"""`srbench check` and `srbench baseline update`: the committed metrics baseline and the gate.
 
-Plain functions taking plain Python values, so the typer app only forwards its options::
-
-    srbench report --results-dir results --output-dir reports [--visual-images N]
-    srbench pareto --results-dir results --output-dir reports --quality psnr_db --cost params
-    srbench check --baseline results/baseline.json [--run] [--results-dir results]
-    srbench baseline update --baseline results/baseline.json [--results-dir results]
-
-User errors raise :class:`srbench.errors.SRBenchError` with a one-line message (the CLI prints it
-and exits 2). ``check_command`` returns the exit code: 0 when nothing regressed, 1 otherwise.
+``check_command`` returns the exit code: 0 when nothing regressed, 1 otherwise. User errors raise
+:class:`srbench.errors.SRBenchError` with a one-line message (the CLI prints it and exits 2).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 
+from srbench.cli.common import (
+    DataRoot,
+    Device,
+    ResultsDir,
+    WeightsOpt,
+    app,
+    console,
+    err_console,
+    index_weights,
+    new_app,
+    store,
+)
 from srbench.errors import SRBenchError
-
-__all__ = [
-    "DEFAULT_BASELINE",
-    "baseline_update_command",
-    "check_command",
-    "gate_table",
-    "pareto_command",
-    "report_command",
-]
+from srbench.parsing import int_list, split_list
 
 DEFAULT_BASELINE = Path("results/baseline.json")
 
 
+@app.command()
+def check(
+    baseline: Annotated[Path, typer.Option(help="Committed baseline JSON.")] = Path(
+        "results/baseline.json"
+    ),
+    results_dir: ResultsDir = None,
+    run_fresh: Annotated[
+        bool, typer.Option("--run", help="Measure the baseline's entries afresh first.")
+    ] = False,
+    data_root: DataRoot = None,
+    weights: WeightsOpt = None,
+    device: Device = "cpu",
+    show_all: Annotated[bool, typer.Option("--all", help="Show unchanged rows too.")] = False,
+) -> None:
+    """Compare results with the baseline (PSNR -0.01 dB, SSIM -0.0002, params/MACs exact)."""
+    code = check_command(
+        baseline=baseline,
+        results_dir=store(results_dir),
+        run=run_fresh,
+        data_root=data_root,
+        weights=index_weights(weights or []),
+        device=device,
+        show_all=show_all,
+        console=console,
+        err_console=err_console,
+    )
+    raise typer.Exit(code)
+
+
+baseline_app = new_app(help="The committed metrics baseline (written only on request).")
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("update")
+def baseline_update(
+    baseline: Annotated[Path, typer.Option(help="Baseline JSON to write.")] = Path(
+        "results/baseline.json"
+    ),
+    results_dir: ResultsDir = None,
+    models: Annotated[str | None, typer.Option(help="Comma-separated models.")] = None,
+    datasets: Annotated[str | None, typer.Option(help="Comma-separated datasets.")] = None,
+    scales: Annotated[str | None, typer.Option(help="Comma-separated scales.")] = None,
+) -> None:
+    """Write the baseline from the store (explicitly; `check` never does)."""
+    baseline_update_command(
+        baseline=baseline,
+        results_dir=store(results_dir),
+        models=models,
+        datasets=datasets,
+        scales=scales,
+        console=console,
+    )
+
+
 def _weights_text(sha: str) -> str:
     return "random weights" if sha == "random-init" else sha[:8]
-
-
-def _items(values: str | Sequence[Any] | None) -> list[str] | None:
-    if values is None:
-        return None
-    if isinstance(values, str):
-        values = values.split(",")
-    out = [str(v).strip() for v in values if str(v).strip()]
-    return out or None
-
-
-def _ints(values: str | Sequence[Any] | None, what: str) -> list[int] | None:
-    items = _items(values)
-    if items is None:
-        return None
-    try:
-        return [int(v.lower().removeprefix("x")) for v in items]
-    except ValueError:
-        raise SRBenchError(
-            f"{what}: {values!r} is not a comma-separated list of integers"
-        ) from None
-
-
-# ------------------------------------------------------------------------------------------------
-# srbench report / srbench pareto
-# ------------------------------------------------------------------------------------------------
-
-
-def report_command(
-    results_dir: Path | str = Path("results"),
-    output_dir: Path | str = Path("reports"),
-    *,
-    visual_images: int | None = None,
-    visual_scales: str | Sequence[int] | None = None,
-    title: str = "srbench report",
-    reference: bool = False,
-    console: Console | None = None,
-    err_console: Console | None = None,
-) -> Path:
-    """Render ``output_dir/index.html`` from the store alone; returns its path.
-
-    ``visual_images``: images per scale (``None``: the report's default, one per benchmark;
-    0 leaves the visual comparisons out); ``visual_scales``: e.g. ``"4"``
-    (default: every scale). The crops and costs are the ones ``srbench run``/``srbench profile``
-    stored; nothing is re-run. ``reference``: the project's reference store beside this one, its
-    models named ``NAME@ref``.
-    """
-    from srbench.pareto import load_profiles
-    from srbench.report import build_report
-    from srbench.stores import reference_profiles, reference_records
-
-    console = console or Console()
-    err_console = err_console or Console(stderr=True)
-    if visual_images is not None and visual_images < 0:
-        raise SRBenchError(f"--visual-images must be >= 0, got {visual_images}")
-    results = Path(results_dir)
-    if not reference and not (results / "records.jsonl").is_file():
-        raise SRBenchError(
-            f"{results}: no result store (records.jsonl); run `srbench run` first, or add "
-            "--reference for the project's results"
-        )
-    extra = reference_records() if reference else []
-    profiles = [*load_profiles(results), *reference_profiles()] if reference else None
-    with err_console.status("building the report ...") as status:
-        index = build_report(
-            results,
-            output_dir,
-            extra_records=extra,
-            profiles=profiles,
-            visual_images=visual_images,
-            visual_scales=_ints(visual_scales, "--visual-scales"),
-            title=title,
-            progress=lambda msg: status.update(msg),
-        )
-    console.print(f"wrote {index} (open it offline; the folder is self-contained)", highlight=False)
-    return index
-
-
-def pareto_command(
-    results_dir: Path | str = Path("results"),
-    output_dir: Path | str = Path("reports"),
-    quality: str = "psnr_db",
-    cost: str = "params",
-    *,
-    datasets: str | Sequence[str] | None = None,
-    scales: str | Sequence[int] | None = None,
-    protocol: str | None = None,
-    reference: bool = False,
-    console: Console | None = None,
-    err_console: Console | None = None,
-) -> list[Path]:
-    """One Pareto plot (PNG + SVG) per protocol, dataset and scale in the store; returns the PNGs.
-    ``reference``: the project's reference store beside this one, its models named ``NAME@ref``."""
-    from srbench.pareto import COSTS, load_profiles, plot_all, quality_spec
-    from srbench.results import load_results
-    from srbench.stores import reference_profiles, with_reference
-
-    console = console or Console()
-    err_console = err_console or Console(stderr=True)
-    quality_spec(quality)  # an unknown one: refused before reading the store
-    if cost not in COSTS:
-        raise SRBenchError(f"unknown cost {cost!r}; choose from {', '.join(COSTS)}")
-    frame = load_results(results_dir)
-    profiles = load_profiles(results_dir)
-    if reference:
-        frame, profiles = with_reference(frame), [*profiles, *reference_profiles()]
-    if frame.empty:
-        raise SRBenchError(
-            f"{results_dir}: the result store is empty; run `srbench run` first, or add "
-            "--reference for the project's results"
-        )
-    if "ablation" in frame.columns:
-        frame = frame[frame["ablation"].isna()]
-    wanted = _items(datasets)
-    if wanted:
-        frame = frame[frame["dataset"].isin(wanted)]
-    wanted_scales = _ints(scales, "--scales")
-    if wanted_scales:
-        frame = frame[frame["scale"].astype(int).isin(wanted_scales)]
-    if protocol:
-        frame = frame[frame["protocol"] == protocol]
-    random = frame["weights_sha256"] == "random-init"
-    if random.any():
-        names = ", ".join(sorted(set(frame[random]["model"])))
-        err_console.print(
-            f"[yellow]note:[/] random-weight results left out: {names}", highlight=False
-        )
-        frame = frame[~random]
-    if frame.empty:
-        raise SRBenchError("no results match the requested datasets, scales and protocol")
-    with err_console.status("plotting ..."):
-        results = plot_all(frame, output_dir, quality=quality, cost=cost, profiles=profiles)
-    written: list[Path] = []
-    for group, paths in results:
-        where = f"{group['protocol']}@{group['protocol_hash']} {group['dataset']} x{group['scale']}"
-        if isinstance(paths, dict):
-            written.append(paths["png"])
-            console.print(f"{where}: {paths['png']} (+ .svg)", highlight=False, soft_wrap=True)
-        else:
-            err_console.print(
-                f"[yellow]note:[/] {where}: not plotted: {paths}", highlight=False, soft_wrap=True
-            )
-    if not written:
-        raise SRBenchError(f"no plot could be made for {quality} vs {cost}")
-    return written
-
-
-# ------------------------------------------------------------------------------------------------
-# srbench check / srbench baseline update
-# ------------------------------------------------------------------------------------------------
 
 
 def _fmt(value: Any, digits: int) -> str:
@@ -288,7 +190,8 @@ def _run_missing(
 ) -> None:
     from srbench.data import resolve_data_root
     from srbench.gate import missing_runs
-    from srbench.runner import RunConfig, benchmark_source, demo_source, run
+    from srbench.runner import RunConfig, run
+    from srbench.sources import benchmark_source, demo_source
 
     root = resolve_data_root(data_root)
     for job in missing_runs(baseline, [] if force else current):
@@ -434,10 +337,10 @@ def baseline_update_command(
             tol = tol.replaced(name, float(value))
     entries = current_entries(
         Path(results_dir),
-        models=_items(models),
-        datasets=_items(datasets),
-        scales=_ints(scales, "--scales"),
-        protocols=_items(protocols),
+        models=split_list(models) or None,
+        datasets=split_list(datasets) or None,
+        scales=int_list(scales, "--scales") or None,
+        protocols=split_list(protocols) or None,
     )
     if not entries:
         raise SRBenchError(
