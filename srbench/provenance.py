@@ -13,25 +13,21 @@ import torch
 import srbench
 
 
+def _git(*args: str) -> str:
+    """``git <args>`` in the srbench checkout, stripped stdout; raises OSError/SubprocessError
+    where git or the checkout is missing."""
+    here = Path(srbench.__file__).resolve().parent.parent
+    return subprocess.run(
+        ["git", "-C", str(here), *args], capture_output=True, text=True, timeout=10, check=True
+    ).stdout.strip()
+
+
 @cache
 def git_commit() -> str:
     """The commit of the srbench checkout (with ``+dirty`` if it has uncommitted changes)."""
-    here = Path(srbench.__file__).resolve().parent.parent
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        commit = _git("rev-parse", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "unknown (not a git checkout)"
     return commit + ("+dirty" if dirty else "")
@@ -48,16 +44,9 @@ def code_dirty() -> bool | None:
     """Whether srbench's own Python code differs from the checkout's commit: a tracked ``.py``
     file under :data:`CODE_PATHS` changed, or a new one not yet committed. None where it cannot
     be known (not a git checkout: an installed srbench is its version's code)."""
-    here = Path(srbench.__file__).resolve().parent.parent
     pathspecs = [f"{top}/**.py" for top in CODE_PATHS]
     try:
-        changed = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--", *pathspecs],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        changed = _git("status", "--porcelain", "--", *pathspecs)
     except (OSError, subprocess.SubprocessError):
         return None
     return bool(changed)

@@ -101,7 +101,9 @@ Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:1 ...")]
 SetOpt = Annotated[
     list[str] | None, typer.Option("--set", help="Recipe override KEY=VALUE (repeatable).")
 ]
-ProtocolOpt = Annotated[str, typer.Option(help="standard or legacy-y (docs/protocols.md).")]
+ProtocolOpt = Annotated[
+    str, typer.Option(help="Evaluation protocol id (an unknown id lists the known ones).")
+]
 TileOpt = Annotated[
     int | None,
     typer.Option(
