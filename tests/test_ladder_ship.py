@@ -27,9 +27,9 @@ REPO = Path(__file__).resolve().parent.parent
 ZOO_X2 = "030a32aba53667e4c7187cfa79f6c0df82229252f4f61141f80e6e1b83ce6deb"  # srcnn_x2, zoo 1k
 
 
-def tiny_ladder():
-    """SRCNN x2 at rungs 1k and 2k, seed 0 to 2k and seed 1 to 2k (names only: the run folders
-    are made by hand, no training)."""
+def tiny_spec() -> dict:
+    """SRCNN x2 at rungs 1k and 2k, seeds 0 and 1 (names only: the run folders are made by
+    hand, no training)."""
     recipe = {
         "loss": "l1",
         "precision": "fp32",
@@ -39,8 +39,11 @@ def tiny_ladder():
         "validation": {"interval": 0, "datasets": [], "at_end": False},
     }
     steps = [{"step": "a", "models": ["srcnn"], "scale": 2, "seeds": [0, 1]}]
-    raw = {"recipe": recipe, "rungs": [1000, 2000], "steps": steps, "weights": "raw"}
-    return ladder_from_dict(raw, "tiny.yaml")
+    return {"recipe": recipe, "rungs": [1000, 2000], "steps": steps, "weights": "raw"}
+
+
+def tiny_ladder():
+    return ladder_from_dict(tiny_spec(), "tiny.yaml")
 
 
 def finish(run, out: Path, seed: int) -> dict[str, torch.Tensor]:
@@ -176,6 +179,17 @@ def test_the_replaced_zoo_file_stays_addressable_and_told_apart(env):
     with pytest.raises(SRBenchError, match="not the recorded zoo1k_cosine checkpoint"):
         stored_name(old, 2, row["sha256"])
     assert resolve("srcnn.zoo1k").budget == (1000, 0)
+    # A run of the old file under the plain name stores its results under the zoo's tag.
+    from srbench.runner import RunConfig, run
+    from srbench.sources import demo_source
+
+    given = tmp / "weights" / "srcnn_x2.zoo1k_cosine.safetensors"
+    config = RunConfig(["srcnn"], ["demo"], [2], results_dir=tmp / "r",
+                       weights={("srcnn", 2): given}, weights_named=[given])  # fmt: skip
+    records = run(config, [demo_source()])
+    assert [(r["model"], r["weights_sha256"]) for r in records] == [
+        ("srcnn.zoo1k_cosine", ZOO_X2)
+    ] * 5
 
 
 def test_a_rung_that_is_not_the_top_finished_one_is_refused(env):
@@ -269,3 +283,43 @@ def test_the_store_migration_renames_exactly_the_replaced_files_records(env):
     ] * 2 + [("srcnn.zoo1k", 2, rows[0]["sha256"][:4])] * 4 + [("srcnn", 2, "ffff")]
     data = path.read_bytes()
     assert not tool.migrate_store(path) and path.read_bytes() == data  # idempotent
+
+
+def test_the_cli_ships_and_says_what_to_run_next(env, capsys):
+    import yaml
+
+    from srbench.cli.zoo import ladder_ship
+
+    ladder, out, _, tmp = env
+    finish(_run(ladder, 1000, 0), out, 0)
+    _record(ladder, out, tmp)
+    spec = tmp / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec()))
+    (row,) = ladder_ship(spec=str(spec), output_dir=out, models="srcnn", rung=1000)
+    assert (row["model"], row["scale"], row["tag"], row["retired"]) == (
+        "srcnn", 2, "zoo1k", "zoo1k_cosine"
+    )  # fmt: skip
+    said = " ".join(capsys.readouterr().err.split())
+    assert "the zoo file's results are now srcnn.zoo1k_cosine" in said
+    assert "python tools/migrate_store.py results/records.jsonl" in said
+    with pytest.raises(SRBenchError, match="idn: not in"):
+        ladder_ship(spec=str(spec), output_dir=out, models="idn")
+
+
+def test_a_ship_cut_short_is_refused_until_the_package_is_restored(env):
+    """Cut short after the new file replaced the zoo file but before the manifests: shipping
+    again must not pin the new bytes' git blob as the zoo file's."""
+    ladder, out, pkg, tmp = env
+    finish(_run(ladder, 1000, 0), out, 0)
+    _record(ladder, out, tmp)
+    zoo_x2 = (pkg / "srcnn_x2.safetensors").read_bytes()
+    (pkg / "srcnn_x2.safetensors").write_bytes(zoo_x2[:-2] + b"\0\0")
+    with pytest.raises(SRBenchError) as info:
+        ship(ladder, output_dir=out, package_dir=pkg)
+    assert str(info.value) == (
+        f"{pkg / 'srcnn_x2.safetensors'}: missing or not the file shipped.json pins; restore it "
+        "with `git checkout -- srbench/pretrained/`"
+    )
+    (pkg / "srcnn_x2.safetensors").write_bytes(zoo_x2)  # what git checkout does
+    (row,) = ship(ladder, output_dir=out, package_dir=pkg)
+    assert row["retired"] == "zoo1k_cosine"

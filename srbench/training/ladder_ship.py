@@ -95,9 +95,11 @@ def _retire(model: str, scale: int, old: dict, tags: dict, pkg: Path) -> str | N
     budget tag (the zoo's ``zoo1k_cosine``); None when it is already the ladder's."""
     if old.get("recipe") == "ladder":
         return None
+    from srbench.weights import file_sha256
+
     file = pkg / old["file"]
-    if not file.is_file():
-        raise SRBenchError(f"{file}: shipped weights missing; {_FIX}")
+    if not file.is_file() or file_sha256(file) != old["sha256"]:  # e.g. a ship cut short
+        raise SRBenchError(f"{file}: missing or not the file shipped.json pins; {_FIX}")
     tag = old["tag"]
     keep = {k: v for k, v in old.items() if k not in ("file", "tag")}
     retired = {"file": f"{Path(old['file']).stem}.{tag}.safetensors", **keep,
