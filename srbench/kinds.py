@@ -46,7 +46,7 @@ PAPER_TRAINING = {
 
 def weights_kind(model: str, weights_sha256: str) -> str:
     """``official`` (the authors' weights, stored as ``NAME.official``), ``srbench`` (the
-    shipped zoo file), ``random``, ``none`` (a model without weights) or ``other``."""
+    shipped file, or a budget tag's pinned one), ``random``, ``none`` (a model without weights) or ``other``."""
     sha = str(weights_sha256)
     if sha == "random-init":
         return "random"
@@ -54,6 +54,10 @@ def weights_kind(model: str, weights_sha256: str) -> str:
         return "none"
     if str(model).endswith(".official"):
         return "official"
+    from srbench.registry import is_budget_tag
+
+    if is_budget_tag(str(model).partition(".")[2]):  # drn_s.zoo16k, drn_s.zoo1k_cosine: pinned
+        return "srbench"
     return "srbench" if sha in _zoo_hashes(str(model)) else "other"
 
 
@@ -96,7 +100,7 @@ def training_budget(model: str, scale: int, weights_sha256: str) -> str:
     if row is None or row["sha256"] != weights_sha256:
         return "srbench training (budget not recorded)"
     iterations = int(row["iterations"])
-    text = f"srbench zoo: {iterations:,} iterations"
+    text = f"srbench {row['recipe']}: {iterations:,} iterations"
     paper, batch = PAPER_TRAINING.get(str(model)), _zoo_batch()
     if paper is None or batch is None:
         return f"{text} (its paper's budget is not recorded)"

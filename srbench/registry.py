@@ -73,22 +73,40 @@ class WeightsRef:
 # Weight tags a model name may carry (``idn.official``): the authors' released weights, told apart
 # from srbench's own equal-budget training (the plain name) in the store and the report.
 WEIGHT_TAGS = ("official",)
-# Tags of srbench's own training at a budget of the ladder (srbench/recipes/ladder.yaml):
-# ``zoo16k`` (16,000 iterations, seed 0), ``zoo1k_s2`` (1,000 iterations, seed 2).
-BUDGET_TAG = re.compile(r"zoo(\d+)k(?:_s(\d+))?")
+# Tags of srbench's own training at a budget: ``zoo16k`` (16,000 iterations of the ladder,
+# srbench/recipes/ladder.yaml, seed 0), ``zoo1k_s2`` (1,000, seed 2), and with a schedule name
+# another recipe's budget: ``zoo1k_cosine`` (the zoo's 1,000-iteration cosine runs,
+# srbench/recipes/zoo.yaml, shipped before the ladder). srbench/pretrained/ladder.json pins each.
+BUDGET_TAG = re.compile(r"zoo(\d+)k(?:_([a-z]+))?(?:_s(\d+))?")
+
+
+def is_budget_tag(tag: str) -> bool:
+    """``zoo16k``, ``zoo1k_s2``, ``zoo1k_cosine``: a tag naming srbench's own training at a
+    recorded budget (one pinned file per scale), never a user's tag."""
+    return BUDGET_TAG.fullmatch(tag) is not None
 
 
 def budget_of(tag: str) -> tuple[int, int] | None:
-    """``zoo4k_s1`` -> (4000, 1): a budget tag's iterations and seed; None for other tags."""
+    """``zoo4k_s1`` -> (4000, 1): a ladder rung's iterations and seed; None for other tags,
+    including another recipe's budget (``zoo1k_cosine``), which is not a rung of the ladder."""
     match = BUDGET_TAG.fullmatch(tag)
-    return (int(match.group(1)) * 1000, int(match.group(2) or 0)) if match else None
+    if match is None or match.group(2):
+        return None
+    return int(match.group(1)) * 1000, int(match.group(3) or 0)
 
 
-def budget_tag(iterations: int, seed: int = 0) -> str:
-    """(4000, 1) -> ``zoo4k_s1``: the weights tag of a ladder checkpoint."""
-    if iterations % 1000:
-        raise ValueError(f"ladder rungs are whole thousands of iterations, not {iterations}")
-    return f"zoo{iterations // 1000}k" + (f"_s{seed}" if seed else "")
+def budget_tag(iterations: int, seed: int = 0, schedule: str = "") -> str:
+    """(4000, 1) -> ``zoo4k_s1``: the weights tag of a ladder checkpoint; ``schedule`` names
+    another recipe's schedule (``cosine`` -> ``zoo1k_cosine``, the zoo's runs)."""
+    if iterations % 1000 or iterations <= 0:
+        raise ValueError(f"budget tags count whole thousands of iterations, not {iterations}")
+    if schedule and not re.fullmatch(r"[a-z]+", schedule):
+        raise ValueError(f"a budget tag's schedule is lower-case letters, not {schedule!r}")
+    return (
+        f"zoo{iterations // 1000}k"
+        + (f"_{schedule}" if schedule else "")
+        + (f"_s{seed}" if seed else "")
+    )
 
 
 @dataclass(frozen=True)
@@ -168,6 +186,12 @@ class ModelRef:
     def budget(self) -> tuple[int, int] | None:
         """(iterations, seed) for a ladder checkpoint (``drn_s.zoo16k``), else None."""
         return budget_of(self.tag)
+
+    @property
+    def budgeted(self) -> bool:
+        """A budget tag (``drn_s.zoo16k``, ``drn_s.zoo1k_cosine``): the name pins exactly the
+        file srbench/pretrained/ladder.json records for it."""
+        return is_budget_tag(self.tag)
 
 
 @dataclass(frozen=True)
@@ -287,10 +311,11 @@ def resolve(name: str) -> ModelRef:
     """``drn`` -> drn_s, ``edsr`` -> edsr_baseline, ``idn.official`` -> (idn, official)."""
     base, tag = _split_tag(name)
     card = _entry(base).card
-    if tag and tag not in WEIGHT_TAGS and not budget_of(tag):
+    if tag and tag not in WEIGHT_TAGS and not is_budget_tag(tag):
         raise ModelNotFoundError(
             f"unknown weights tag {tag!r} in {name!r}; a model name is NAME, NAME.official or "
-            "NAME.zoo<N>k[-s<seed>] (a budget-ladder checkpoint, e.g. drn_s.zoo16k)"
+            "NAME.zoo<N>k[-s<seed>] (a budget-ladder checkpoint, e.g. drn_s.zoo16k; "
+            "NAME.zoo1k-cosine: the zoo's runs shipped before the ladder)"
         )
     if tag == "official" and not card.official_weights:
         raise ModelNotFoundError(

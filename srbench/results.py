@@ -128,7 +128,9 @@ def migrate_record(record: dict) -> dict:
     Before the ``NAME.official`` tag existed, results of the authors' weights were stored under
     the plain name (``idn`` with the official file's sha256); they are renamed here, on read, so
     an old store loads with every number unchanged and the authors' weights and srbench's own
-    training are never mixed under one name (``tests/test_results.py``). The committed store no
+    training are never mixed under one name (``tests/test_results.py``). Likewise results of a
+    file a budget tag pins (``drn_s`` with the zoo's 1k file, which ``srbench ladder ship``
+    replaced by the ladder's top rung) get that tag's name (``drn_s.zoo1k_cosine``). The committed store no
     longer needs it (``tools/migrate_store.py`` rewrote it with today's names, so plain pandas
     reads it right); it stays for users' stores written by an older srbench (docs/store.md).
     """
@@ -145,7 +147,11 @@ def migrate_record(record: dict) -> dict:
     official = card.official_weights.get(record.get("scale"))  # type: ignore[arg-type]
     if official is not None and official.sha256 == record.get("weights_sha256"):
         return {**record, "model": f"{card.name}.official"}
-    return record
+    from srbench.pretrained import recorded_tag
+
+    scale, sha = record.get("scale"), record.get("weights_sha256")
+    tag = recorded_tag(card.name, scale, sha) if isinstance(scale, int) and sha else None
+    return {**record, "model": f"{card.name}.{tag}"} if tag else record
 
 
 class InvalidRecordsWarning(UserWarning):

@@ -136,10 +136,11 @@ def _check_named_weights(config: RunConfig) -> None:
 
 
 def stored_name(ref: ModelRef, scale: int, weights_sha256: str) -> str:
-    """The name a result is stored under: ``idn`` (srbench's weights or the user's own) or
-    ``idn.official`` -- also when the authors' file was passed with ``--weights``, because the
-    file, not the flag, decides whose weights they are."""
-    if ref.budget:  # a ladder checkpoint: exactly the file recorded for that tag
+    """The name a result is stored under: ``idn`` (srbench's weights or the user's own),
+    ``idn.official``, or a budget tag's name (``drn_s.zoo1k_cosine``, ``drn_s.zoo4k``) -- also
+    when that file was passed with ``--weights`` under the plain name, because the file, not
+    the flag, decides whose weights they are."""
+    if ref.budgeted:  # a ladder checkpoint or a replaced zoo file: exactly the recorded file
         pinned = ref.weights.get(scale)
         if pinned is None or pinned.sha256 != weights_sha256:
             raise SRBenchError(
@@ -158,16 +159,19 @@ def stored_name(ref: ModelRef, scale: int, weights_sha256: str) -> str:
         )
     if ref.tag or (official is not None and official.sha256 == weights_sha256):
         return f"{ref.card.name}.official"
-    return ref.card.name
+    from srbench.pretrained import recorded_tag
+
+    tag = recorded_tag(ref.card.name, scale, weights_sha256)  # zoo1k_cosine: the replaced file
+    return f"{ref.card.name}.{tag}" if tag else ref.card.name
 
 
 def user_tagged_name(ref: ModelRef, tag: str, key: str) -> str:
     """``fsrcnn`` + ``mine`` -> ``fsrcnn.mine``: the user's own name for their weights file; the
     names srbench gives (``official``, ``zoo4k``) are the files' own and cannot be re-tagged."""
-    from srbench.registry import WEIGHT_TAGS, budget_of
+    from srbench.registry import WEIGHT_TAGS, is_budget_tag
 
     clean = tag.strip().lower().replace("-", "_")
-    if not re.fullmatch(r"[a-z0-9_]+", clean) or clean in WEIGHT_TAGS or budget_of(clean):
+    if not re.fullmatch(r"[a-z0-9_]+", clean) or clean in WEIGHT_TAGS or is_budget_tag(clean):
         raise SRBenchError(
             f"--tag {tag!r}: a tag is letters, digits and '_' (e.g. mine, run2), and not "
             "'official' or a budget tag (zoo<N>k), which srbench gives itself"

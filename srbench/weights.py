@@ -363,9 +363,9 @@ def resolve_default_weights(ref: Any, scale: int) -> Path:
     wref = ref.weights.get(scale)
     label = f"{ref.key} x{scale}"
     if wref is None:
-        if ref.budget:
+        if ref.budgeted:
             raise WeightsError(
-                f"{label}: no budget-ladder checkpoint of that budget and seed is recorded "
+                f"{label}: no checkpoint of that budget and seed is recorded "
                 f"(srbench/pretrained/ladder.json); train it with `srbench ladder train`"
             )
         if ref.tag:
@@ -376,8 +376,8 @@ def resolve_default_weights(ref: Any, scale: int) -> Path:
         )
     if wref.shipped:
         dirs = [shipped_dir()]
-    elif ref.budget:  # a ladder checkpoint: in the ladder's run folders
-        dirs = [ladder_dir()]
+    elif ref.budgeted:  # a ladder rung in its run folder; a replaced zoo file where it was put
+        dirs = [ladder_dir(), *weights_dirs()]
     else:
         dirs = weights_dirs()
     for folder in dirs:
@@ -401,6 +401,11 @@ def resolve_default_weights(ref: Any, scale: int) -> Path:
         raise WeightsError(
             f"shipped weights {wref.filename} for {label} are missing from {looked}; the srbench "
             "installation is incomplete: reinstall it"
+        )
+    if ref.budgeted:
+        raise WeightsError(
+            f"weights {wref.filename} for {label} not found (looked in: {looked}); they are "
+            f"{wref.source}"
         )
     target = dirs[-1] / wref.filename
     raise WeightsError(

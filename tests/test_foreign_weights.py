@@ -180,8 +180,9 @@ def test_zoo_ship_writes_the_manifest_as_data(tmp_path):
     sha = file_sha256(package / "srcnn_x3.safetensors")
     assert row["sha256"] == sha
     assert written["srcnn"]["3"] == {
-        "file": "srcnn_x3.safetensors", "sha256": sha, "run": run.name, "train_seconds": 90.0,
-        "iterations": 1000, "machine": "Test CPU, 2 threads", "precision": "bf16",
+        "file": "srcnn_x3.safetensors", "sha256": sha, "run": run.name, "recipe": "zoo",
+        "tag": "zoo1k_cosine", "seed": 0, "train_seconds": 90.0, "iterations": 1000,
+        "machine": "Test CPU, 2 threads", "precision": "bf16",
     }  # fmt: skip
     assert tuple(written["srcnn"]["3"]) == tuple(sorted(SHIPPED_FIELDS))
     assert {k: v for k, v in written.items() if k != "srcnn"} == {

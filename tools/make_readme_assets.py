@@ -149,11 +149,12 @@ def readme_assets(
     if "ablation" in frame.columns:
         frame = frame[frame["ablation"].isna()]
     frame = frame[frame["weights_sha256"] != "random-init"]  # meaningless numbers stay out
-    # Budget-ladder checkpoints (drn_s.zoo4k, ...) have their own section (budget_lines): the
-    # table keeps one row per model and weights kind.
-    from srbench.registry import budget_of
+    # Budget-tagged checkpoints (drn_s.zoo4k, ...; drn_s.zoo1k_cosine, the zoo file the ladder
+    # replaced) have their own section (budget_lines): the table keeps one row per model and
+    # weights kind.
+    from srbench.registry import is_budget_tag
 
-    frame = frame[[budget_of(m.partition(".")[2]) is None for m in frame["model"]]]
+    frame = frame[[not is_budget_tag(m.partition(".")[2]) for m in frame["model"]]]
     if frame.empty:
         raise SRBenchError(f"{results_dir}: no results with real weights to show")
     # Costs from the store's profile records (`srbench run` counts them), never re-counted here.

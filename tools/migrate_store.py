@@ -10,7 +10,10 @@ the migrated file), each valid record is brought to today's form:
 * **old names**: results of the authors' weights stored before the ``NAME.official`` tag under
   the plain name (``idn`` with the official file's sha256) get their current name
   (:func:`srbench.results.migrate_record`, which srbench's loader still applies on read to users'
-  stores that were never migrated);
+  stores that were never migrated); likewise results of a file a budget tag pins, stored under
+  the plain name: after ``srbench ladder ship`` replaced a zoo file, ``drn_s`` records of the
+  old file become ``drn_s.zoo1k_cosine`` (the tag ``srbench/pretrained/ladder.json`` keeps for
+  it), so the plain name holds only the shipped ladder rung's results;
 * **superseded records**: an earlier record of a key that a later one replaces (two runs
   computing one image, ``--force``) is dropped -- the loader keeps the last of a key, and a plain
   ``groupby().mean()`` would count that image twice;

@@ -1,4 +1,4 @@
-"""`srbench zoo train|status|ship` and `srbench ladder train|status|record`: each command is its
+"""`srbench zoo train|status|ship` and `srbench ladder train|status|record|ship`: each command is its
 own body (callable with keywords, as the tests do); they print and return what they printed."""
 
 from __future__ import annotations
@@ -192,6 +192,44 @@ def ladder_record(
         say(
             f"evaluate them with: SRBENCH_LADDER_DIR={out} srbench run --models "
             f"{','.join(names)} --datasets set5,set14,b100 --results-dir {results_dir}"
+        )
+    return rows
+
+
+@ladder_app.command("ship")
+def ladder_ship(
+    spec: LadderSpec = "ladder",
+    output_dir: LadderDir = None,
+    models: ZooModels = None,
+    rung: Annotated[
+        int | None,
+        typer.Option(
+            help="The rung you mean to ship (e.g. 16000): refused for a model whose "
+            "top finished seed-0 rung is another."
+        ),
+    ] = None,
+) -> list[dict[str, Any]]:
+    """Ship each model's top finished seed-0 rung (recorded by `srbench ladder record`) into
+    the package as float16, pinned in shipped.json: the plain name (drn_s, drn, edsr) runs it.
+    The zoo file it replaces keeps its results apart under the zoo's tag (zoo1k_cosine)."""
+    from srbench.training.ladder import ladder_output_dir, load_ladder
+    from srbench.training.ladder_ship import ship
+
+    ladder = load_ladder(spec)
+    out = ladder_output_dir(output_dir)
+    rows = ship(ladder, output_dir=out, models=split_list(models) or None, rung=rung)
+    for row in rows:
+        was = f"; the zoo file's results are now {row['model']}.{row['retired']}" if row[
+            "retired"] else ""  # fmt: skip
+        say(
+            f"{row['model']} x{row['scale']}: {row['model']}.{row['tag']} ({row['run']}) -> "
+            f"{row['file']} sha256 {row['sha256'][:12]}{was}"
+        )
+    say(f"shipped {len(rows)} rungs")
+    if any(row["retired"] for row in rows):
+        say(
+            "rename the replaced files' results in the committed store: "
+            "python tools/migrate_store.py results/records.jsonl"
         )
     return rows
 

@@ -318,7 +318,7 @@ def record(
     Set5 learning curve of both the EMA and the raw weights, branch point) and its tag
     (``drn_s.zoo1k``) in the manifest ``srbench/pretrained/ladder.json`` with the sha256 of the
     ``weights`` kind (ema or raw) chosen for the ladder. Returns one row per recorded rung."""
-    from srbench.pretrained import LADDER_MANIFEST, _ladder_manifest
+    from srbench.pretrained import LADDER_MANIFEST
     from srbench.registry import budget_tag
     from srbench.weights import file_sha256
 
@@ -354,7 +354,11 @@ def record(
             f"{info.get('torch_threads', '?')} threads",
             "precision": str(info.get("precision", "?")),
         }
-        table.setdefault(run.model, {}).setdefault(tag, {})[str(run.recipe.scale)] = row
+        by_scale = table.setdefault(run.model, {}).setdefault(tag, {})
+        before = by_scale.get(str(run.recipe.scale), {})
+        if before.get("shipped") and before.get("sha256") == sha:  # `srbench ladder ship`'s mark
+            row["shipped"] = True
+        by_scale[str(run.recipe.scale)] = row
         branch_file = run_dir / BRANCH_FILE
         branch = json.loads(branch_file.read_text("utf-8")) if branch_file.is_file() else None
         record_path = Path(results_dir) / LADDER_RECORDS / f"{run.name}.json"
@@ -380,10 +384,17 @@ def record(
         }
         _write_json(record_path, body)
         rows.append({"model": run.model, "tag": tag, **row})
-    ordered = {m: {t: table[m][t] for t in sorted(table[m])} for m in sorted(table)}
-    _write_json(path, ordered)
-    _ladder_manifest.cache_clear()
+    write_tag_manifest(path, table)
     return rows
+
+
+def write_tag_manifest(path: Path, table: dict[str, dict[str, dict]]) -> None:
+    """Write ``ladder.json`` (models and tags sorted, so that rewriting it is byte-stable) and
+    make this process read it anew."""
+    from srbench.pretrained import clear_caches
+
+    _write_json(path, {m: {t: table[m][t] for t in sorted(table[m])} for m in sorted(table)})
+    clear_caches()
 
 
 def ladder_table(records: Sequence[dict[str, Any]]) -> str:

@@ -326,7 +326,8 @@ def ship(
     import torch
     from safetensors.torch import load_file
 
-    from srbench.pretrained import SHIPPED_MANIFEST
+    from srbench.pretrained import SHIPPED_MANIFEST, clear_caches
+    from srbench.registry import budget_tag
     from srbench.weights import save_tensors, shipped_dir
 
     out = Path(output_dir).expanduser()
@@ -338,6 +339,13 @@ def ship(
         status = run_status(run, out)
         if status["state"] != "finished":
             continue
+        ladder = [s for s in run.scales if table.get(run.model, {}).get(str(s), {}).get(
+            "recipe") == "ladder"]  # fmt: skip
+        if ladder:
+            raise SRBenchError(
+                f"{manifest}: {run.model} x{ladder[0]} ships the budget ladder's top rung; "
+                f"`srbench zoo ship` does not replace it (leave {run.model} out of --models)"
+            )
         info = status["run_json"]
         src = out / run.name / "weights.safetensors"
         tensors = load_file(str(src), device="cpu")
@@ -345,10 +353,14 @@ def ship(
         sha = save_tensors(
             tensors, pkg / name, model_name=run.model, scale=run.scales, dtype=torch.float16
         )
+        recipe = run.recipe
         row = {
             "file": name,
             "sha256": sha,
             "run": run.name,
+            "recipe": "zoo",
+            "tag": budget_tag(recipe.iterations, recipe.seed, recipe.schedule.name),
+            "seed": recipe.seed,
             "train_seconds": float(info.get("train_seconds") or 0.0),
             "iterations": int(info["iterations"]),
             "machine": (
@@ -372,9 +384,7 @@ def ship(
             }
         )
     atomic_write(manifest, json.dumps(table, indent=1, sort_keys=True) + "\n")
-    from srbench.pretrained import shipped as shipped_manifest
-
-    shipped_manifest.cache_clear()  # this process reads the new pins from now on
+    clear_caches()  # this process reads the new pins from now on
     return shipped
 
 
