@@ -201,7 +201,8 @@ def test_zoo_ship_writes_the_manifest_as_data(tmp_path):
 
 
 def test_cards_declare_min_input_size_and_profiling_reads_it():
-    from srbench.profiling import ProfilingError, lr_shape, parse_size
+    from srbench.errors import ProfilingError
+    from srbench.profiling import lr_shape, parse_size
 
     assert {get_card(name).min_input_size for name in ("idn", "vdsr", "drn_s")} == {1}
     card = ModelCard(name="_min16", family="t", paper="p", year=2026, scales=(2,),
