@@ -77,12 +77,11 @@ def make_activation(name: str, negative_slope: float = 0.2) -> Callable[[], nn.M
 
 
 def _cat_free(x: Tensor) -> bool:
-    """Whether the 1x1 fusions may run as :func:`fuse_1x1` (CPU inference: no autograd through
-    ``out=``; a traced model keeps the concatenations the MAC counter knows)."""
+    """Whether the 1x1 fusions may run as :func:`fuse_1x1`: CPU inference mode (``out=`` has no
+    autograd; evaluation and profiling run in inference mode), never under a trace (the MAC
+    counters count the architecture's 1x1 convolutions)."""
     return (
-        x.device.type == "cpu"
-        and not (x.requires_grad and torch.is_grad_enabled())
-        and not torch.jit.is_tracing()
+        x.device.type == "cpu" and torch.is_inference_mode_enabled() and not torch.jit.is_tracing()
     )
 
 
