@@ -31,6 +31,7 @@ no distilling branch and no 1x1 fusion.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -258,7 +259,7 @@ class DRN(nn.Module):
             h = group(h)
             outs.append(h)
         if _cat_free(f0):
-            h = self.gff[1](fuse_1x1(outs, self.gff[0])).add_(f0)
+            h = self.gff[1](fuse_1x1(outs, cast(nn.Conv2d, self.gff[0]))).add_(f0)
         else:
             h = f0 + self.gff(torch.cat(outs, dim=1))
         x = self.reconstruct(self.upsample(h))

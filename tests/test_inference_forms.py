@@ -75,7 +75,7 @@ def test_fast_forms_keep_set5_psnr(data_root, name, scale):
     model = create_model(name, scale, pretrained=True).eval().to(memory_format=torch.channels_last)
     assert model.srbench_weights_sha256 == card.weights[scale].sha256
     with safe_open(shipped_dir() / card.weights[scale].filename, "pt") as f:
-        stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 (not iterable)
     assert stored == {k: tuple(v.shape) for k, v in model.state_dict().items()}
     for hr in iter_benchmark(get_benchmark("set5"), data_root):
         prepared = prepare(STANDARD, hr, scale, card.input_channels, LRCache(enabled=False))
