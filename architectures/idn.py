@@ -124,6 +124,16 @@ def lr_grid_index(size: int, stride: int, padding: int) -> Tensor:
     return index
 
 
+def _fused_cpu_inference() -> bool:
+    """Whether oneDNN's fused convolution + activation may run: inference only (it has no
+    backward), never under a trace (the MAC counters count ``aten`` convolutions)."""
+    return (
+        torch.is_inference_mode_enabled()
+        and not torch.jit.is_tracing()
+        and torch.backends.mkldnn.is_available()
+    )
+
+
 class IDN(nn.Module):
     _lr_grid_index: Tensor  # a registered buffer (typed for mypy)
 
@@ -169,22 +179,37 @@ class IDN(nn.Module):
     def _act(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, _SLOPE)
 
+    def _conv_act(self, name: str, x: Tensor) -> Tensor:
+        """``leaky_relu(conv(x))``; in CPU inference as one oneDNN convolution with the
+        activation applied to its output in place (the same fp32 values, bit for bit: the
+        activation of each stored output), saving a pass over every feature map."""
+        conv = getattr(self, name)
+        if x.device.type == "cpu" and x.dtype == torch.float32 and _fused_cpu_inference():
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, conv.weight, conv.bias, list(conv.padding), list(conv.stride),
+                list(conv.dilation), conv.groups, "leaky_relu", [_SLOPE], "",
+            )  # fmt: skip
+        return self._act(conv(x))
+
     def _block(self, k: int, x: Tensor) -> Tensor:
-        conv = lambda i: getattr(self, f"conv{k}_{i}")  # noqa: E731
-        a = self._act(conv(1)(x))
-        a = self._act(conv(2)(a))
-        a = self._act(conv(3)(a))
+        a = self._conv_act(f"conv{k}_1", x)
+        a = self._conv_act(f"conv{k}_2", a)
+        a = self._conv_act(f"conv{k}_3", a)
         kept, rest = a[:, :16], a[:, 16:]
-        b = self._act(conv(4)(rest))
-        b = self._act(conv(5)(b))
-        b = self._act(conv(6)(b))
-        merged = torch.cat([x, kept], dim=1) + b
-        return self._act(getattr(self, f"down{k - 2}")(merged))
+        b = self._conv_act(f"conv{k}_4", rest)
+        b = self._conv_act(f"conv{k}_5", b)
+        b = self._conv_act(f"conv{k}_6", b)
+        if torch.is_grad_enabled() and b.requires_grad:  # autograd needs b unchanged
+            b = torch.cat([x, kept], dim=1) + b
+        else:  # the same sums, into b, without building the concatenation
+            b[:, : x.shape[1]].add_(x)
+            b[:, x.shape[1] :].add_(kept)
+        return self._conv_act(f"down{k - 2}", b)
 
     def forward(self, x: Tensor) -> Tensor:
         up = imresize_torch(x, float(self.scale))
-        f = self._act(self.conv1(x))
-        f = self._act(self.conv2(f))
+        f = self._conv_act("conv1", x)
+        f = self._conv_act("conv2", f)
         for k in range(3, 7):
             f = self._block(k, f)
         # The cost counters (fvcore's trace; FlopCounterMode on the meta device) count the

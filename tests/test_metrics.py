@@ -67,6 +67,23 @@ def test_batched_equals_per_image_and_dtype_independent():
     assert ssim(sr.float(), hr.float(), crop=2).dtype == torch.float64
 
 
+@pytest.mark.parametrize("shape", [(1, 1, 150, 97), (2, 3, 76, 40), (1, 1, 11, 11)])
+def test_ssim_in_strips_is_bit_identical_to_whole_image(monkeypatch, shape):
+    """The strip-wise filtering gives exactly the values of one pass over the whole image
+    (strip boundaries, a last partial strip, several images and channels)."""
+    import srbench.metrics as metrics
+
+    rng = np.random.default_rng(7)
+    hr = torch.from_numpy(rng.integers(0, 256, size=shape).astype(np.float64))
+    sr = (hr + torch.from_numpy(rng.normal(0, 9, size=shape))).clamp(0, 255).round()
+    strips = ssim(sr, hr, crop=0)
+    monkeypatch.setattr(metrics, "SSIM_STRIP_ROWS", 10**6)  # one strip: the whole image
+    whole = ssim(sr, hr, crop=0)
+    monkeypatch.setattr(metrics, "SSIM_STRIP_ROWS", 7)
+    assert torch.equal(strips, whole)
+    assert torch.equal(ssim(sr, hr, crop=0), whole)
+
+
 def test_shape_mismatch_and_too_small():
     with pytest.raises(ValueError, match="differ in shape"):
         psnr(torch.zeros(4, 4), torch.zeros(4, 5))
