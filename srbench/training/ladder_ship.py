@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from srbench.errors import SRBenchError
-from srbench.files import atomic_write
+from srbench.files import atomic_path, atomic_write
 from srbench.training.ladder import WEIGHTS_KINDS, Ladder, LadderRun, write_tag_manifest
 from srbench.training.zoo import read_json_object, run_status
 
@@ -193,7 +193,8 @@ def ship(
                 f"{limit / 2**20:.2f} MiB limit; ship fewer models (--models) -- nothing was written"
             )
         for entry in shipped:
-            os.replace(Path(staging) / Path(entry["file"]).name, entry["file"])
+            with atomic_path(entry["file"]) as tmp:
+                shutil.copyfile(Path(staging) / Path(entry["file"]).name, tmp)
     for gone in sorted(before - files):  # a file no scale ships any more (VDSR's x2x3x4)
         (pkg / gone).unlink()
     atomic_write(shipped_path, json.dumps(table, indent=1, sort_keys=True) + "\n")
