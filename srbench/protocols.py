@@ -270,7 +270,7 @@ class LRCache:
             try:
                 cached = np.load(path, allow_pickle=False)
                 expected = check.read_text(encoding="ascii").strip()
-            except (OSError, ValueError):
+            except (OSError, ValueError, EOFError):  # EOFError: an empty (torn) file
                 cached, expected = None, ""
             if cached is not None and self.digest(cached) == expected:
                 return cached
@@ -281,9 +281,10 @@ class LRCache:
         lr = make()
         try:
             # Atomic: a concurrent reader sees the old pair, the new pair, or a mismatch that it
-            # repairs; never a half-written array taken as valid.
-            atomic_write(check, self.digest(lr) + "\n")
-            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            # repairs; never a half-written array taken as valid. Not fsync-ed: a power cut can
+            # only lose or tear an entry, and a torn entry fails its sha256 and is made again.
+            atomic_write(check, self.digest(lr) + "\n", durable=False)
+            with atomic_path(path, durable=False) as tmp, open(tmp, "wb") as fh:
                 np.save(fh, lr, allow_pickle=False)
         except OSError as exc:
             raise DataError(

@@ -37,13 +37,19 @@ __all__ = ["KEY_FIELDS", "RECORDS_FILE", "ResultStore", "record_key"]
 
 
 def append_jsonl(
-    path: str | Path, records: Iterable[dict], *, unchanged_since: tuple[int, int] | None = None
+    path: str | Path,
+    records: Iterable[dict],
+    *,
+    unchanged_since: tuple[int, int] | None = None,
+    durable: bool = True,
 ) -> tuple[int, int] | None:
     """Append records, one JSON line each, atomically with respect to other writers.
 
     The whole batch goes out in ``write`` calls made while holding an exclusive ``flock`` on a
-    file opened with ``O_APPEND``, then ``fsync``; a torn last line left by a killed writer is
-    sealed with a newline first, so it can never glue onto the new records.
+    file opened with ``O_APPEND``, then ``fsync`` (``durable=False``: not yet -- the records are
+    then safe from a killed process, being in the kernel's page cache, and :func:`sync_file`
+    later makes them safe from a power cut); a torn last line left by a killed writer is sealed
+    with a newline first, so it can never glue onto the new records.
 
     Returns the file's (size, mtime) signature after the write when, under the lock, the file
     still had the signature ``unchanged_since`` before it (no other writer in between), else
@@ -74,7 +80,8 @@ def append_jsonl(
             while view:  # os.write may write less than asked (signals, huge batches)
                 written = os.write(fd, view)
                 view = view[written:]
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
             after = os.fstat(fd)
         except OSError as exc:
             # Full disk / file-size limit mid-batch: take the partial batch back out, so the
@@ -85,6 +92,18 @@ def append_jsonl(
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
     return (after.st_size, after.st_mtime_ns) if ours else None
+
+
+def sync_file(path: str | Path) -> None:
+    """Flush ``path``'s written data to disk (``fsync``), if it exists."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
@@ -171,7 +190,11 @@ class ResultStore:
         return self.root / RECORDS_FILE
 
     def append(
-        self, records: Iterable[dict], *, unchanged_since: tuple[int, int] | None = None
+        self,
+        records: Iterable[dict],
+        *,
+        unchanged_since: tuple[int, int] | None = None,
+        durable: bool = True,
     ) -> tuple[int, int] | None:
         """Append records to the store (see :func:`append_jsonl`); a record that is not valid
         (a score that cannot exist) is refused, naming it, and nothing of the batch is written."""
@@ -184,7 +207,13 @@ class ResultStore:
                     f"{self.records_path}: refusing to store {what}: {reason}; nothing was "
                     "written (the model or the scoring produced a value that cannot exist)"
                 )
-        return append_jsonl(self.records_path, records, unchanged_since=unchanged_since)
+        return append_jsonl(
+            self.records_path, records, unchanged_since=unchanged_since, durable=durable
+        )
+
+    def sync(self) -> None:
+        """Make every record appended with ``durable=False`` survive a power cut."""
+        sync_file(self.records_path)
 
     def iter_records(self) -> list[dict]:
         """Every valid record in file order; torn, corrupt or invalid lines are skipped and
