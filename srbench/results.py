@@ -22,13 +22,14 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from srbench.errors import SRBenchError
 from srbench.files import writable_target
 from srbench.schema import KEY_FIELDS, invalid_reason, metric_names, record_key, shown_records
+
+if TYPE_CHECKING:  # imported where used: pandas costs every run's start-up about 0.3 s
+    import pandas as pd
 
 RECORDS_FILE = "records.jsonl"
 # Written by `srbench profile` (srbench.cli.profile) next to the records.
@@ -270,6 +271,8 @@ class ResultStore:
 
     def load(self) -> pd.DataFrame:
         """The shown records as a DataFrame (one row per entry and image)."""
+        import pandas as pd
+
         records = self.shown_records()
         if not records:
             return pd.DataFrame(columns=[*KEY_FIELDS, *metric_names()])
