@@ -127,9 +127,16 @@ class StandardProtocol(Protocol):
         if output.shape[0] == 1:
             y = output[0] * 255.0
             rgb_float = ycbcr_to_rgb(np.concatenate([y[..., None], prepared.chroma_up], axis=2))
+            sr_image = matlab_round_uint8(rgb_float)
         else:
-            rgb_float = output.transpose(1, 2, 0) * 255.0
-        sr_image = matlab_round_uint8(rgb_float)
+            # Rounded in place in the output's C x H x W memory, then viewed as H x W x C: the
+            # values and the memory layout of matlab_round_uint8(output.transpose(1, 2, 0) *
+            # 255.0), without its three temporaries.
+            scaled = np.multiply(output, 255.0)
+            scaled += 0.5
+            np.floor(scaled, out=scaled)
+            np.clip(scaled, 0, 255, out=scaled)
+            sr_image = scaled.astype(np.uint8).transpose(1, 2, 0)
         return sr_image, rgb_to_y(sr_image)
 
 
