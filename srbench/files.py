@@ -3,7 +3,9 @@
 :func:`atomic_path` hands a writer (``Path.write_text``, PIL, matplotlib, ``torch.save``) a
 temporary file in the target's own folder, then ``fsync``-s it and ``os.replace``-s it over the
 target, so a reader -- or a later run after ``kill -9`` -- sees the old file or the new one,
-never half of one. :func:`writable_target` refuses an existing path that is not a regular file
+never half of one. ``durable=False`` keeps the atomic swap but skips both ``fsync`` calls: for
+files whose damage is detected and repaired on read (the LR cache, verified by its ``.sha256``),
+where a power cut may lose them but never makes them wrong. :func:`writable_target` refuses an existing path that is not a regular file
 (a device such as ``/dev/full``, a folder, a pipe): ``os.replace`` would swap a device node for a
 file. An ``OSError`` raised while writing names the target, never the temporary file or no file
 at all (``os.write`` errors carry no path).
@@ -73,10 +75,10 @@ def _fsync(path: Path, flags: int = os.O_RDONLY) -> None:
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike[str], *, durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; when the block ends without an error, the
-    temporary file is flushed to disk and replaces ``path`` in one step. On an error nothing is
-    left behind and ``path`` is unchanged."""
+    temporary file is flushed to disk (unless ``durable`` is False) and replaces ``path`` in one
+    step. On an error nothing is left behind and ``path`` is unchanged."""
     target = writable_target(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -89,18 +91,20 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         mode = target.stat().st_mode & 0o7777 if target.exists() else _new_file_mode()
         os.chmod(tmp, mode)  # mkstemp makes 0600; keep the file's (or the umask's) permissions
         yield tmp
-        _fsync(tmp)
+        if durable:
+            _fsync(tmp)
         os.replace(tmp, target)
-        _fsync(target.parent)  # the rename itself survives a power cut
+        if durable:
+            _fsync(target.parent)  # the rename itself survives a power cut
     except OSError as exc:
         raise named_os_error(exc, target, tmp) from None
     finally:
         tmp.unlink(missing_ok=True)
 
 
-def atomic_write(path: str | os.PathLike[str], data: bytes | str) -> Path:
+def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, durable: bool = True) -> Path:
     """Write ``data`` (text as UTF-8) to ``path`` atomically; returns the path written."""
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    with atomic_path(path) as tmp:
+    with atomic_path(path, durable=durable) as tmp:
         tmp.write_bytes(payload)
     return Path(path)

@@ -327,9 +327,14 @@ class Session:
     def append(self, record: dict) -> None:
         if self.store is None:
             return
-        after = self.store.append([record], unchanged_since=self.seen)
+        # Written at once (a killed run keeps it), fsync-ed once per dataset by sync().
+        after = self.store.append([record], unchanged_since=self.seen, durable=False)
         if after is not None:  # nobody else wrote: no re-read needed
             self.seen = after
+
+    def sync(self) -> None:
+        if self.store is not None:
+            self.store.sync()
 
     def save_crop(self, base: dict, hr: HRImage, prepared: Prepared, scored) -> None:
         assert self.crops is not None
@@ -341,10 +346,14 @@ def iter_model(job: Evaluand, sources: list[DatasetSource], session: Session) ->
     """Score ``job`` on every image of ``sources``: the one per-image loop of `srbench run`,
     ablations and training validation. With a store, results already in it are skipped (their
     crop made if missing), an image another run is computing waits for it (claims), and each
-    new record is appended as soon as it is made; ``image`` events carry the records."""
+    new record is appended as soon as it is made (so a killed run loses nothing it reported) and
+    made durable against a power cut once per dataset; ``image`` events carry the records."""
     for source in sources:
         yield RunEvent("start", job.key, job.scale, source.key, total=len(source.names))
-        yield from _iter_source(job, source, session)
+        try:
+            yield from _iter_source(job, source, session)
+        finally:
+            session.sync()
         yield RunEvent("done", job.key, job.scale, source.key)
 
 

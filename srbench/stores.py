@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from srbench.data import default_cache_dir
 from srbench.errors import SRBenchError
+
+if TYPE_CHECKING:  # imported where used: `srbench run` needs no pandas (0.3 s of start-up)
+    import pandas as pd
 
 REFERENCE_SUFFIX = "@ref"
 RECORDS = "records.jsonl"
@@ -77,5 +79,7 @@ def reference_profiles() -> list[dict]:
 
 def with_reference(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` (the user's store) with the reference store's records beside it."""
+    import pandas as pd
+
     reference = pd.DataFrame.from_records(reference_records())
     return pd.concat([frame, reference], ignore_index=True) if not frame.empty else reference

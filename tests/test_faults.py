@@ -154,6 +154,26 @@ def test_damaged_lr_cache_entry_is_rebuilt_and_said(tmp_path):
     assert third.rebuilt == []
 
 
+def test_torn_lr_cache_entry_is_rebuilt_so_it_needs_no_fsync(tmp_path, monkeypatch):
+    import os
+
+    synced: list[int] = []
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(fd))
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    hr = HRImage("test", "img", pixels, pixels_sha256(pixels), None)
+    made = LRCache(tmp_path).get(hr, 2, "m", lambda: pixels[::2, ::2].copy())
+    assert synced == []  # the cache is verified on read, not made durable
+    (path,) = tmp_path.glob("m/*.npy")
+    data = path.read_bytes()
+    for torn in (data[: len(data) - 100], data[:50], b""):  # a power cut mid-write
+        path.write_bytes(torn)
+        again = LRCache(tmp_path)
+        assert np.array_equal(again.get(hr, 2, "m", lambda: pixels[::2, ::2].copy()), made)
+        assert len(again.rebuilt) == 1 and "damaged or unverified" in again.rebuilt[0]
+        assert path.read_bytes() == data
+
+
 # -- 5. the gate cannot be made inert ------------------------------------------------------------
 
 
@@ -563,3 +583,33 @@ def test_random_weight_results_are_labelled_in_the_run_table(tmp_path):
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "srcnn_915 (random weights)" in result.stdout
+
+
+def test_store_records_are_written_at_once_and_fsynced_once_per_dataset(tmp_path, monkeypatch):
+    import srbench.results
+
+    results = tmp_path / "results"
+    seen: list[int] = []  # records in the store file at each fsync of it
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.path.realpath(f"/proc/self/fd/{fd}") == str(results / "records.jsonl"):
+            seen.append(len((results / "records.jsonl").read_text().splitlines()))
+        real_fsync(fd)
+
+    monkeypatch.setattr(srbench.results.os, "fsync", fsync)
+    events = []
+    config = RunConfig(
+        models=["bicubic"], datasets=["demo"], scales=[2, 3], results_dir=results,
+        crops=False, count_costs=False, cache_lr=False,
+    )  # fmt: skip
+    from srbench.runner import iter_run
+
+    for event in iter_run(config, [demo_source()]):
+        if event.kind == "image":  # reported: already in the file, before any fsync
+            lines = (results / "records.jsonl").read_text().splitlines()
+            assert json.loads(lines[-1]) == event.record
+        events.append(event)
+    per_scale = sum(e.kind == "image" for e in events) // 2
+    assert per_scale >= 2
+    assert seen == [per_scale, 2 * per_scale]  # once per (model, scale, dataset) group

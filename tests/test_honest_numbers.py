@@ -409,3 +409,25 @@ def test_two_weight_files_of_one_model_are_told_apart_by_tag(tmp_path):
     bad.weights, bad.weights_tag = index_weights([files["mine"]]), "official"
     with pytest.raises(SRBenchError, match="--tag 'official': a tag is letters"):
         run(bad, [_source(1)])
+
+
+def test_code_hash_parses_each_file_once_across_processes(tmp_path, monkeypatch):
+    from srbench import codehash
+
+    monkeypatch.setenv("SRBENCH_CACHE", str(tmp_path))
+    codehash._parsed.cache_clear()
+    cold = model_code_sha256("bicubic")
+    entries = sorted((tmp_path / "codehash").glob("*.json"))
+    assert len(entries) >= 5  # evaluation, protocols, imresize, ... each under its bytes' sha256
+    parses: list[int] = []
+    real = codehash._parse
+    monkeypatch.setattr(codehash, "_parse", lambda source: parses.append(1) or real(source))
+    codehash._parsed.cache_clear()  # as a new process: only the disk cache is left
+    assert model_code_sha256("bicubic") == cold and parses == []
+    entries[0].write_text('{"key": "')  # torn (written without fsync): parsed again, rewritten
+    entries[1].write_text(entries[2].read_text())  # another file's entry: its key does not match
+    codehash._parsed.cache_clear()
+    assert model_code_sha256("bicubic") == cold and len(parses) == 2
+    codehash._parsed.cache_clear()
+    assert model_code_sha256("bicubic") == cold and len(parses) == 2
+    codehash._parsed.cache_clear()

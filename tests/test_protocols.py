@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from srbench.protocols import LEGACY_Y, STANDARD, get_protocol
@@ -100,3 +101,18 @@ def test_unknown_protocol():
 
     with pytest.raises(SRBenchError, match="choose from standard, legacy-y"):
         get_protocol("y-only")
+
+
+def test_standard_rgb_scoring_equals_rounding_the_transposed_output():
+    from srbench.color import matlab_round_uint8, rgb_to_y
+    from srbench.protocols import STANDARD
+
+    rng = np.random.default_rng(0)
+    for shape in [(3, 37, 53), (3, 2, 7), (3, 120, 90)]:
+        out = rng.normal(0.5, 0.6, shape)  # overshoots both ends, as models do
+        out.flat[:5] = [0.5 / 255, 1.5 / 255, -0.5 / 255, 254.5 / 255, 255.5 / 255]  # ties
+        old = matlab_round_uint8(out.transpose(1, 2, 0) * 255.0)  # the former formulation
+        sr_image, sr_y = STANDARD.score(out, None)  # type: ignore[arg-type]
+        assert sr_image.dtype == np.uint8 and np.array_equal(sr_image, old)
+        assert sr_image.strides == old.strides  # same memory layout: the Y below is bit-equal
+        assert np.array_equal(sr_y, rgb_to_y(old))

@@ -156,3 +156,19 @@ def test_the_scan_finds_writes_and_only_writes(tmp_path, source, expected):
     path = tmp_path / "m.py"
     path.write_text(source)
     assert _writes(path) == expected
+
+
+def test_atomic_write_fsyncs_file_and_folder_unless_not_durable(tmp_path, monkeypatch):
+    import os
+
+    from srbench import files
+
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(files.os, "fsync", lambda fd: synced.append(fd) or real(fd))
+    files.atomic_write(tmp_path / "a.txt", "one\n")
+    assert len(synced) == 2  # the data, then the rename in its folder
+    files.atomic_write(tmp_path / "b.txt", "two\n", durable=False)
+    assert len(synced) == 2  # still atomic (renamed into place), not flushed
+    assert (tmp_path / "b.txt").read_text() == "two\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt"]
