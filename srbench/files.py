@@ -13,16 +13,24 @@ at all (``os.write`` errors carry no path).
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from srbench.errors import SRBenchError
 
-__all__ = ["atomic_path", "atomic_write", "named_os_error", "writable_target"]
+__all__ = [
+    "atomic_path",
+    "atomic_write",
+    "named_os_error",
+    "read_json_object",
+    "writable_target",
+]
 
 
 def _kind(mode: int) -> str:
@@ -108,3 +116,15 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, durable: bo
     with atomic_path(path, durable=durable) as tmp:
         tmp.write_bytes(payload)
     return Path(path)
+
+
+def read_json_object(path: Path, fix: str) -> dict[str, Any]:
+    """The JSON object in ``path``, or a one-line error naming it and ``fix`` (a file torn by a
+    kill, or damaged, never becomes a traceback)."""
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:  # JSONDecodeError, UnicodeDecodeError
+        info = None
+    if not isinstance(info, dict):
+        raise SRBenchError(f"{path}: torn or damaged (not a JSON object); {fix}")
+    return info

@@ -24,7 +24,6 @@ tag to its weights, so a new budget tag needs a manifest entry, not code.
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,20 +53,13 @@ RECIPE_FILES = {"zoo": "srbench/recipes/zoo.yaml", "ladder": "srbench/recipes/la
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
-    from srbench.errors import SRBenchError
+    from srbench.files import read_json_object
 
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise SRBenchError(
-            f"{path}: not valid JSON ({exc}); restore it with `git checkout -- {path.name}` "
-            "in srbench/pretrained/"
-        ) from None
-    if not isinstance(data, dict):
-        raise SRBenchError(f"{path}: not a JSON object; restore it with `git checkout`")
-    return data
+    return read_json_object(
+        path, f"restore it with `git checkout -- srbench/pretrained/{path.name}`"
+    )
 
 
 @functools.cache

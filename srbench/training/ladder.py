@@ -441,7 +441,7 @@ def ladder_table(records: Sequence[dict[str, Any]]) -> str:
 
 def read_ladder_records(results_dir: str | Path) -> list[dict[str, Any]]:
     """The committed training records of the ladder's recorded rungs."""
-    from srbench.training.zoo import read_json_object
+    from srbench.files import read_json_object
 
     fix = "restore it with `git checkout -- results/training` or run `srbench ladder record`"
     folder = Path(results_dir) / LADDER_RECORDS

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from srbench.errors import SRBenchError
-from srbench.files import atomic_path, atomic_write
+from srbench.files import atomic_path, atomic_write, read_json_object
 from srbench.training.ladder import WEIGHTS_KINDS, Ladder, LadderRun, write_tag_manifest
-from srbench.training.zoo import read_json_object, run_status
+from srbench.training.zoo import run_status
 
 _FIX = "restore it with `git checkout -- srbench/pretrained/`"
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from srbench.errors import SRBenchError
-from srbench.files import atomic_write
+from srbench.files import atomic_write, read_json_object
 from srbench.training.naming import run_name
 from srbench.training.recipe import Recipe, RecipeError, check_keys, read_yaml, recipe_from_dict
 
@@ -198,18 +198,6 @@ def extra_runs(zoo: Zoo, model: str, scales: Sequence[int] | None = None) -> lis
     spec = {"recipe": shared, "finetune_from": zoo.finetune_from,
             "runs": [{"model": card.name, "scales": wanted}]}  # fmt: skip
     return list(zoo_from_dict(spec, zoo.source).runs)
-
-
-def read_json_object(path: Path, fix: str) -> dict[str, Any]:
-    """The JSON object in ``path``, or a one-line error naming it and ``fix`` (a file torn by a
-    kill, or damaged, never becomes a traceback)."""
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:  # JSONDecodeError, UnicodeDecodeError
-        info = None
-    if not isinstance(info, dict):
-        raise SRBenchError(f"{path}: torn or damaged (not a JSON object); {fix}")
-    return info
 
 
 def run_status(
