@@ -284,6 +284,8 @@ class Session:
 
     def __init__(self, config: RunConfig, device: torch.device, *, stored: bool = True) -> None:
         self.config = config
+        # first: its load window opens now and the rest of the set-up overlaps it
+        self.threads = ThreadPolicy(config.threads) if stored else None
         self.record = RecordContext(
             config.protocol, device, environment(device), new_run_id(),
             precision=inference_precision(EVALUATION_PRECISION, device).name,
@@ -292,7 +294,6 @@ class Session:
         self.cache = LRCache(enabled=config.cache_lr)
         self.prepared: dict[tuple, Prepared] | None = None if stored else {}
         self.store = ResultStore(config.results_dir) if stored else None
-        self.threads = ThreadPolicy(config.threads) if stored else None
         self.claims = Claims(config.results_dir) if stored else None
         self.crops = CropStore(config.results_dir) if stored and config.crops else None
         self.cropped = self.crops.keys() if self.crops is not None else set()

@@ -45,7 +45,7 @@ def test_fixed_policy_sets_and_records_its_count():
 
 def test_adaptive_policy_follows_the_load_and_resamples_when_due(monkeypatch):
     samples = iter([0.2, 2.0])
-    monkeypatch.setattr(threads, "idle_cores", lambda: next(samples))
+    monkeypatch.setattr(threads, "idle_cores_since", lambda since: (next(samples), None))
     monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
     with restored_threads():
         policy = ThreadPolicy(interval_s=3600)
@@ -104,3 +104,18 @@ def test_costs_are_counted_once_per_model_code(tmp_path, monkeypatch):
     assert cost_cache.cost_key("srcnn", 2, "256") != before
     cost_cache.cached_counts("srcnn", 2, ["16"], tmp_path)
     assert calls == [["16", "256"], ["16"]]
+
+
+def test_a_window_already_open_long_enough_costs_no_wait(monkeypatch):
+    start = threads.read_load()
+    if start is None:
+        pytest.skip("no /proc/stat")
+    waits = []
+    monkeypatch.setattr(threads.time, "sleep", waits.append)
+    old = threads.LoadReading(start.idle, start.total, start.own_s, start.at - 1.0)
+    idle, end = threads.idle_cores_since(old)
+    assert waits == [0.0] and end is not None and end.at >= start.at
+    assert idle is not None and 0.0 <= idle <= os.cpu_count()
+    fresh = threads.read_load()
+    threads.idle_cores_since(fresh, 0.1)
+    assert 0.0 < waits[1] <= 0.1  # a new window waits for the rest of its 0.1 s
