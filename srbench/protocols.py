@@ -29,7 +29,7 @@ import torch
 from srbench.color import matlab_round_uint8, rgb_to_y, rgb_to_y_uint8, rgb_to_ycbcr, ycbcr_to_rgb
 from srbench.data import HRImage, default_cache_dir
 from srbench.errors import DataError, SRBenchError
-from srbench.files import atomic_path, atomic_write
+from srbench.files import atomic_path
 from srbench.imresize import imresize, modcrop
 
 
@@ -251,12 +251,17 @@ class Scored:
 
 
 class LRCache:
-    """LR images keyed by HR fingerprint, scale and degradation method, made once (``.npy``).
+    """LR images keyed by HR fingerprint, scale and degradation method, made once.
 
-    Each entry has a ``.sha256`` beside it (of the array's dtype, shape and bytes); an entry that
-    no longer matches it -- altered pixels that still load, a torn file -- is made again, and
-    :attr:`rebuilt` says so (the runner reports it), so a damaged cache can never move a number.
+    One file per entry (``<key>.lr``): a line ``srbench-lr/1 <sha256>`` (of the array's dtype,
+    shape and bytes), then the array in ``.npy`` format. An entry that no longer matches its
+    digest -- altered pixels that still load, a torn file -- is made again, and :attr:`rebuilt`
+    says so (the runner reports it), so a damaged cache can never move a number. (One file, not
+    an ``.npy`` with a ``.sha256`` beside it: creating a file costs about 0.5 ms here, 0.3 s of a
+    cold Set14 + B100 bicubic run.)
     """
+
+    MAGIC = b"srbench-lr/1 "
 
     def __init__(self, root: Path | None = None, enabled: bool = True):
         self.root = (root or default_cache_dir() / "lr") if enabled else None
@@ -268,18 +273,25 @@ class LRCache:
         h.update(np.ascontiguousarray(array).tobytes())
         return h.hexdigest()
 
+    def _read(self, path: Path) -> np.ndarray | None:
+        """The verified array in ``path``; None when it is torn, altered or not an entry."""
+        try:
+            with open(path, "rb") as fh:
+                header = fh.readline()
+                cached = np.load(fh, allow_pickle=False)
+        except (OSError, ValueError, EOFError):  # EOFError: an empty (torn) file
+            return None
+        expected = header.removeprefix(self.MAGIC).strip().decode("ascii", "replace")
+        ok = header.startswith(self.MAGIC) and self.digest(cached) == expected
+        return cached if ok else None
+
     def get(self, hr: HRImage, scale: int, method: str, make) -> np.ndarray:
         if self.root is None:
             return make()
-        path = self.root / method / f"{hr.pixels_sha256[:32]}_x{scale}.npy"
-        check = path.with_suffix(".sha256")
+        path = self.root / method / f"{hr.pixels_sha256[:32]}_x{scale}.lr"
         if path.is_file():
-            try:
-                cached = np.load(path, allow_pickle=False)
-                expected = check.read_text(encoding="ascii").strip()
-            except (OSError, ValueError, EOFError):  # EOFError: an empty (torn) file
-                cached, expected = None, ""
-            if cached is not None and self.digest(cached) == expected:
+            cached = self._read(path)
+            if cached is not None:
                 return cached
             self.rebuilt.append(
                 f"{path}: cached LR image of {hr.dataset}/{hr.name} x{scale} is damaged or "
@@ -287,11 +299,11 @@ class LRCache:
             )
         lr = make()
         try:
-            # Atomic: a concurrent reader sees the old pair, the new pair, or a mismatch that it
-            # repairs; never a half-written array taken as valid. Not fsync-ed: a power cut can
-            # only lose or tear an entry, and a torn entry fails its sha256 and is made again.
-            atomic_write(check, self.digest(lr) + "\n", durable=False)
+            # Atomic: a concurrent reader sees the old entry or the new one, never a half-written
+            # array taken as valid. Not fsync-ed: a power cut can only lose or tear an entry, and
+            # a torn entry fails its sha256 and is made again.
             with atomic_path(path, durable=False) as tmp, open(tmp, "wb") as fh:
+                fh.write(self.MAGIC + self.digest(lr).encode("ascii") + b"\n")
                 np.save(fh, lr, allow_pickle=False)
         except OSError as exc:
             raise DataError(

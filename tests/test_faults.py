@@ -141,10 +141,13 @@ def test_damaged_lr_cache_entry_is_rebuilt_and_said(tmp_path):
     hr = HRImage("test", "img", pixels, pixels_sha256(pixels), None)
     cache = LRCache(tmp_path)
     made = cache.get(hr, 2, "m", lambda: pixels[::2, ::2].copy())
-    (path,) = tmp_path.glob("m/*.npy")
+    (path,) = tmp_path.glob("m/*.lr")
     tampered = made.copy()
-    tampered[0, 0, 0] ^= 0xFF  # altered pixels that still load
-    np.save(path, tampered)
+    tampered[0, 0, 0] ^= 0xFF  # altered pixels that still load, under the old digest line
+    header = path.read_bytes().split(b"\n", 1)[0] + b"\n"
+    with open(path, "wb") as fh:
+        fh.write(header)
+        np.save(fh, tampered)
     again = LRCache(tmp_path)
     got = again.get(hr, 2, "m", lambda: pixels[::2, ::2].copy())
     assert np.array_equal(got, made)
@@ -164,7 +167,7 @@ def test_torn_lr_cache_entry_is_rebuilt_so_it_needs_no_fsync(tmp_path, monkeypat
     hr = HRImage("test", "img", pixels, pixels_sha256(pixels), None)
     made = LRCache(tmp_path).get(hr, 2, "m", lambda: pixels[::2, ::2].copy())
     assert synced == []  # the cache is verified on read, not made durable
-    (path,) = tmp_path.glob("m/*.npy")
+    (path,) = tmp_path.glob("m/*")  # one file per entry: digest line and array
     data = path.read_bytes()
     for torn in (data[: len(data) - 100], data[:50], b""):  # a power cut mid-write
         path.write_bytes(torn)
