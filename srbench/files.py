@@ -4,7 +4,7 @@
 temporary file in the target's own folder, then ``fsync``-s it and ``os.replace``-s it over the
 target, so a reader -- or a later run after ``kill -9`` -- sees the old file or the new one,
 never half of one. ``durable=False`` keeps the atomic swap but skips both ``fsync`` calls: for
-files whose damage is detected and repaired on read (the LR cache, verified by its ``.sha256``),
+files whose damage is detected and repaired on read (the LR cache, verified by the digest it carries),
 where a power cut may lose them but never makes them wrong. :func:`writable_target` refuses an existing path that is not a regular file
 (a device such as ``/dev/full``, a folder, a pipe): ``os.replace`` would swap a device node for a
 file. An ``OSError`` raised while writing names the target, never the temporary file or no file
