@@ -112,7 +112,13 @@ def test_a_window_already_open_long_enough_costs_no_wait(monkeypatch):
         pytest.skip("no /proc/stat")
     waits = []
     monkeypatch.setattr(threads.time, "sleep", waits.append)
-    old = threads.LoadReading(start.idle, start.total, start.own_s, start.at - 1.0)
+    # a window opened a second ago on an idle machine; its counters must lie behind the
+    # reading that ends it, which a real window only this old may not (a fast machine reads
+    # /proc/stat twice within one clock tick, and the window then has no load to measure)
+    second = (os.cpu_count() or 1) * os.sysconf("SC_CLK_TCK")
+    old = threads.LoadReading(
+        start.idle - second, start.total - second, start.own_s, start.at - 1.0
+    )
     idle, end = threads.idle_cores_since(old)
     assert waits == [0.0] and end is not None and end.at >= start.at
     assert idle is not None and 0.0 <= idle <= os.cpu_count()
