@@ -30,10 +30,13 @@ no distilling branch and no 1x1 fusion.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import cast
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from architectures.edsr import DIV2K_RGB_MEAN, MeanShift, Upsampler
@@ -45,22 +48,82 @@ UPSAMPLERS = ("pixelshuffle",)
 BLOCKS = ("rdb", "plain")
 
 
+@functools.cache
+def _bf16_elu_table() -> Tensor:
+    """ELU (alpha 1) of every bfloat16 value, made by ``F.elu`` itself: entry ``i`` is the ELU of
+    the value whose bits, read as int16, are ``i - 32768``."""
+    bits = torch.from_numpy(np.arange(-32768, 32768, dtype=np.int16))
+    return F.elu(bits.view(torch.bfloat16))
+
+
+def _bf16_elu(x: Tensor, out: Tensor | None = None) -> Tensor | None:
+    """``F.elu`` of a dense bf16 CPU tensor by table look-up (None for another layout): a bf16
+    value has 65,536 possible bit patterns, so a gather from their ELU table equals ``F.elu``
+    bit for bit (NaN and infinities included) -- and takes 2.3 ms instead of 21 ms on a
+    16x64x48x48 map, 1 thread (torch's ``expm1`` runs at ~9 ns an element on this project's
+    AMD EPYC; ``benchmarks/bench_drn_elu.py``)."""
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last):
+        order: tuple[int, ...] = (0, 2, 3, 1)
+    elif x.is_contiguous():
+        order = tuple(range(x.dim()))
+    else:
+        return None
+    dense = x.permute(order)
+    index = dense.reshape(-1).view(torch.int16).to(torch.int32).add_(32768)
+    flat = None if out is None else out.permute(order).reshape(-1)
+    values = torch.index_select(_bf16_elu_table(), 0, index, out=flat)
+    inverse = sorted(range(len(order)), key=order.__getitem__)
+    return values.view(dense.shape).permute(inverse)
+
+
+class _BF16ELUFunction(torch.autograd.Function):
+    """ELU of a bf16 tensor with autograd: the table's forward, and the gradient autograd gives
+    ``nn.ELU(inplace=True)`` (``elu_backward`` from the result), so training is bit-identical."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: Tensor) -> Tensor:
+        out = _bf16_elu(x)
+        assert out is not None  # the caller checked the layout
+        ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: Tensor) -> Tensor:
+        (out,) = ctx.saved_tensors  # type: ignore[attr-defined]
+        return torch.ops.aten.elu_backward(grad, 1.0, 1.0, 1.0, True, out)
+
+
+def _dense(x: Tensor) -> bool:
+    return x.is_contiguous() or (
+        x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+    )
+
+
 class ELU(nn.ELU):
-    """``nn.ELU`` (alpha 1), computed without autograd on the CPU as
-    ``max(x, 0) + (exp(min(x, 0)) - 1)`` in place: torch's CPU ``expm1`` is slow, and this is
-    2.1x faster at 1 thread (79 vs 167 ms on 16x64x96x96 fp32 channels_last), 1.4x at 2 (160 vs
-    222 ms; AMD EPYC Zen 4 under load, ``benchmarks/bench_drn_elu.py``), equal within 1.2e-7
-    absolute (the rounding of exp(x) - 1 near 1). Training keeps ``nn.ELU``
-    (the formula gained too little there to change what the zoo was trained with), and so does
-    a traced model (the MAC counter). No state: weights load unchanged."""
+    """``nn.ELU`` (alpha 1), computed faster on the CPU where that changes no bit, or no more than
+    fp32 rounding:
+
+    * bf16 (training under bf16 autocast, bf16 inference): a look-up in the ELU table of all
+      65,536 bf16 values (:func:`_bf16_elu`), equal to ``nn.ELU`` bit for bit; with autograd
+      the gradient is ``nn.ELU(inplace=True)``'s, also bit for bit. A DRN-M training step at
+      x2, batch 16, 1 thread: 2.55 s with ``nn.ELU``, see docs/zoo.md for the measured gain.
+    * fp32 without autograd (evaluation): ``max(x, 0) + (exp(min(x, 0)) - 1)`` in place: torch's
+      CPU ``expm1`` is slow, and this is 2.1x faster at 1 thread (79 vs 167 ms on 16x64x96x96
+      fp32 channels_last), 1.4x at 2 (AMD EPYC Zen 4 under load, ``benchmarks/bench_drn_elu.py``),
+      equal within 1.2e-7 absolute (the rounding of exp(x) - 1 near 1).
+
+    fp32 training keeps ``nn.ELU``, and so does a traced model (the MAC counter sees one elu
+    op). No state: weights load unchanged."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if (
-            self.alpha != 1.0
-            or x.device.type != "cpu"
-            or (x.requires_grad and torch.is_grad_enabled())
-            or torch.jit.is_tracing()  # the MAC counter sees one elu op, as before
-        ):
+        if self.alpha != 1.0 or x.device.type != "cpu" or torch.jit.is_tracing():
+            return super().forward(x)
+        grad = x.requires_grad and torch.is_grad_enabled()
+        if x.dtype == torch.bfloat16 and _dense(x):
+            if grad:
+                return cast(Tensor, _BF16ELUFunction.apply(x))
+            return cast(Tensor, _bf16_elu(x, out=x if self.inplace else None))  # index read first
+        if grad or x.dtype != torch.float32:
             return super().forward(x)
         out = x if self.inplace else x.clone()
         neg = torch.clamp(out, max=0).exp_().sub_(1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -466,6 +467,74 @@ def test_drn_elu_inference_formula_equals_nn_elu():
     ELU()(a * 1.0).sum().backward()
     nn.functional.elu(b).sum().backward()
     assert a.grad.equal(b.grad)
+
+
+def _every_bf16() -> torch.Tensor:
+    return torch.from_numpy(np.arange(-32768, 32768, dtype=np.int16)).view(torch.bfloat16)
+
+
+@pytest.mark.parametrize("layout", ["flat", "contiguous", "channels_last"])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_drn_bf16_elu_equals_nn_elu_on_every_bf16_value(layout, inplace):
+    """DRN's bf16 ELU (a table look-up) equals nn.ELU bit for bit on all 65,536 bf16 values,
+    NaNs and infinities included, keeps the layout, and writes in place only when asked."""
+    from architectures.drn import ELU
+
+    x = _every_bf16() if layout == "flat" else _every_bf16().view(4, 16, 32, 32)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    ref = nn.functional.elu(x)
+    kept = x.clone()
+    with torch.no_grad():
+        ours = ELU(inplace=inplace)(x)
+    assert ours.view(torch.int16).equal(ref.view(torch.int16)) and ours.stride() == ref.stride()
+    assert (ours.data_ptr() == x.data_ptr()) == inplace
+    assert inplace or x.view(torch.int16).equal(kept.view(torch.int16))
+
+
+def test_drn_bf16_elu_gradient_is_nn_elus():
+    """With autograd, the bf16 ELU's gradient is nn.ELU(inplace=True)'s, bit for bit."""
+    from architectures.drn import ELU
+
+    x = _every_bf16().view(4, 16, 32, 32).contiguous(memory_format=torch.channels_last)
+    x = torch.where(x.isfinite(), x, 0.0)
+    grad = torch.randn(x.shape, generator=torch.Generator().manual_seed(0)).bfloat16()
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ELU(inplace=True)(a * 1).backward(grad)
+    nn.ELU(inplace=True)(b * 1).backward(grad)
+    assert a.grad is not None and b.grad is not None and a.grad.equal(b.grad)
+
+
+def test_drn_bf16_training_step_is_bit_identical_to_nn_elu(monkeypatch):
+    """A bf16-autocast training step of DRN-S (channels_last, Adam) ends with the same weights,
+    bit for bit, whether its activations are the table ELU or nn.ELU: rungs trained before and
+    after the change are one computation."""
+    import copy
+
+    import architectures.drn as drn
+    from srbench.precision import Precision
+    from srbench.training.steps import TrainStep
+
+    torch.manual_seed(0)
+    ours = create_model("drn_s", 2).train().to(memory_format=torch.channels_last)
+    ref = copy.deepcopy(ours)
+    for module in ref.modules():
+        if isinstance(module, drn.ELU):
+            module.forward = nn.ELU.forward.__get__(module)  # type: ignore[method-assign]
+    table = drn._BF16ELUFunction.apply
+    calls: list[int] = []
+    monkeypatch.setattr(drn._BF16ELUFunction, "apply", lambda x: (calls.append(1), table(x))[1])
+    bf16 = Precision("bf16", "bf16-autocast (cpu)", torch.bfloat16, channels_last=True, tf32=False)
+    gen = torch.Generator().manual_seed(1)
+    lr, hr = torch.rand(2, 3, 16, 16, generator=gen), torch.rand(2, 3, 32, 32, generator=gen)
+    for net in (ours, ref):
+        step = TrainStep(net, torch.optim.Adam(net.parameters(), 1e-3), nn.functional.l1_loss,
+                         device=torch.device("cpu"), precision=bf16)  # fmt: skip
+        step(lr, hr)
+        step(lr, hr)
+    assert len(calls) == 2 * 16 * 2  # two steps of 16 blocks x 2 ELUs, all through the table
+    for (name, a), b in zip(ours.state_dict().items(), ref.state_dict().values(), strict=True):
+        assert a.equal(b), name
 
 
 @pytest.mark.data
