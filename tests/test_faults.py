@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -399,6 +401,44 @@ def test_stale_claim_of_a_killed_run_is_taken_over(tmp_path):
         live.wait()
     claims.release(path)
     assert not path.exists()
+
+
+def test_sigterm_stops_training_at_a_checkpoint_of_the_iteration_under_way(tmp_path):
+    """`srbench train` ended by SIGTERM (how a session's processes are ended) keeps every trained
+    iteration: it checkpoints the iteration under way, says so, and exits 143 (128 + 15)."""
+    from PIL import Image
+
+    folder = tmp_path / "hr"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    tiny = "{n_feats: 8, n_groups: 1, n_blocks: 1, distill_channels: 4, keep_channels: 2}"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"model: drn_s\nscale: 2\nmodel_overrides: {tiny}\niterations: 1000000\n"
+        f"log_interval: 1\ncheckpoint_interval: 0\nprecision: fp32\n"
+        f"data: {{train: [{folder}], patch_size: 8, batch_size: 2}}\nvalidation: {{datasets: []}}\n"
+    )
+    runs = tmp_path / "runs"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "srbench", "train", str(recipe), "--output-dir", str(runs)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not list(runs.glob("*/train_log.jsonl")) and proc.poll() is None:
+            assert time.monotonic() < deadline, "no training log after 120 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    (run_dir,) = runs.iterdir()
+    iteration = torch.load(run_dir / "checkpoint.pt", weights_only=True)["iteration"]
+    assert iteration >= 1 and "SIGTERM: stopping after this iteration" in err
+    assert f"stopped at iteration {iteration}" in err and "--resume" in err
 
 
 # -- issue 22: outputs, atomic writes, claims, one-line errors -----------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -131,6 +133,21 @@ def test_ladder_resumes_after_a_stop_and_skips_finished_rungs(tmp_path, images):
         assert all(torch.equal(a[k], b[k]) for k in a)
     losses = [r for r in read_log(out / ladder.runs[1].name) if r["kind"] == "train"]
     assert [r["iteration"] for r in losses] == list(range(10, 41, 5))
+
+
+def test_a_stop_request_ends_the_queue_with_the_rung_under_way(tmp_path, images):
+    """A stop request stops the rung under way at a checkpoint and starts no further rung."""
+    ladder = tiny_ladder()
+    stop = threading.Event()
+    events = []
+    for event in iter_ladder(ladder.runs, output_dir=tmp_path / "l", images=images, stop=stop):
+        events.append(event)
+        if event.kind == "train" and event.train_event.kind == "log":
+            stop.set()  # at iteration 5 of the first rung
+    assert [e.kind for e in events if e.kind.startswith("run")] == ["run-start"]
+    assert events[-1].kind == "zoo-done" and events[-1].info["stopped"] is True
+    assert events[-2].train_event.kind == "done" and events[-2].train_event.iteration == 6
+    assert not events[-1].info["runs"]
 
 
 def test_builtin_ladder_orders_rungs_within_each_step():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from srbench.training.data import PatchSampler, build_training_set, synthetic_im
 from srbench.training.distributed import spawn_local
 from srbench.training.loop import (
     TrainingError,
+    iter_train,
     read_checkpoint,
     read_log,
     train,
@@ -269,6 +272,42 @@ def test_resume_equals_uninterrupted(tmp_path, images):
     assert losses(tmp_path / "b") == losses(tmp_path / "a")
     assert cb["iteration"] == 20 and cb["recipe_hash"] == recipe.hash
     assert cb["train_seconds"] > 0
+
+
+def test_a_stop_request_ends_after_the_iteration_under_way_and_resumes_exactly(tmp_path, images):
+    """A stop request (what the first SIGINT/SIGTERM makes in the CLI) ends the run after the
+    iteration under way with a checkpoint there, not at the last periodic one (here: none), and
+    resuming gives the uninterrupted run's weights bit for bit."""
+    recipe = tiny_recipe(iterations=12, log_interval=3, ema={"enabled": True, "decay": 0.9})
+    straight = train(recipe, output_dir=tmp_path / "a", images=images)
+    stop = threading.Event()
+    events = []
+    for event in iter_train(recipe, output_dir=tmp_path / "b", images=images, stop=stop):
+        events.append(event)
+        if event.kind == "log" and event.iteration == 6:
+            stop.set()  # while iteration 7 is the next: it runs, then the loop stops
+    name = run_name(recipe)
+    assert events[-1].kind == "done" and events[-1].info["finished"] is False
+    assert events[-1].iteration == 7 and read_checkpoint(tmp_path / "b" / name)["iteration"] == 7
+    second = train(recipe, output_dir=tmp_path / "b", images=images, resume=True)
+    assert second["resumed_from"] == 7
+    a = load_file(tmp_path / "a" / name / "weights.safetensors")
+    b = load_file(tmp_path / "b" / name / "weights.safetensors")
+    assert all(torch.equal(a[key], b[key]) for key in a) and straight["finished"]
+    logged = [r["iteration"] for r in read_log(tmp_path / "b" / name) if r["kind"] == "train"]
+    assert logged == [3, 6, 7, 9, 12]  # the cut interval is logged where it was cut
+
+
+def test_the_first_signal_asks_for_a_stop_and_a_second_ends_at_once():
+    from srbench.cli.train import stop_on_signals
+
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with stop_on_signals() as stop:
+        signal.raise_signal(signal.SIGTERM)
+        assert stop.is_set() and stop.signum == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # the handler before it: Python's default
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_resume_refuses_another_recipe(tmp_path, images):

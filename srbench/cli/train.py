@@ -6,6 +6,10 @@ only rank 0 prints.
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -121,6 +125,53 @@ def say(message: str) -> None:
         err_console.print(message, highlight=False)
 
 
+class StopRequest(threading.Event):
+    """Set by the first SIGINT or SIGTERM of a training command; ``signum`` says which."""
+
+    signum = 0
+
+
+@contextlib.contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    """While training: the first SIGINT/SIGTERM asks the loop to stop after the iteration under
+    way, with a checkpoint (so an ended session loses no training); a second ends it at once."""
+    stop = StopRequest()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signal handlers belong to the main thread
+        return
+    previous = {s: signal.getsignal(s) for s in signals}
+
+    def restore() -> None:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    def handle(signum: int, frame: object) -> None:
+        if stop.is_set():
+            restore()
+            signal.raise_signal(signum)
+            return
+        stop.signum = signum
+        stop.set()
+        say(
+            f"{signal.Signals(signum).name}: stopping after this iteration, with a checkpoint "
+            "(again to stop at once)"
+        )
+
+    for s in signals:
+        signal.signal(s, handle)
+    try:
+        yield stop
+    finally:
+        restore()
+
+
+def exit_if_stopped(stop: StopRequest) -> None:
+    """A stopped training command exits as the signal would have: 128 + its number."""
+    if stop.is_set():
+        raise typer.Exit(128 + stop.signum)
+
+
 def scores_text(scores: dict[str, float]) -> str:
     """One dataset's means, every metric measured: ``37.12 dB / 0.9581``."""
     from srbench.schema import metric_specs
@@ -182,7 +233,10 @@ class TrainPrinter:
             )
         elif event.kind == "done":
             if not info.get("finished"):
-                say(f"stopped at iteration {event.iteration}; checkpoint in {info['run_dir']}")
+                say(
+                    f"{self.label}stopped at iteration {event.iteration}; checkpoint in "
+                    f"{info['run_dir']}"
+                )
             elif "weights_path" in info:
                 say(f"{self.label}weights: {info['weights_path']}")
 
@@ -225,7 +279,7 @@ def train_command(
         return bench
     say(f"recipe {rec.source} ({rec.hash}) -> {Path(output_dir) / run_name(rec)}")
     result: dict[str, Any] = {}
-    with train_progress() as progress:
+    with train_progress() as progress, stop_on_signals() as stop:
         printer = TrainPrinter(progress)
         for event in iter_train(
             rec,
@@ -234,6 +288,7 @@ def train_command(
             device=device,
             resume=resume,
             compile=compile or None,
+            stop=stop,
         ):
             printer(event)
             if event.kind in ("start", "done"):
@@ -244,6 +299,9 @@ def train_command(
         print_validation(
             result["validation"], f"{result['run_name']} -- {rec.validation.protocol} protocol"
         )
+    if stop.is_set():
+        say("to go on: the same command with --resume")
+    exit_if_stopped(stop)
     return result
 
 

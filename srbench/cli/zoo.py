@@ -17,7 +17,7 @@ from srbench.cli.common import (
     console,
     new_app,
 )
-from srbench.cli.train import TrainPrinter, say, train_progress
+from srbench.cli.train import TrainPrinter, exit_if_stopped, say, stop_on_signals, train_progress
 from srbench.errors import SRBenchError
 from srbench.parsing import int_list, split_list
 
@@ -51,8 +51,11 @@ def zoo_train(
         f"each, batch {r.data.batch_size}, LR patch {r.data.patch_size}, recipe hash of the "
         f"shared part {r.hash}; run folders in {out}"
     )
-    events = iter_zoo(runs, output_dir=out, data_root=data_root, device=device)
-    return _train_runs(events, len(runs), "zoo")
+    with stop_on_signals() as stop:
+        events = iter_zoo(runs, output_dir=out, data_root=data_root, device=device, stop=stop)
+        info = _train_runs(events, len(runs), "zoo")
+    exit_if_stopped(stop)
+    return info
 
 
 @zoo_app.command("status")
@@ -150,8 +153,11 @@ def ladder_train(
         f"{', '.join(str(x) for x in ladder.rungs)} iterations), batch {r.data.batch_size}, LR "
         f"patch {r.data.patch_size}, {r.schedule.name} schedule; run folders in {out}"
     )
-    events = iter_ladder(runs, output_dir=out, data_root=data_root, device=device)
-    return _train_runs(events, len(runs), "ladder")
+    with stop_on_signals() as stop:
+        events = iter_ladder(runs, output_dir=out, data_root=data_root, device=device, stop=stop)
+        info = _train_runs(events, len(runs), "ladder")
+    exit_if_stopped(stop)
+    return info
 
 
 @ladder_app.command("status")
@@ -326,4 +332,6 @@ def _train_runs(events, total: int, what: str) -> dict[str, Any]:
             elif event.kind == "zoo-done":
                 info = event.info
     say(f"{what} done: {len(info.get('runs', []))} of {total} runs finished")
+    if info.get("stopped"):
+        say("stopped on request: the same command resumes where it stopped")
     return info

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +251,7 @@ def iter_ladder(
     data_root: str | Path | None = None,
     device: str = "cpu",
     images: Sequence[Any] | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[ZooEvent]:
     """Train ``runs`` in order: skip finished rungs, resume interrupted ones, start new ones
     from their trunk's latest usable snapshot (never prints)."""
@@ -277,11 +279,15 @@ def iter_ladder(
             resume=True,
             snapshots=[int(run.recipe.decay_start or 0)],
             snapshot_dir=out / TRUNKS_DIR / trunk_name(run.recipe),
+            stop=stop,
         ):
             yield ZooEvent("train", index, total, run, train_event=event)
             if event.kind == "done" and event.info.get("finished"):
                 done.append(event.info)
-    yield ZooEvent("zoo-done", total, total, info={"runs": done, "output_dir": str(out)})
+        if stop is not None and stop.is_set():
+            break  # the rung under way stopped at a checkpoint; the next one waits for a resume
+    info = {"runs": done, "output_dir": str(out), "stopped": stop is not None and stop.is_set()}
+    yield ZooEvent("zoo-done", total, total, info=info)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -136,11 +137,13 @@ def iter_train(
     training_set: TrainingSet | None = None,
     snapshots: Sequence[int] = (),
     snapshot_dir: str | Path | None = None,
+    stop: threading.Event | None = None,
 ) -> Iterator[TrainEvent]:
     """Train ``recipe`` (see the module docstring); yields events, never prints.
 
     ``stop_after``: stop (with a checkpoint) after that many iterations in total, as if
-    interrupted -- ``resume=True`` continues it. ``images``/``training_set``: use these instead
+    interrupted -- ``resume=True`` continues it. ``stop``: once set (e.g. by a signal handler),
+    the run stops the same way after the iteration under way: nothing trained is lost. ``images``/``training_set``: use these instead
     of the recipe's folders. Under ``torchrun`` (or :func:`distributed.spawn_local`) this trains
     with DDP. ``snapshots``: iterations after which a copy of the checkpoint is kept as
     ``<snapshot_dir>/it<iteration>.pt`` (branch points of a budget ladder, ``training.ladder``).
@@ -166,9 +169,9 @@ def iter_train(
             snapshot_dir=Path(snapshot_dir) if snapshot_dir is not None else None,
         )
         yield TrainEvent("start", run.start, run.total, run.start_info())
-        yield from _steps(run)
+        yield from _steps(run, stop)
         if run.last < run.total:
-            info = {"finished": False, "run_dir": str(run.run_dir)}
+            info = {"finished": False, "run_dir": str(run.run_dir), "stopped": run.last}
             yield TrainEvent("done", run.last, run.total, info)
             return
         yield from _finish(run)
@@ -215,7 +218,7 @@ class _Run:
     steps: dict[int, TrainStep]
     validation: Validation
     start: int  # the iteration it starts (or resumes) at
-    last: int  # the iteration it stops after (``stop_after``)
+    last: int  # the iteration it stops after (``stop_after``, or where a stop request came)
     train_seconds: float  # before this segment (a resumed run's earlier segments)
     snapshots: frozenset[int]
     snapshot_dir: Path | None
@@ -332,9 +335,17 @@ def _setup(
 # ----------------------------------------------------------------------------------------------
 
 
-def _steps(run: _Run) -> Iterator[TrainEvent]:
+def _stop_requested(run: _Run, stop: threading.Event | None) -> bool:
+    """Whether ``stop`` is set on any rank (decided together: the ranks meet at barriers)."""
+    if stop is None:
+        return False
+    flag = torch.tensor([float(stop.is_set())], device=run.device)
+    return bool(distributed.mean_across(run.ctx, flag).item() > 0)
+
+
+def _steps(run: _Run, stop: threading.Event | None = None) -> Iterator[TrainEvent]:
     """Iterations ``run.start`` to ``run.last``: log, validate, checkpoint and snapshot on the
-    recipe's intervals."""
+    recipe's intervals; a ``stop`` request makes the current iteration the last."""
     recipe, ctx, total = run.recipe, run.ctx, run.total
     losses: list[torch.Tensor] = []
     tick = time.perf_counter()
@@ -355,6 +366,8 @@ def _steps(run: _Run) -> Iterator[TrainEvent]:
         if run.parts.ema is not None:
             run.parts.ema.update(run.parts.model, step=it + 1)
         done = it + 1
+        if done < run.last and _stop_requested(run, stop):
+            run.last = done  # log and checkpoint here, then end as ``stop_after`` does
         if done % recipe.log_interval == 0 or done == run.last:
             values = distributed.mean_across(ctx, torch.stack(losses)).tolist()
             elapsed = time.perf_counter() - tick
@@ -392,6 +405,8 @@ def _steps(run: _Run) -> Iterator[TrainEvent]:
         if paused or done % recipe.log_interval == 0:
             tick = time.perf_counter()
             interval_start = done
+        if done == run.last:
+            break
     run.train_seconds += time.perf_counter() - segment_start
 
 

@@ -19,6 +19,7 @@ one resumes from its checkpoint exactly, so the same command can be started agai
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -260,6 +261,7 @@ def iter_zoo(
     output_dir: str | Path = DEFAULT_ZOO_DIR,
     data_root: str | Path | None = None,
     device: str = "cpu",
+    stop: threading.Event | None = None,
 ) -> Iterator[ZooEvent]:
     """Train ``runs`` in order; skip finished ones, resume interrupted ones (never prints)."""
     from srbench.training.loop import iter_train
@@ -280,11 +282,15 @@ def iter_zoo(
             data_root=data_root,
             device=device,
             resume=status["state"] == "interrupted",
+            stop=stop,
         ):
             yield ZooEvent("train", index, total, run, train_event=event)
             if event.kind == "done" and event.info.get("finished"):
                 done.append(event.info)
-    yield ZooEvent("zoo-done", total, total, info={"runs": done, "output_dir": str(out)})
+        if stop is not None and stop.is_set():
+            break  # the run under way stopped at a checkpoint; the next ones wait for a resume
+    info = {"runs": done, "output_dir": str(out), "stopped": stop is not None and stop.is_set()}
+    yield ZooEvent("zoo-done", total, total, info=info)
 
 
 # ----------------------------------------------------------------------------------------------
