@@ -5,6 +5,9 @@
 #
 #   tools/ladder_queue.sh [COMMIT] [-- extra `srbench ladder train` options]
 #
+# To stop a queue: `kill $(cat <its .pid file>)` (SIGTERM): the rung under way checkpoints the
+# iteration it is on and the queue exits 143; a second signal ends it at once.
+#
 # COMMIT (default: HEAD) is checked out as a git worktree in $LADDER_WORKTREES/<sha>; run
 # folders, trunk snapshots and logs go to $LADDER_DIR (default /work/ladder), never into the
 # repository. Uses the checkout's .venv with the worktree first on PYTHONPATH.
