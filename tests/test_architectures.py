@@ -473,21 +473,25 @@ def _every_bf16() -> torch.Tensor:
     return torch.from_numpy(np.arange(-32768, 32768, dtype=np.int16)).view(torch.bfloat16)
 
 
-@pytest.mark.parametrize("layout", ["flat", "contiguous", "channels_last"])
+@pytest.mark.parametrize("layout", ["flat", "contiguous", "channels_last", "strided"])
 @pytest.mark.parametrize("inplace", [False, True])
 def test_drn_bf16_elu_equals_nn_elu_on_every_bf16_value(layout, inplace):
     """DRN's bf16 ELU (a table look-up) equals nn.ELU bit for bit on all 65,536 bf16 values,
-    NaNs and infinities included, keeps the layout, and writes in place only when asked."""
+    NaNs and infinities included, keeps the layout, and writes in place only when asked; a
+    tensor in neither dense layout goes to nn.ELU."""
     from architectures.drn import ELU
 
     x = _every_bf16() if layout == "flat" else _every_bf16().view(4, 16, 32, 32)
     if layout == "channels_last":
         x = x.contiguous(memory_format=torch.channels_last)
+    if layout == "strided":  # neither layout: nn.ELU itself
+        x = _every_bf16().view(4, 16, 32, 16, 2)[..., 0]
     ref = nn.functional.elu(x)
     kept = x.clone()
     with torch.no_grad():
         ours = ELU(inplace=inplace)(x)
-    assert ours.view(torch.int16).equal(ref.view(torch.int16)) and ours.stride() == ref.stride()
+    assert ours.view(torch.int16).equal(ref.view(torch.int16))
+    assert ours.stride() == (x.stride() if inplace else ref.stride())
     assert (ours.data_ptr() == x.data_ptr()) == inplace
     assert inplace or x.view(torch.int16).equal(kept.view(torch.int16))
 
@@ -523,7 +527,7 @@ def test_drn_bf16_training_step_is_bit_identical_to_nn_elu(monkeypatch):
             module.forward = nn.ELU.forward.__get__(module)  # type: ignore[method-assign]
     table = drn._BF16ELUFunction.apply
     calls: list[int] = []
-    monkeypatch.setattr(drn._BF16ELUFunction, "apply", lambda x: (calls.append(1), table(x))[1])
+    monkeypatch.setattr(drn._BF16ELUFunction, "apply", lambda *a: (calls.append(1), table(*a))[1])
     bf16 = Precision("bf16", "bf16-autocast (cpu)", torch.bfloat16, channels_last=True, tf32=False)
     gen = torch.Generator().manual_seed(1)
     lr, hr = torch.rand(2, 3, 16, 16, generator=gen), torch.rand(2, 3, 32, 32, generator=gen)
