@@ -166,9 +166,11 @@ def stop_on_signals() -> Iterator[StopRequest]:
         restore()
 
 
-def exit_if_stopped(stop: StopRequest) -> None:
-    """A stopped training command exits as the signal would have: 128 + its number."""
+def exit_if_stopped(stop: StopRequest, resume: str) -> None:
+    """A stopped training command says how to go on (``resume``) and exits as the signal would
+    have: 128 + its number."""
     if stop.is_set():
+        say(f"stopped on request: to go on, {resume}")
         raise typer.Exit(128 + stop.signum)
 
 
@@ -299,9 +301,7 @@ def train_command(
         print_validation(
             result["validation"], f"{result['run_name']} -- {rec.validation.protocol} protocol"
         )
-    if stop.is_set():
-        say("to go on: the same command with --resume")
-    exit_if_stopped(stop)
+    exit_if_stopped(stop, "the same command with --resume")
     return result
 
 

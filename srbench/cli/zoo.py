@@ -54,7 +54,7 @@ def zoo_train(
     with stop_on_signals() as stop:
         events = iter_zoo(runs, output_dir=out, data_root=data_root, device=device, stop=stop)
         info = _train_runs(events, len(runs), "zoo")
-    exit_if_stopped(stop)
+    exit_if_stopped(stop, "the same command")
     return info
 
 
@@ -156,7 +156,7 @@ def ladder_train(
     with stop_on_signals() as stop:
         events = iter_ladder(runs, output_dir=out, data_root=data_root, device=device, stop=stop)
         info = _train_runs(events, len(runs), "ladder")
-    exit_if_stopped(stop)
+    exit_if_stopped(stop, "the same command")
     return info
 
 
@@ -332,6 +332,4 @@ def _train_runs(events, total: int, what: str) -> dict[str, Any]:
             elif event.kind == "zoo-done":
                 info = event.info
     say(f"{what} done: {len(info.get('runs', []))} of {total} runs finished")
-    if info.get("stopped"):
-        say("stopped on request: the same command resumes where it stopped")
     return info

@@ -143,8 +143,8 @@ def iter_train(
 
     ``stop_after``: stop (with a checkpoint) after that many iterations in total, as if
     interrupted -- ``resume=True`` continues it. ``stop``: once set (e.g. by a signal handler),
-    the run stops the same way after the iteration under way: nothing trained is lost. ``images``/``training_set``: use these instead
-    of the recipe's folders. Under ``torchrun`` (or :func:`distributed.spawn_local`) this trains
+    the run stops the same way after the iteration under way: nothing trained is lost.
+    ``images``/``training_set``: use these instead of the recipe's folders. Under ``torchrun`` (or :func:`distributed.spawn_local`) this trains
     with DDP. ``snapshots``: iterations after which a copy of the checkpoint is kept as
     ``<snapshot_dir>/it<iteration>.pt`` (branch points of a budget ladder, ``training.ladder``).
     """
@@ -171,7 +171,7 @@ def iter_train(
         yield TrainEvent("start", run.start, run.total, run.start_info())
         yield from _steps(run, stop)
         if run.last < run.total:
-            info = {"finished": False, "run_dir": str(run.run_dir), "stopped": run.last}
+            info = {"finished": False, "run_dir": str(run.run_dir)}
             yield TrainEvent("done", run.last, run.total, info)
             return
         yield from _finish(run)
