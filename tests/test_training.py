@@ -301,13 +301,19 @@ def test_a_stop_request_ends_after_the_iteration_under_way_and_resumes_exactly(t
 def test_the_first_signal_asks_for_a_stop_and_a_second_ends_at_once():
     from srbench.cli.train import stop_on_signals
 
-    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
-    with stop_on_signals() as stop:
-        signal.raise_signal(signal.SIGTERM)
-        assert stop.is_set() and stop.signum == signal.SIGTERM
-        with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGINT)  # the handler before it: Python's default
-    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    # Python's own SIGINT handler before it, also where the shell that started pytest in the
+    # background made SIGINT ignored (a second SIGINT would then rightly be ignored too)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+        with stop_on_signals() as stop:
+            signal.raise_signal(signal.SIGTERM)
+            assert stop.is_set() and stop.signum == signal.SIGTERM
+            with pytest.raises(KeyboardInterrupt):
+                signal.raise_signal(signal.SIGINT)  # the handler before it: Python's default
+        assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_resume_refuses_another_recipe(tmp_path, images):
