@@ -235,6 +235,24 @@ def test_recorded_rungs_are_addressable_by_budget_tag(tmp_path, images, monkeypa
         pretrained.clear_caches()
 
 
+def test_a_backed_off_rungs_card_says_where_it_diverged_and_its_rate():
+    """A rung trained through the divergence rule carries its backoffs into its weights source
+    (the card, the report); a rung without any reads as before."""
+    from srbench.pretrained import _source
+
+    row = {
+        "run": "drn_m-x2-t91bsd200-it4k-b16-18d36d", "iterations": 4000, "tag": "zoo4k",
+        "seed": 0, "weights": "raw", "train_seconds": 7200.0, "machine": "cpu", "precision": "bf16",
+    }  # fmt: skip
+    plain = _source(row)
+    assert "(budget zoo4k, seed 0, raw weights), 120 min" in plain
+    backoff = {"diverged_at": 1047, "loss": 1.325, "restored": 1000, "lr_scale": 0.5}
+    text = _source({**row, "lr_backoffs": [backoff]})
+    assert text == plain.replace(
+        "raw weights)", "raw weights; diverged at iteration 1047, from 1000 at the rate x0.5)"
+    )
+
+
 # ----------------------------------------------------------------------------------------------
 # The committed store: what the ladder has recorded holds together and improves on the zoo
 # ----------------------------------------------------------------------------------------------

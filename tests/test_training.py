@@ -21,6 +21,7 @@ from srbench.training.ablation import iter_ablate, spec_from_dict
 from srbench.training.data import PatchSampler, build_training_set, synthetic_images
 from srbench.training.distributed import spawn_local
 from srbench.training.loop import (
+    WEIGHTS_FILE,
     TrainingError,
     iter_train,
     read_checkpoint,
@@ -416,13 +417,9 @@ def test_non_finite_loss_stops_the_run_with_one_line(tmp_path, images):
     assert "the loss became" in str(info.value) and "\n" not in str(info.value)
 
 
-def test_a_finite_but_diverged_loss_stops_the_run_before_its_next_checkpoint(
-    tmp_path, images, monkeypatch
-):
-    """A step loss above 1 on [0, 1] images stops the run at once, keeping the last checkpoint
-    from before it: a diverged run never goes on writing checkpoints (or ladder snapshots). The
-    seventh step's loss is made 5.0 (a real divergence's iteration depends on the CPU's
-    arithmetic)."""
+def _diverge_at(monkeypatch, calls_that_diverge):
+    """Make the training step's loss 5.0 (above 1 on [0, 1] images: diverged) on these calls
+    (counted from 1 over the test; a real divergence's iteration depends on the CPU)."""
     import srbench.training.steps as steps
 
     real, calls = steps.TrainStep.__call__, []
@@ -430,14 +427,68 @@ def test_a_finite_but_diverged_loss_stops_the_run_before_its_next_checkpoint(
     def step(self, lr, hr):
         calls.append(1)
         loss = real(self, lr, hr)
-        return torch.full_like(loss, 5.0) if len(calls) == 7 else loss
+        return torch.full_like(loss, 5.0) if calls_that_diverge(len(calls)) else loss
 
     monkeypatch.setattr(steps.TrainStep, "__call__", step)
+
+
+def _lrs(run_dir):
+    return {r["iteration"]: r["lr"] for r in read_log(run_dir) if r["kind"] == "train"}
+
+
+def test_a_diverged_run_backs_off_to_its_last_checkpoint_at_half_the_rate(
+    tmp_path, images, monkeypatch
+):
+    """A step loss above 1 sends the run back to its last checkpoint (6: the seventh step
+    diverged), from where the rate is halved for the rest of the run; the run finishes, and its
+    checkpoint, log and run.json say so. A resume after the backoff keeps the halved rate: the
+    interrupted run ends with the uninterrupted one's weights, bit for bit."""
+    _diverge_at(monkeypatch, lambda call: call == 7)
+    recipe = tiny_recipe(iterations=20, checkpoint_interval=2, log_interval=1)
+    events = list(iter_train(recipe, output_dir=tmp_path / "a", images=images))
+    kinds = [e.kind for e in events]
+    assert kinds.count("start") == 2 and kinds.index("backoff") < kinds.index("start", 1)
+    backoff = {"diverged_at": 7, "loss": 5.0, "restored": 6, "lr_scale": 0.5}
+    assert next(e.info for e in events if e.kind == "backoff") == backoff
+    run_dir = tmp_path / "a" / run_name(recipe)
+    summary = json.loads((run_dir / "run.json").read_text())
+    assert summary["lr_backoffs"] == [backoff]
+    assert read_checkpoint(run_dir)["lr_scale"] == 0.5
+    lrs = _lrs(run_dir)
+    assert sorted(lrs) == list(range(1, 21))  # the diverged step's line never reached the log
+    assert {lrs[i] for i in range(1, 7)} == {2e-3} and {lrs[i] for i in range(7, 21)} == {1e-3}
+    assert [r for r in read_log(run_dir) if r["kind"] == "backoff"] == [
+        {"kind": "backoff", "iteration": 6, **backoff}
+    ]
+    # the same divergence, then a stop at 12 and a resume: the same weights
+    _diverge_at(monkeypatch, lambda call: call == 7)
+    train(recipe, output_dir=tmp_path / "b", images=images, stop_after=12)
+    resumed = train(recipe, output_dir=tmp_path / "b", images=images, resume=True)
+    assert resumed["lr_backoffs"] == [backoff]
+    a, b = (
+        load_file(d / run_name(recipe) / WEIGHTS_FILE) for d in (tmp_path / "a", tmp_path / "b")
+    )
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_run_that_keeps_diverging_stops_after_three_backoffs(tmp_path, images, monkeypatch):
+    """Every step from the seventh on diverges: three backoffs (rate x0.5, x0.25, x0.125), then
+    a one-line error; the last checkpoint (6) is kept with the three backoffs in it."""
+    _diverge_at(monkeypatch, lambda call: call >= 7)
     recipe = tiny_recipe(iterations=40, checkpoint_interval=2)
     with pytest.raises(TrainingError, match=r"at iteration 7: the run diverged \(above 1") as info:
         train(recipe, output_dir=tmp_path, images=images)
-    assert read_checkpoint(tmp_path / run_name(recipe))["iteration"] == 6
-    assert "\n" not in str(info.value)
+    assert "after 3 backoffs (rate x0.125)" in str(info.value) and "\n" not in str(info.value)
+    state = read_checkpoint(tmp_path / run_name(recipe))
+    assert state["iteration"] == 6 and state["lr_scale"] == 0.125
+    assert [b["lr_scale"] for b in state["backoffs"]] == [0.5, 0.25, 0.125]
+
+
+def test_a_divergence_before_the_first_checkpoint_stops_the_run(tmp_path, images, monkeypatch):
+    _diverge_at(monkeypatch, lambda call: call == 3)
+    recipe = tiny_recipe(iterations=40, checkpoint_interval=10)
+    with pytest.raises(TrainingError, match=r"at iteration 3: .* before its first checkpoint"):
+        train(recipe, output_dir=tmp_path, images=images)
 
 
 # -- multi-scale and init_from ----------------------------------------------------------------------

@@ -228,6 +228,12 @@ class TrainPrinter:
                     f"lr {info['lr']:.2e}, {info['patches_per_s']:.0f} patches/s"
                 )
                 self.next_line = event.iteration + max(1, event.total // 20)
+        elif event.kind == "backoff":
+            say(
+                f"{self.label}[yellow]diverged[/] at iteration {info['diverged_at']} (loss "
+                f"{info['loss']:.4g}): back to the checkpoint of iteration {info['restored']}, "
+                f"the rate x{info['lr_scale']:g} from there"
+            )
         elif event.kind == "validate":
             say(
                 f"{self.label}it {event.iteration}: {val_text(info['results'])} "

@@ -86,9 +86,14 @@ def _source(row: dict[str, Any]) -> str:
     """Where a manifest row's weights come from: run, budget, recipe file, time, machine."""
     recipe = row.get("recipe", "ladder")  # ladder.json rows recorded before the field: ladder
     seed = f"seed {row['seed']}" + (f", {row['weights']} weights" if "weights" in row else "")
+    backoffs = "".join(  # the divergence rule's backoffs (training.loop.back_off), if any
+        f"; diverged at iteration {b['diverged_at']}, from {b['restored']} at the rate "
+        f"x{b['lr_scale']:g}"
+        for b in row.get("lr_backoffs", ())
+    )
     return (
         f"srbench {recipe} run {row['run']}: {row['iterations']} iterations of "
-        f"{RECIPE_FILES[recipe]} (budget {row['tag']}, {seed}), "
+        f"{RECIPE_FILES[recipe]} (budget {row['tag']}, {seed}{backoffs}), "
         f"{row['train_seconds'] / 60:.0f} min of training on {row['machine']} "
         f"({row['precision']}); docs/zoo.md"
     )

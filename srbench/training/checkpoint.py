@@ -61,8 +61,13 @@ def save_checkpoint(
     parts: TrainingParts,
     train_seconds: float = 0.0,
     path: Path | None = None,
+    lr_scale: float = 1.0,
+    backoffs: tuple[dict[str, Any], ...] = (),
 ) -> Path:
     """The whole training state as one ``torch.save`` file, written atomically.
+
+    ``lr_scale`` and ``backoffs``: the rate's factor after divergences and their history
+    (``loop.back_off``); a resumed run or a branch off this state carries them on.
 
     It holds only tensors and plain containers, so :func:`read_checkpoint` reads it back with
     ``torch.load(weights_only=True)`` (no unpickling of arbitrary objects).
@@ -75,6 +80,8 @@ def save_checkpoint(
         "recipe_hash": recipe.hash,
         "trunk_hash": recipe.trunk_hash,
         "train_seconds": float(train_seconds),
+        "lr_scale": float(lr_scale),
+        "backoffs": [dict(b) for b in backoffs],
         "model": _cpu_state(model),
         "ema": _cpu_state(ema.module) if ema is not None else None,
         "optimizer": parts.optimizer.state_dict(),
@@ -85,7 +92,11 @@ def save_checkpoint(
         if torch.cuda.is_available() and torch.cuda.is_initialized()
         else None,
     }
-    path = path or run_dir / CHECKPOINT_FILE
+    return write_state(state, path or run_dir / CHECKPOINT_FILE)
+
+
+def write_state(state: dict, path: Path) -> Path:
+    """Save a checkpoint's state dict at ``path`` atomically (a torn file is never left)."""
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     return path

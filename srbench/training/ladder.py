@@ -360,6 +360,10 @@ def record(
             f"{info.get('torch_threads', '?')} threads",
             "precision": str(info.get("precision", "?")),
         }
+        if info.get(
+            "lr_backoffs"
+        ):  # only then: the rows of runs that never diverged stay as they were
+            row["lr_backoffs"] = info["lr_backoffs"]
         by_scale = table.setdefault(run.model, {}).setdefault(tag, {})
         before = by_scale.get(str(run.recipe.scale), {})
         if before.get("shipped") and before.get("sha256") == sha:  # `srbench ladder ship`'s mark

@@ -14,6 +14,10 @@ to the end. A run lives in ``<output_dir>/<run name>/``:
   for models without constructor overrides) and ``run.json`` at the end. With EMA enabled, the
   final weights and the validations are the EMA model's.
 
+A loss above ``DIVERGED_LOSS`` sends the run back to its last checkpoint at half the rate
+(:func:`back_off`, at most ``MAX_BACKOFFS`` times; each listed in ``run.json`` as
+``lr_backoffs``).
+
 Resuming (``resume=True``) restores all of that, so the losses and weights after a resume equal
 those of an uninterrupted run (bit for bit on CPU; the tests check it).
 
@@ -74,6 +78,7 @@ from srbench.training.checkpoint import (
     save_checkpoint,
     snapshot_name,
     trim_log,
+    write_state,
 )
 from srbench.training.data import (
     TrainingSet,
@@ -116,7 +121,8 @@ __all__ = [
 
 @dataclass
 class TrainEvent:
-    """What the loop tells its caller. ``kind``: start, log, validate, checkpoint, done."""
+    """What the loop tells its caller. ``kind``: start, log, validate, checkpoint, backoff (a
+    divergence: the run goes back to its last checkpoint at a lower rate, then starts again), done."""
 
     kind: str
     iteration: int
@@ -154,22 +160,31 @@ def iter_train(
     resolve_device(device)  # a one-line error for a device this machine lacks
     ctx = distributed.setup(device)
     try:
-        run = _setup(
-            recipe,
-            ctx=ctx,
-            output_dir=Path(output_dir),
-            data_root=data_root,
-            device=distributed.rank_device(device, ctx),
-            resume=resume,
-            compile=recipe.compile if compile is None else compile,
-            stop_after=stop_after,
-            images=images,
-            training_set=training_set,
-            snapshots=frozenset(snapshots),
-            snapshot_dir=Path(snapshot_dir) if snapshot_dir is not None else None,
-        )
-        yield TrainEvent("start", run.start, run.total, run.start_info())
-        yield from _steps(run, stop)
+        backoff: dict[str, Any] | None = None
+        while True:
+            run = _setup(
+                recipe,
+                ctx=ctx,
+                output_dir=Path(output_dir),
+                data_root=data_root,
+                device=distributed.rank_device(device, ctx),
+                resume=resume or backoff is not None,
+                compile=recipe.compile if compile is None else compile,
+                stop_after=stop_after,
+                images=images,
+                training_set=training_set,
+                snapshots=frozenset(snapshots),
+                snapshot_dir=Path(snapshot_dir) if snapshot_dir is not None else None,
+            )
+            if backoff is not None and ctx.is_main:  # after _setup trimmed the log to the restart
+                append_log(run.run_dir, {"kind": "backoff", "iteration": run.start, **backoff})
+            yield TrainEvent("start", run.start, run.total, run.start_info())
+            try:
+                yield from _steps(run, stop)
+                break
+            except _Diverged as diverged:
+                backoff = back_off(run, diverged)
+                yield TrainEvent("backoff", diverged.iteration, run.total, backoff)
         if run.last < run.total:
             info = {"finished": False, "run_dir": str(run.run_dir)}
             yield TrainEvent("done", run.last, run.total, info)
@@ -205,6 +220,23 @@ def train(recipe: Recipe, **kwargs: Any) -> dict[str, Any]:
 # whole intensity range: the run diverged, though the loss may stay finite for hundreds of steps
 # (DRN-M's ladder trunk: 0.02 -> 1.3 -> 1e8 within 60 iterations, docs/zoo.md).
 DIVERGED_LOSS = 1.0
+# What a divergence does, the same for every recipe (OPT-175B's remedy, Zhang et al. 2022, sec.
+# 2.5): back to the run's last checkpoint, and from there the rate (the rest of the schedule) times
+# BACKOFF_FACTOR; after MAX_BACKOFFS of them the run stops with an error. A run that never
+# diverges is unaffected, so it needs no new recipe hash; one that backed off lists each backoff
+# in its checkpoint, log and run.json. (DRN-M at the ladder's 1e-3: diverged at 1,047; from the
+# 1,000 checkpoint at half the rate it was stable -- docs/zoo.md.)
+BACKOFF_FACTOR = 0.5
+MAX_BACKOFFS = 3
+
+
+class _Diverged(Exception):
+    """The loss of ``iteration`` exceeded :data:`DIVERGED_LOSS` (or was NaN)."""
+
+    def __init__(self, iteration: int, loss: float) -> None:
+        super().__init__(iteration, loss)
+        self.iteration = iteration
+        self.loss = loss
 
 
 @dataclass
@@ -230,6 +262,8 @@ class _Run:
     snapshot_dir: Path | None
     data_info: dict[str, Any]  # for the start event
     init_info: dict[str, Any]  # init_from: where from, what was copied (start event, run.json)
+    lr_scale: float = 1.0  # the schedule's factor after divergences (BACKOFF_FACTOR each)
+    backoffs: tuple[dict[str, Any], ...] = ()  # each divergence: where, loss, restored, lr_scale
 
     @property
     def total(self) -> int:
@@ -255,6 +289,7 @@ class _Run:
             "per_rank_batch": self.batch // self.ctx.world_size,
             "resumed_from": self.start if self.start else None,
             "recipe_hash": self.recipe.hash,
+            "lr_scale": self.lr_scale,
             **self.init_info,
         }
 
@@ -268,6 +303,8 @@ class _Run:
             parts=self.parts,
             train_seconds=train_seconds,
             path=path,
+            lr_scale=self.lr_scale,
+            backoffs=self.backoffs,
         )
 
 
@@ -314,10 +351,12 @@ def _setup(
     data_info["data_seconds"] = time.perf_counter() - t_data
 
     parts = TrainingParts(model, optimizer, scheduler, samplers, ema)
-    start, train_seconds = 0, 0.0
+    start, train_seconds, lr_scale, backoffs = 0, 0.0, 1.0, ()
     if resume and state is not None:
         start = load_checkpoint(run_dir, state, recipe=recipe, parts=parts)
         train_seconds = float(state.get("train_seconds", 0.0))
+        lr_scale = float(state.get("lr_scale", 1.0))
+        backoffs = tuple(state.get("backoffs", ()))
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "recipe.yaml", dump_recipe(recipe))
@@ -333,12 +372,47 @@ def _setup(
     return _Run(
         recipe, ctx, card, name, run_dir, device, precision, scales, parts, models, steps,
         validation, start, last, train_seconds, snapshots, snapshot_dir, data_info, init_info,
+        lr_scale, backoffs,
     )  # fmt: skip
 
 
 # ----------------------------------------------------------------------------------------------
 # The loop
 # ----------------------------------------------------------------------------------------------
+
+
+def back_off(run: _Run, diverged: _Diverged) -> dict[str, Any]:
+    """After a divergence: rewrite the run's last checkpoint with the rate's factor times
+    :data:`BACKOFF_FACTOR` and the backoff appended (so that a resume, or a branch off a later
+    snapshot, carries it); the run then resumes from it. Raises :class:`TrainingError` once
+    :data:`MAX_BACKOFFS` were spent, or when the run has no checkpoint to go back to."""
+    where = (
+        f"{run.run_dir}: the loss became {diverged.loss:.4g} at iteration {diverged.iteration}: "
+        f"the run diverged (above {DIVERGED_LOSS:g}, errors beyond the whole intensity range)"
+    )
+    state = read_checkpoint(run.run_dir)
+    if state is None:
+        raise TrainingError(
+            f"{where} before its first checkpoint; lower optimizer.lr in a new recipe, or set a "
+            "shorter checkpoint_interval to let it back off"
+        )
+    done = tuple(state.get("backoffs", ()))
+    if len(done) >= MAX_BACKOFFS:
+        raise TrainingError(
+            f"{where} after {len(done)} backoffs (rate x{float(state.get('lr_scale', 1.0)):g}); "
+            "the last checkpoint is kept: lower optimizer.lr in a new recipe"
+        )
+    entry = {
+        "diverged_at": diverged.iteration,
+        "loss": diverged.loss,
+        "restored": int(state["iteration"]),
+        "lr_scale": float(state.get("lr_scale", 1.0)) * BACKOFF_FACTOR,
+    }
+    if run.ctx.is_main:
+        write_state({**state, "lr_scale": entry["lr_scale"], "backoffs": [*done, entry]},
+                    run.run_dir / CHECKPOINT_FILE)  # fmt: skip
+    distributed.barrier(run.ctx)
+    return entry
 
 
 def _stop_requested(run: _Run, stop: threading.Event | None) -> bool:
@@ -359,16 +433,16 @@ def _steps(run: _Run, stop: threading.Event | None = None) -> Iterator[TrainEven
     interval_start = run.start
     for it in range(run.start, run.last):
         run.parts.scheduler.step_update(it)
+        if run.lr_scale != 1.0:
+            for group in run.parts.optimizer.param_groups:
+                group["lr"] *= run.lr_scale
         s = run.scales[it % len(run.scales)]
         lr_patch, hr_patch = run.parts.samplers[s].sample()
         loss = run.steps[s](lr_patch, hr_patch)
-        if not loss.item() <= DIVERGED_LOSS:  # NaN too
-            raise TrainingError(
-                f"{run.run_dir}: the loss became {loss.item():.4g} at iteration {it + 1}: the run "
-                f"diverged (above {DIVERGED_LOSS:g}, errors beyond the whole intensity range); "
-                "the last checkpoint is kept, but resuming will diverge again: lower "
-                "optimizer.lr or set optimizer.grad_clip in a new recipe"
-            )
+        # the mean over the ranks, so that every rank backs off together
+        mean_loss = distributed.mean_across(ctx, loss.detach().reshape(1)).item()
+        if not mean_loss <= DIVERGED_LOSS:  # NaN too
+            raise _Diverged(it + 1, mean_loss)
         losses.append(loss)
         if run.parts.ema is not None:
             run.parts.ema.update(run.parts.model, step=it + 1)
@@ -483,6 +557,7 @@ def _run_summary(
         "precision_reason": run.precision.reason,
         "device": str(run.device),
         "train_seconds": round(run.train_seconds, 1),
+        "lr_backoffs": list(run.backoffs),
         "cpu_model": env["cpu_model"],
         "cpu_id": env.get("cpu_id"),
         "torch_threads": env["torch_threads"],
