@@ -154,7 +154,7 @@ def test_builtin_ladder_orders_rungs_within_each_step():
     ladder = load_ladder("ladder")
     a = select(ladder, steps=["a"])
     assert [r.rung for r in a] == [1000] * 4 + [4000] * 4 + [16000] * 4
-    assert [r.model for r in a[:4]] == ["drn_s", "drn_s_nodistill", "drn_s_plain", "idn"]
+    assert [r.model for r in a[:4]] == ["drn_s", "idn", "drn_s_nodistill", "drn_s_plain"]
     assert {r.seed for r in select(ladder, steps=["b"])} == {1, 2}
     x4 = select(ladder, scales=[4])
     assert {r.model for r in x4} == {"drn_s", "idn", "drn_m", "edsr_baseline"}
