@@ -448,8 +448,11 @@ def test_a_diverged_run_backs_off_to_its_last_checkpoint_at_half_the_rate(
     events = list(iter_train(recipe, output_dir=tmp_path / "a", images=images))
     kinds = [e.kind for e in events]
     assert kinds.count("start") == 2 and kinds.index("backoff") < kinds.index("start", 1)
-    backoff = {"diverged_at": 7, "loss": 5.0, "restored": 6, "lr_scale": 0.5}
-    assert next(e.info for e in events if e.kind == "backoff") == backoff
+    backoff = next(e.info for e in events if e.kind == "backoff")
+    seconds = backoff.pop("seconds_lost")  # the time spent on the diverged step: still counted
+    assert backoff == {"diverged_at": 7, "loss": 5.0, "restored": 6, "lr_scale": 0.5}
+    assert seconds >= 0
+    backoff["seconds_lost"] = seconds
     run_dir = tmp_path / "a" / run_name(recipe)
     summary = json.loads((run_dir / "run.json").read_text())
     assert summary["lr_backoffs"] == [backoff]
@@ -462,9 +465,12 @@ def test_a_diverged_run_backs_off_to_its_last_checkpoint_at_half_the_rate(
     ]
     # the same divergence, then a stop at 12 and a resume: the same weights
     _diverge_at(monkeypatch, lambda call: call == 7)
-    train(recipe, output_dir=tmp_path / "b", images=images, stop_after=12)
+    first = train(recipe, output_dir=tmp_path / "b", images=images, stop_after=12)
+    assert len(first["losses"]) == 12  # the undone seventh step's loss is not among them
     resumed = train(recipe, output_dir=tmp_path / "b", images=images, resume=True)
-    assert resumed["lr_backoffs"] == [backoff]
+    assert [{**b, "seconds_lost": 0} for b in resumed["lr_backoffs"]] == [
+        {**backoff, "seconds_lost": 0}
+    ]
     a, b = (
         load_file(d / run_name(recipe) / WEIGHTS_FILE) for d in (tmp_path / "a", tmp_path / "b")
     )
@@ -473,15 +479,19 @@ def test_a_diverged_run_backs_off_to_its_last_checkpoint_at_half_the_rate(
 
 def test_a_run_that_keeps_diverging_stops_after_three_backoffs(tmp_path, images, monkeypatch):
     """Every step from the seventh on diverges: three backoffs (rate x0.5, x0.25, x0.125), then
-    a one-line error; the last checkpoint (6) is kept with the three backoffs in it."""
+    a one-line error; the last checkpoint (4) is kept with the three backoffs in it, and the
+    snapshot made on the way to the divergence (6, a ladder's branch point) is gone."""
     _diverge_at(monkeypatch, lambda call: call >= 7)
-    recipe = tiny_recipe(iterations=40, checkpoint_interval=2)
-    with pytest.raises(TrainingError, match=r"at iteration 7: the run diverged \(above 1") as info:
-        train(recipe, output_dir=tmp_path, images=images)
+    recipe = tiny_recipe(iterations=40, checkpoint_interval=4)
+    snaps = tmp_path / "trunk"
+    with pytest.raises(TrainingError, match=r"at iteration 5: the run diverged \(above 1") as info:
+        train(recipe, output_dir=tmp_path, images=images, snapshots=[6], snapshot_dir=snaps)
     assert "after 3 backoffs (rate x0.125)" in str(info.value) and "\n" not in str(info.value)
     state = read_checkpoint(tmp_path / run_name(recipe))
-    assert state["iteration"] == 6 and state["lr_scale"] == 0.125
+    assert state["iteration"] == 4 and state["lr_scale"] == 0.125
     assert [b["lr_scale"] for b in state["backoffs"]] == [0.5, 0.25, 0.125]
+    assert [b["diverged_at"] for b in state["backoffs"]] == [7, 5, 5]
+    assert not (snaps / "it000006.pt").exists()
 
 
 def test_a_divergence_before_the_first_checkpoint_stops_the_run(tmp_path, images, monkeypatch):

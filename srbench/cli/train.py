@@ -211,6 +211,8 @@ class TrainPrinter:
                     f"[yellow]note:[/] {info['images_too_small']} images are smaller than the "
                     "patch and are never sampled"
                 )
+            if self.task is not None:  # a start again after a divergence's backoff
+                self.progress.remove_task(self.task)
             self.task = self.progress.add_task(
                 info["run_name"], total=event.total, completed=event.iteration, loss="-", rate="-"
             )
@@ -231,7 +233,8 @@ class TrainPrinter:
         elif event.kind == "backoff":
             say(
                 f"{self.label}[yellow]diverged[/] at iteration {info['diverged_at']} (loss "
-                f"{info['loss']:.4g}): back to the checkpoint of iteration {info['restored']}, "
+                f"{info['loss'] if info['loss'] is None else format(info['loss'], '.4g')}): back "
+                f"to the checkpoint of iteration {info['restored']}, "
                 f"the rate x{info['lr_scale']:g} from there"
             )
         elif event.kind == "validate":

@@ -176,6 +176,7 @@ def ship(
                 "file": name, "sha256": sha, "run": run.name, "recipe": "ladder", "tag": tag,
                 "iterations": run.rung, "seed": run.seed, "train_seconds": row["train_seconds"],
                 "machine": row["machine"], "precision": row["precision"],
+                **({"lr_backoffs": row["lr_backoffs"]} if row.get("lr_backoffs") else {}),
             }  # fmt: skip
             row["shipped"] = True
             shipped.append({"model": model, "scale": scale, "tag": tag, "run": run.name,

@@ -38,7 +38,9 @@ The pieces live beside it: :mod:`~srbench.training.steps` (loss, optimizer, sche
 
 from __future__ import annotations
 
+import gc
 import json
+import math
 import statistics
 import threading
 import time
@@ -161,6 +163,7 @@ def iter_train(
     ctx = distributed.setup(device)
     try:
         backoff: dict[str, Any] | None = None
+        init_info: dict[str, Any] = {}  # the first setup's (init_from), kept across backoffs
         while True:
             run = _setup(
                 recipe,
@@ -176,15 +179,21 @@ def iter_train(
                 snapshots=frozenset(snapshots),
                 snapshot_dir=Path(snapshot_dir) if snapshot_dir is not None else None,
             )
-            if backoff is not None and ctx.is_main:  # after _setup trimmed the log to the restart
-                append_log(run.run_dir, {"kind": "backoff", "iteration": run.start, **backoff})
+            if backoff is not None:
+                run.init_info = init_info  # a resume's setup no longer knows where it started
+                if ctx.is_main:  # after _setup trimmed the log to the restart
+                    append_log(run.run_dir, {"kind": "backoff", "iteration": run.start, **backoff})
+            init_info = run.init_info
             yield TrainEvent("start", run.start, run.total, run.start_info())
             try:
                 yield from _steps(run, stop)
                 break
             except _Diverged as diverged:
                 backoff = back_off(run, diverged)
-                yield TrainEvent("backoff", diverged.iteration, run.total, backoff)
+                total = run.total
+                del run  # before the next setup builds a second model, optimizer and data
+                gc.collect()
+                yield TrainEvent("backoff", diverged.iteration, total, backoff)
         if run.last < run.total:
             info = {"finished": False, "run_dir": str(run.run_dir)}
             yield TrainEvent("done", run.last, run.total, info)
@@ -199,9 +208,14 @@ def train(recipe: Recipe, **kwargs: Any) -> dict[str, Any]:
     losses: list[float] = []
     validations: list[dict] = []
     info: dict[str, Any] = {}
+    first: int | None = None  # the iteration the first segment started at
     for event in iter_train(recipe, **kwargs):
+        if event.kind == "start" and first is None:
+            first = event.iteration
         if event.kind == "log":
             losses.extend(event.info["losses"])
+        elif event.kind == "backoff":  # the steps after the checkpoint it goes back to are undone
+            del losses[event.info["restored"] - (first or 0) :]
         elif event.kind == "validate":
             validations.append({"iteration": event.iteration, **event.info})
         elif event.kind in ("start", "done"):
@@ -233,10 +247,11 @@ MAX_BACKOFFS = 3
 class _Diverged(Exception):
     """The loss of ``iteration`` exceeded :data:`DIVERGED_LOSS` (or was NaN)."""
 
-    def __init__(self, iteration: int, loss: float) -> None:
+    def __init__(self, iteration: int, loss: float, train_seconds: float) -> None:
         super().__init__(iteration, loss)
         self.iteration = iteration
         self.loss = loss
+        self.train_seconds = train_seconds  # the run's training time up to the divergence
 
 
 @dataclass
@@ -384,33 +399,49 @@ def _setup(
 def back_off(run: _Run, diverged: _Diverged) -> dict[str, Any]:
     """After a divergence: rewrite the run's last checkpoint with the rate's factor times
     :data:`BACKOFF_FACTOR` and the backoff appended (so that a resume, or a branch off a later
-    snapshot, carries it); the run then resumes from it. Raises :class:`TrainingError` once
-    :data:`MAX_BACKOFFS` were spent, or when the run has no checkpoint to go back to."""
+    snapshot, carries it); the run then resumes from it. Snapshots made since that checkpoint
+    (on the way to the divergence) are deleted. The time spent since it stays counted in the
+    run's training seconds. Raises :class:`TrainingError` once :data:`MAX_BACKOFFS` were spent,
+    or when the run has no checkpoint to go back to."""
+    loss = diverged.loss if math.isfinite(diverged.loss) else None  # JSON has no NaN
     where = (
         f"{run.run_dir}: the loss became {diverged.loss:.4g} at iteration {diverged.iteration}: "
         f"the run diverged (above {DIVERGED_LOSS:g}, errors beyond the whole intensity range)"
     )
     state = read_checkpoint(run.run_dir)
+    distributed.barrier(run.ctx)  # every rank has read it before the main rank rewrites it
     if state is None:
         raise TrainingError(
             f"{where} before its first checkpoint; lower optimizer.lr in a new recipe, or set a "
             "shorter checkpoint_interval to let it back off"
         )
+    restored = int(state["iteration"])
+    if run.ctx.is_main and run.snapshot_dir is not None:
+        for s in run.snapshots:
+            if restored < s < diverged.iteration:
+                (run.snapshot_dir / snapshot_name(s)).unlink(missing_ok=True)
     done = tuple(state.get("backoffs", ()))
     if len(done) >= MAX_BACKOFFS:
         raise TrainingError(
             f"{where} after {len(done)} backoffs (rate x{float(state.get('lr_scale', 1.0)):g}); "
             "the last checkpoint is kept: lower optimizer.lr in a new recipe"
         )
+    spent = float(state.get("train_seconds", 0.0))
     entry = {
         "diverged_at": diverged.iteration,
-        "loss": diverged.loss,
-        "restored": int(state["iteration"]),
+        "loss": loss,
+        "restored": restored,
         "lr_scale": float(state.get("lr_scale", 1.0)) * BACKOFF_FACTOR,
+        "seconds_lost": round(max(0.0, diverged.train_seconds - spent), 1),
     }
     if run.ctx.is_main:
-        write_state({**state, "lr_scale": entry["lr_scale"], "backoffs": [*done, entry]},
-                    run.run_dir / CHECKPOINT_FILE)  # fmt: skip
+        rewritten = {
+            **state,
+            "lr_scale": entry["lr_scale"],
+            "backoffs": [*done, entry],
+            "train_seconds": spent + entry["seconds_lost"],
+        }
+        write_state(rewritten, run.run_dir / CHECKPOINT_FILE)
     distributed.barrier(run.ctx)
     return entry
 
@@ -442,7 +473,8 @@ def _steps(run: _Run, stop: threading.Event | None = None) -> Iterator[TrainEven
         # the mean over the ranks, so that every rank backs off together
         mean_loss = distributed.mean_across(ctx, loss.detach().reshape(1)).item()
         if not mean_loss <= DIVERGED_LOSS:  # NaN too
-            raise _Diverged(it + 1, mean_loss)
+            elapsed = run.train_seconds + time.perf_counter() - segment_start
+            raise _Diverged(it + 1, mean_loss, elapsed)
         losses.append(loss)
         if run.parts.ema is not None:
             run.parts.ema.update(run.parts.model, step=it + 1)

@@ -362,6 +362,8 @@ def ship(
             ),
             "precision": str(info.get("precision", "?")),
         }
+        if info.get("lr_backoffs"):  # the divergence rule's backoffs, for the card
+            row["lr_backoffs"] = info["lr_backoffs"]
         for s in run.scales:
             table.setdefault(run.model, {})[str(s)] = row
         if results_dir is not None:
