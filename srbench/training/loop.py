@@ -427,19 +427,20 @@ def back_off(run: _Run, diverged: _Diverged) -> dict[str, Any]:
             "the last checkpoint is kept: lower optimizer.lr in a new recipe"
         )
     spent = float(state.get("train_seconds", 0.0))
-    entry = {
+    lost = round(max(0.0, diverged.train_seconds - spent), 1)
+    entry: dict[str, Any] = {
         "diverged_at": diverged.iteration,
         "loss": loss,
         "restored": restored,
         "lr_scale": float(state.get("lr_scale", 1.0)) * BACKOFF_FACTOR,
-        "seconds_lost": round(max(0.0, diverged.train_seconds - spent), 1),
+        "seconds_lost": lost,
     }
     if run.ctx.is_main:
         rewritten = {
             **state,
             "lr_scale": entry["lr_scale"],
             "backoffs": [*done, entry],
-            "train_seconds": spent + entry["seconds_lost"],
+            "train_seconds": spent + lost,
         }
         write_state(rewritten, run.run_dir / CHECKPOINT_FILE)
     distributed.barrier(run.ctx)
