@@ -18,6 +18,10 @@ from srbench.training.naming import run_name
 from srbench.training.recipe import Recipe
 
 CHECKPOINT_FILE = "checkpoint.pt"
+# The last periodic checkpoint, kept when a stop writes checkpoint.pt between two periodic ones:
+# a divergence goes back to a periodic checkpoint only, so that where it goes back to does not
+# depend on when the run was stopped and resumed (training.loop.back_off).
+REWIND_FILE = "rewind.pt"
 WEIGHTS_FILE = "weights.safetensors"
 RAW_WEIGHTS_FILE = "weights_raw.safetensors"  # with EMA: the trained (non-averaged) weights
 LOG_FILE = "train_log.jsonl"
@@ -106,9 +110,10 @@ def snapshot_name(iteration: int) -> str:
     return f"it{iteration:06d}.pt"
 
 
-def read_checkpoint(run_dir: Path) -> dict | None:
-    """The checkpoint of ``run_dir`` (``torch.load(weights_only=True)``), or None if it has none."""
-    path = run_dir / CHECKPOINT_FILE
+def read_checkpoint(run_dir: Path, name: str = CHECKPOINT_FILE) -> dict | None:
+    """The checkpoint of ``run_dir`` (``torch.load(weights_only=True)``), or None if it has none;
+    ``name``: :data:`REWIND_FILE` for the kept periodic one."""
+    path = run_dir / name
     if not path.is_file():
         return None
     try:

@@ -69,6 +69,7 @@ from srbench.training.checkpoint import (
     CHECKPOINT_FILE,
     LOG_FILE,
     RAW_WEIGHTS_FILE,
+    REWIND_FILE,
     WEIGHTS_FILE,
     TrainingError,
     TrainingParts,
@@ -204,18 +205,20 @@ def iter_train(
 
 
 def train(recipe: Recipe, **kwargs: Any) -> dict[str, Any]:
-    """Run :func:`iter_train` to the end; returns the ``done`` info plus every step's loss."""
+    """Run :func:`iter_train` to the end; returns the ``done`` info plus every step's loss
+    (from where it started, or from where a divergence went back to if earlier)."""
     losses: list[float] = []
     validations: list[dict] = []
     info: dict[str, Any] = {}
-    first: int | None = None  # the iteration the first segment started at
+    base: int | None = None  # losses[i] is iteration base + i + 1
     for event in iter_train(recipe, **kwargs):
-        if event.kind == "start" and first is None:
-            first = event.iteration
+        if event.kind == "start" and base is None:
+            base = event.iteration
         if event.kind == "log":
             losses.extend(event.info["losses"])
         elif event.kind == "backoff":  # the steps after the checkpoint it goes back to are undone
-            del losses[event.info["restored"] - (first or 0) :]
+            base = min(base or 0, event.info["restored"])
+            del losses[event.info["restored"] - base :]
         elif event.kind == "validate":
             validations.append({"iteration": event.iteration, **event.info})
         elif event.kind in ("start", "done"):
@@ -279,6 +282,12 @@ class _Run:
     init_info: dict[str, Any]  # init_from: where from, what was copied (start event, run.json)
     lr_scale: float = 1.0  # the schedule's factor after divergences (BACKOFF_FACTOR each)
     backoffs: tuple[dict[str, Any], ...] = ()  # each divergence: where, loss, restored, lr_scale
+    on_disk: int | None = None  # the iteration checkpoint.pt holds
+
+    def periodic(self, iteration: int) -> bool:
+        """Whether ``iteration`` is on the recipe's checkpoint grid (a divergence's rewind point)."""
+        interval = self.recipe.checkpoint_interval
+        return interval > 0 and iteration % interval == 0
 
     @property
     def total(self) -> int:
@@ -311,6 +320,12 @@ class _Run:
     def write_checkpoint(
         self, iteration: int, train_seconds: float, path: Path | None = None
     ) -> None:
+        """``path`` (a snapshot), else checkpoint.pt -- whose periodic state moves to
+        :data:`REWIND_FILE` first when a stop's checkpoint, off the grid, replaces it."""
+        if path is None:
+            if not self.periodic(iteration) and self.on_disk and self.periodic(self.on_disk):
+                (self.run_dir / CHECKPOINT_FILE).replace(self.run_dir / REWIND_FILE)
+            self.on_disk = iteration
         save_checkpoint(
             self.run_dir,
             iteration=iteration,
@@ -387,7 +402,7 @@ def _setup(
     return _Run(
         recipe, ctx, card, name, run_dir, device, precision, scales, parts, models, steps,
         validation, start, last, train_seconds, snapshots, snapshot_dir, data_info, init_info,
-        lr_scale, backoffs,
+        lr_scale, backoffs, start if state is not None and resume else None,
     )  # fmt: skip
 
 
@@ -397,7 +412,9 @@ def _setup(
 
 
 def back_off(run: _Run, diverged: _Diverged) -> dict[str, Any]:
-    """After a divergence: rewrite the run's last checkpoint with the rate's factor times
+    """After a divergence: rewrite the run's last periodic checkpoint (every
+    ``checkpoint_interval`` iterations; never one a stop made, so an interrupted run backs off
+    exactly as an uninterrupted one) as checkpoint.pt with the rate's factor times
     :data:`BACKOFF_FACTOR` and the backoff appended (so that a resume, or a branch off a later
     snapshot, carries it); the run then resumes from it. Snapshots made since that checkpoint
     (on the way to the divergence) are deleted. The time spent since it stays counted in the
@@ -408,13 +425,19 @@ def back_off(run: _Run, diverged: _Diverged) -> dict[str, Any]:
         f"{run.run_dir}: the loss became {diverged.loss:.4g} at iteration {diverged.iteration}: "
         f"the run diverged (above {DIVERGED_LOSS:g}, errors beyond the whole intensity range)"
     )
-    state = read_checkpoint(run.run_dir)
-    distributed.barrier(run.ctx)  # every rank has read it before the main rank rewrites it
-    if state is None:
+    # the latest periodic checkpoint before the divergence (checkpoint.pt first on a tie)
+    states = [read_checkpoint(run.run_dir, name) for name in (CHECKPOINT_FILE, REWIND_FILE)]
+    distributed.barrier(run.ctx)  # every rank has read them before the main rank rewrites them
+    usable = [
+        s for s in states
+        if s is not None and run.periodic(s["iteration"]) and s["iteration"] < diverged.iteration
+    ]  # fmt: skip
+    if not usable:
         raise TrainingError(
-            f"{where} before its first checkpoint; lower optimizer.lr in a new recipe, or set a "
-            "shorter checkpoint_interval to let it back off"
+            f"{where} before its first periodic checkpoint; lower optimizer.lr in a new recipe, "
+            "or set a shorter checkpoint_interval to let it back off"
         )
+    state = max(usable, key=lambda s: int(s["iteration"]))
     restored = int(state["iteration"])
     if run.ctx.is_main and run.snapshot_dir is not None:
         for s in run.snapshots:
@@ -443,6 +466,7 @@ def back_off(run: _Run, diverged: _Diverged) -> dict[str, Any]:
             "train_seconds": spent + lost,
         }
         write_state(rewritten, run.run_dir / CHECKPOINT_FILE)
+        (run.run_dir / REWIND_FILE).unlink(missing_ok=True)  # checkpoint.pt is periodic again
     distributed.barrier(run.ctx)
     return entry
 
