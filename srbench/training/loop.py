@@ -38,13 +38,14 @@ The pieces live beside it: :mod:`~srbench.training.steps` (loss, optimizer, sche
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import math
 import statistics
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -153,8 +154,8 @@ def iter_train(
     ``stop_after``: stop (with a checkpoint) after that many iterations in total, as if
     interrupted -- ``resume=True`` continues it. ``stop``: once set (e.g. by a signal handler),
     the run stops the same way after the iteration under way: nothing trained is lost.
-    ``images``/``training_set``: use these instead of the recipe's folders. Under ``torchrun`` (or :func:`distributed.spawn_local`) this trains
-    with DDP. ``snapshots``: iterations after which a copy of the checkpoint is kept as
+    ``images``/``training_set``: use these instead of the recipe's folders. Under ``torchrun``
+    (or :func:`distributed.spawn_local`) this trains with DDP. ``snapshots``: iterations after which a copy of the checkpoint is kept as
     ``<snapshot_dir>/it<iteration>.pt`` (branch points of a budget ladder, ``training.ladder``).
     """
     check_model(recipe)
@@ -163,38 +164,21 @@ def iter_train(
     resolve_device(device)  # a one-line error for a device this machine lacks
     ctx = distributed.setup(device)
     try:
-        backoff: dict[str, Any] | None = None
-        init_info: dict[str, Any] = {}  # the first setup's (init_from), kept across backoffs
-        while True:
-            run = _setup(
-                recipe,
-                ctx=ctx,
-                output_dir=Path(output_dir),
-                data_root=data_root,
-                device=distributed.rank_device(device, ctx),
-                resume=resume or backoff is not None,
-                compile=recipe.compile if compile is None else compile,
-                stop_after=stop_after,
-                images=images,
-                training_set=training_set,
-                snapshots=frozenset(snapshots),
-                snapshot_dir=Path(snapshot_dir) if snapshot_dir is not None else None,
-            )
-            if backoff is not None:
-                run.init_info = init_info  # a resume's setup no longer knows where it started
-                if ctx.is_main:  # after _setup trimmed the log to the restart
-                    append_log(run.run_dir, {"kind": "backoff", "iteration": run.start, **backoff})
-            init_info = run.init_info
-            yield TrainEvent("start", run.start, run.total, run.start_info())
-            try:
-                yield from _steps(run, stop)
-                break
-            except _Diverged as diverged:
-                backoff = back_off(run, diverged)
-                total = run.total
-                del run  # before the next setup builds a second model, optimizer and data
-                gc.collect()
-                yield TrainEvent("backoff", diverged.iteration, total, backoff)
+        setup = functools.partial(
+            _setup,
+            recipe,
+            ctx=ctx,
+            output_dir=Path(output_dir),
+            data_root=data_root,
+            device=distributed.rank_device(device, ctx),
+            compile=recipe.compile if compile is None else compile,
+            stop_after=stop_after,
+            images=images,
+            training_set=training_set,
+            snapshots=frozenset(snapshots),
+            snapshot_dir=Path(snapshot_dir) if snapshot_dir is not None else None,
+        )
+        run = yield from _segments(setup, resume, stop)
         if run.last < run.total:
             info = {"finished": False, "run_dir": str(run.run_dir)}
             yield TrainEvent("done", run.last, run.total, info)
@@ -202,6 +186,32 @@ def iter_train(
         yield from _finish(run)
     finally:
         distributed.teardown(ctx)
+
+
+def _segments(
+    setup: Callable[..., _Run], resume: bool, stop: threading.Event | None
+) -> Generator[TrainEvent, None, _Run]:
+    """Set up and train until the run's last iteration; after a divergence, back off
+    (:func:`back_off`) and set up again from the checkpoint it went back to. Returns the run."""
+    backoff: dict[str, Any] | None = None
+    init_info: dict[str, Any] = {}  # the first setup's (init_from), kept across backoffs
+    while True:
+        run = setup(resume=resume or backoff is not None)
+        if backoff is not None:
+            run.init_info = init_info  # a resume's setup no longer knows where it started
+            if run.ctx.is_main:  # after _setup trimmed the log to the restart
+                append_log(run.run_dir, {"kind": "backoff", "iteration": run.start, **backoff})
+        init_info = run.init_info
+        yield TrainEvent("start", run.start, run.total, run.start_info())
+        try:
+            yield from _steps(run, stop)
+            return run
+        except _Diverged as diverged:
+            backoff = back_off(run, diverged)
+            total = run.total
+            del run  # before the next setup builds a second model, optimizer and data
+            gc.collect()
+            yield TrainEvent("backoff", diverged.iteration, total, backoff)
 
 
 def train(recipe: Recipe, **kwargs: Any) -> dict[str, Any]:
