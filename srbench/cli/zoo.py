@@ -302,9 +302,12 @@ def _run_table(
             status = {"state": "damaged", "iteration": "?", "train_seconds": None}
         val = (status.get("run_json") or {}).get("validation") or {}
         shown = ", ".join(f"{k} {spec.fmt(v.get(spec.name))}" for k, v in val.items()) or "-"
+        state = status["state"]
+        for b in status.get("lr_backoffs") or []:  # the divergence rule's (training.loop.back_off)
+            state += f", rate x{b['lr_scale']:g} from {b['restored']:,}"
         table.add_row(
             run.label,
-            status["state"],
+            state,
             f"{status['iteration']}/{run.recipe.iterations}",
             _hours(status["train_seconds"]),
             shown,

@@ -221,6 +221,7 @@ def run_status(
             "state": "finished",
             "iteration": info.get("iterations"),
             "train_seconds": info.get("train_seconds"),
+            "lr_backoffs": list(info.get("lr_backoffs") or []),
             "run_json": info,
         }
     from srbench.training.loop import read_checkpoint
@@ -231,6 +232,7 @@ def run_status(
             "state": "interrupted",
             "iteration": int(state["iteration"]),
             "train_seconds": float(state.get("train_seconds", 0.0)),
+            "lr_backoffs": list(state.get("backoffs", [])),
         }
     shipped = _shipped_summary(run, results_dir) if results_dir is not None else None
     if shipped is not None:
