@@ -463,12 +463,18 @@ def test_a_diverged_run_backs_off_to_its_last_checkpoint_at_half_the_rate(
     assert [{k: r[k] for k in ("iteration", *backoff)} for r in logged] == [
         {"iteration": 4, **backoff}
     ]
+    from srbench.training.zoo import ZooRun, run_status
+
+    status = run_status(ZooRun(recipe, run_name(recipe)), tmp_path / "a")
+    assert status["state"] == "finished" and status["lr_backoffs"] == summary["lr_backoffs"]
     a = load_file(run_dir / WEIGHTS_FILE)
     for stop in (5, 10):
         _diverge_at(monkeypatch, lambda call: call == 7)
         out = tmp_path / f"stop{stop}"
         first = train(recipe, output_dir=out, images=images, stop_after=stop)
         assert len(first["losses"]) == stop  # one per iteration: the undone ones dropped
+        status = run_status(ZooRun(recipe, run_name(recipe)), out)
+        assert [b["lr_scale"] for b in status["lr_backoffs"]] == ([0.5] if stop > 7 else [])
         resumed = train(recipe, output_dir=out, images=images, resume=True)
         assert [{k: b[k] for k in backoff} for b in resumed["lr_backoffs"]] == [backoff]
         b = load_file(out / run_name(recipe) / WEIGHTS_FILE)
