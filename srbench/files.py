@@ -110,6 +110,18 @@ def atomic_path(path: str | os.PathLike[str], *, durable: bool = True) -> Iterat
         tmp.unlink(missing_ok=True)
 
 
+def atomic_move(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Path:
+    """Rename ``src`` to ``dst`` (same folder) in one step, replacing ``dst``; the rename is
+    flushed to disk. Returns ``dst``."""
+    target = writable_target(dst)
+    try:
+        os.replace(src, target)
+        _fsync(target.parent)
+    except OSError as exc:
+        raise named_os_error(exc, target) from None
+    return target
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes | str, *, durable: bool = True) -> Path:
     """Write ``data`` (text as UTF-8) to ``path`` atomically; returns the path written."""
     payload = data.encode("utf-8") if isinstance(data, str) else data

@@ -303,7 +303,9 @@ def _run_table(
         val = (status.get("run_json") or {}).get("validation") or {}
         shown = ", ".join(f"{k} {spec.fmt(v.get(spec.name))}" for k, v in val.items()) or "-"
         state = status["state"]
-        for b in status.get("lr_backoffs") or []:  # the divergence rule's (training.loop.back_off)
+        for b in (
+            status.get("lr_backoffs") or []
+        ):  # the divergence rule's (training.divergence.back_off)
             state += f", rate x{b['lr_scale']:g} from {b['restored']:,}"
         table.add_row(
             run.label,

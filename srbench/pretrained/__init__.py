@@ -86,7 +86,7 @@ def _source(row: dict[str, Any]) -> str:
     """Where a manifest row's weights come from: run, budget, recipe file, time, machine."""
     recipe = row.get("recipe", "ladder")  # ladder.json rows recorded before the field: ladder
     seed = f"seed {row['seed']}" + (f", {row['weights']} weights" if "weights" in row else "")
-    backoffs = "".join(  # the divergence rule's backoffs (training.loop.back_off), if any
+    backoffs = "".join(  # the divergence rule's backoffs (training.divergence.back_off), if any
         f"; diverged at iteration {b['diverged_at']}, from {b['restored']} at the rate "
         f"x{b['lr_scale']:g}"
         for b in row.get("lr_backoffs", ())

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from srbench.errors import SRBenchError
-from srbench.files import atomic_path, atomic_write
+from srbench.files import atomic_move, atomic_path, atomic_write
 from srbench.training.data import PatchSampler
 from srbench.training.naming import run_name
 from srbench.training.recipe import Recipe
@@ -20,7 +20,7 @@ from srbench.training.recipe import Recipe
 CHECKPOINT_FILE = "checkpoint.pt"
 # The last periodic checkpoint, kept when a stop writes checkpoint.pt between two periodic ones:
 # a divergence goes back to a periodic checkpoint only, so that where it goes back to does not
-# depend on when the run was stopped and resumed (training.loop.back_off).
+# depend on when the run was stopped and resumed (training.divergence.back_off).
 REWIND_FILE = "rewind.pt"
 WEIGHTS_FILE = "weights.safetensors"
 RAW_WEIGHTS_FILE = "weights_raw.safetensors"  # with EMA: the trained (non-averaged) weights
@@ -71,7 +71,7 @@ def save_checkpoint(
     """The whole training state as one ``torch.save`` file, written atomically.
 
     ``lr_scale`` and ``backoffs``: the rate's factor after divergences and their history
-    (``loop.back_off``); a resumed run or a branch off this state carries them on.
+    (``divergence.back_off``); a resumed run or a branch off this state carries them on.
 
     It holds only tensors and plain containers, so :func:`read_checkpoint` reads it back with
     ``torch.load(weights_only=True)`` (no unpickling of arbitrary objects).
@@ -104,6 +104,12 @@ def write_state(state: dict, path: Path) -> Path:
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     return path
+
+
+def keep_as_rewind(run_dir: Path) -> None:
+    """Move checkpoint.pt (a periodic one) to :data:`REWIND_FILE` before a stop's checkpoint,
+    off the grid, takes its place."""
+    atomic_move(run_dir / CHECKPOINT_FILE, run_dir / REWIND_FILE)
 
 
 def snapshot_name(iteration: int) -> str:

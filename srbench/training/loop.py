@@ -14,8 +14,8 @@ to the end. A run lives in ``<output_dir>/<run name>/``:
   for models without constructor overrides) and ``run.json`` at the end. With EMA enabled, the
   final weights and the validations are the EMA model's.
 
-A loss above ``DIVERGED_LOSS`` sends the run back to its last checkpoint at half the rate
-(:func:`back_off`, at most ``MAX_BACKOFFS`` times; each listed in ``run.json`` as
+A loss above ``DIVERGED_LOSS`` sends the run back to its last periodic checkpoint at half the rate
+(:mod:`~srbench.training.divergence`, at most three times; each listed in ``run.json`` as
 ``lr_backoffs``).
 
 Resuming (``resume=True``) restores all of that, so the losses and weights after a resume equal
@@ -32,6 +32,7 @@ in turn, each with its own patch sampler.
 
 The pieces live beside it: :mod:`~srbench.training.steps` (loss, optimizer, schedule, one step),
 :mod:`~srbench.training.checkpoint` (the run folder's checkpoint and log),
+:mod:`~srbench.training.divergence` (what a diverged run does),
 :mod:`~srbench.training.throughput` (patches/s) and :mod:`~srbench.training.evaluate`
 (validation through the runner's loop).
 """
@@ -41,7 +42,6 @@ from __future__ import annotations
 import functools
 import gc
 import json
-import math
 import statistics
 import threading
 import time
@@ -70,23 +70,23 @@ from srbench.training.checkpoint import (
     CHECKPOINT_FILE,
     LOG_FILE,
     RAW_WEIGHTS_FILE,
-    REWIND_FILE,
     WEIGHTS_FILE,
     TrainingError,
     TrainingParts,
     append_log,
     is_branch_point,
+    keep_as_rewind,
     load_checkpoint,
     read_checkpoint,
     read_log,
     save_checkpoint,
     snapshot_name,
     trim_log,
-    write_state,
 )
 from srbench.training.data import (
     TrainingSet,
 )
+from srbench.training.divergence import DIVERGED_LOSS, Diverged, back_off
 from srbench.training.evaluate import Validation
 from srbench.training.naming import run_name
 from srbench.training.recipe import Recipe, check_model, dump_recipe
@@ -206,7 +206,7 @@ def _segments(
         try:
             yield from _steps(run, stop)
             return run
-        except _Diverged as diverged:
+        except Diverged as diverged:
             backoff = back_off(run, diverged)
             total = run.total
             del run  # before the next setup builds a second model, optimizer and data
@@ -241,30 +241,6 @@ def train(recipe: Recipe, **kwargs: Any) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------------------
 # Setup: model, optimizer, schedule, EMA, data, restored state
 # ----------------------------------------------------------------------------------------------
-
-
-# A per-pixel loss (l1, mse, charbonnier) of images in [0, 1] above this means errors beyond the
-# whole intensity range: the run diverged, though the loss may stay finite for hundreds of steps
-# (DRN-M's ladder trunk: 0.02 -> 1.3 -> 1e8 within 60 iterations, docs/zoo.md).
-DIVERGED_LOSS = 1.0
-# What a divergence does, the same for every recipe (OPT-175B's remedy, Zhang et al. 2022, sec.
-# 2.5): back to the run's last checkpoint, and from there the rate (the rest of the schedule) times
-# BACKOFF_FACTOR; after MAX_BACKOFFS of them the run stops with an error. A run that never
-# diverges is unaffected, so it needs no new recipe hash; one that backed off lists each backoff
-# in its checkpoint, log and run.json. (DRN-M at the ladder's 1e-3: diverged at 1,047; from the
-# 1,000 checkpoint at half the rate it was stable -- docs/zoo.md.)
-BACKOFF_FACTOR = 0.5
-MAX_BACKOFFS = 3
-
-
-class _Diverged(Exception):
-    """The loss of ``iteration`` exceeded :data:`DIVERGED_LOSS` (or was NaN)."""
-
-    def __init__(self, iteration: int, loss: float, train_seconds: float) -> None:
-        super().__init__(iteration, loss)
-        self.iteration = iteration
-        self.loss = loss
-        self.train_seconds = train_seconds  # the run's training time up to the divergence
 
 
 @dataclass
@@ -334,7 +310,7 @@ class _Run:
         :data:`REWIND_FILE` first when a stop's checkpoint, off the grid, replaces it."""
         if path is None:
             if not self.periodic(iteration) and self.on_disk and self.periodic(self.on_disk):
-                (self.run_dir / CHECKPOINT_FILE).replace(self.run_dir / REWIND_FILE)
+                keep_as_rewind(self.run_dir)
             self.on_disk = iteration
         save_checkpoint(
             self.run_dir,
@@ -421,66 +397,6 @@ def _setup(
 # ----------------------------------------------------------------------------------------------
 
 
-def back_off(run: _Run, diverged: _Diverged) -> dict[str, Any]:
-    """After a divergence: rewrite the run's last periodic checkpoint (every
-    ``checkpoint_interval`` iterations; never one a stop made, so an interrupted run backs off
-    exactly as an uninterrupted one) as checkpoint.pt with the rate's factor times
-    :data:`BACKOFF_FACTOR` and the backoff appended (so that a resume, or a branch off a later
-    snapshot, carries it); the run then resumes from it. Snapshots made since that checkpoint
-    (on the way to the divergence) are deleted. The time spent since it stays counted in the
-    run's training seconds. Raises :class:`TrainingError` once :data:`MAX_BACKOFFS` were spent,
-    or when the run has no checkpoint to go back to."""
-    loss = diverged.loss if math.isfinite(diverged.loss) else None  # JSON has no NaN
-    where = (
-        f"{run.run_dir}: the loss became {diverged.loss:.4g} at iteration {diverged.iteration}: "
-        f"the run diverged (above {DIVERGED_LOSS:g}, errors beyond the whole intensity range)"
-    )
-    # the latest periodic checkpoint before the divergence (checkpoint.pt first on a tie)
-    states = [read_checkpoint(run.run_dir, name) for name in (CHECKPOINT_FILE, REWIND_FILE)]
-    distributed.barrier(run.ctx)  # every rank has read them before the main rank rewrites them
-    usable = [
-        s for s in states
-        if s is not None and run.periodic(s["iteration"]) and s["iteration"] < diverged.iteration
-    ]  # fmt: skip
-    if not usable:
-        raise TrainingError(
-            f"{where} before its first periodic checkpoint; lower optimizer.lr in a new recipe, "
-            "or set a shorter checkpoint_interval to let it back off"
-        )
-    state = max(usable, key=lambda s: int(s["iteration"]))
-    restored = int(state["iteration"])
-    if run.ctx.is_main and run.snapshot_dir is not None:
-        for s in run.snapshots:
-            if restored < s < diverged.iteration:
-                (run.snapshot_dir / snapshot_name(s)).unlink(missing_ok=True)
-    done = tuple(state.get("backoffs", ()))
-    if len(done) >= MAX_BACKOFFS:
-        raise TrainingError(
-            f"{where} after {len(done)} backoffs (rate x{float(state.get('lr_scale', 1.0)):g}); "
-            "the last checkpoint is kept: lower optimizer.lr in a new recipe"
-        )
-    spent = float(state.get("train_seconds", 0.0))
-    lost = round(max(0.0, diverged.train_seconds - spent), 1)
-    entry: dict[str, Any] = {
-        "diverged_at": diverged.iteration,
-        "loss": loss,
-        "restored": restored,
-        "lr_scale": float(state.get("lr_scale", 1.0)) * BACKOFF_FACTOR,
-        "seconds_lost": lost,
-    }
-    if run.ctx.is_main:
-        rewritten = {
-            **state,
-            "lr_scale": entry["lr_scale"],
-            "backoffs": [*done, entry],
-            "train_seconds": spent + lost,
-        }
-        write_state(rewritten, run.run_dir / CHECKPOINT_FILE)
-        (run.run_dir / REWIND_FILE).unlink(missing_ok=True)  # checkpoint.pt is periodic again
-    distributed.barrier(run.ctx)
-    return entry
-
-
 def _stop_requested(run: _Run, stop: threading.Event | None) -> bool:
     """Whether ``stop`` is set on any rank (decided together: the ranks meet at barriers)."""
     if stop is None:
@@ -509,7 +425,7 @@ def _steps(run: _Run, stop: threading.Event | None = None) -> Iterator[TrainEven
         mean_loss = distributed.mean_across(ctx, loss.detach().reshape(1)).item()
         if not mean_loss <= DIVERGED_LOSS:  # NaN too
             elapsed = run.train_seconds + time.perf_counter() - segment_start
-            raise _Diverged(it + 1, mean_loss, elapsed)
+            raise Diverged(it + 1, mean_loss, elapsed)
         losses.append(loss)
         if run.parts.ema is not None:
             run.parts.ema.update(run.parts.model, step=it + 1)
