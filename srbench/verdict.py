@@ -347,8 +347,33 @@ def budget_sentence(results: Sequence[PairResult], a: str, b: str) -> str:
     unit = f" in {spec.unit}" if spec.unit else ""
     return (
         f"{a} - {b}, mean {spec.label} difference{unit} by training budget (95% t interval over "
-        f"the images, and over the seeds where there are several): " + "; ".join(parts) + "."
+        f"the images, and over the seeds where there are several): "
+        + "; ".join(parts)
+        + "."
+        + backoff_note(rows, (a, b))
     )
+
+
+def backoff_note(rows: Sequence[PairResult], models: Sequence[str]) -> str:
+    """A sentence per compared checkpoint that trained on at a lowered rate after a divergence
+    (the divergence rule, ``training.divergence``), read from the tag manifest; '' if none."""
+    from srbench.pretrained import recorded_backoffs
+    from srbench.registry import budget_of
+
+    cells = {(r.budget, r.scale) for r in rows}
+    notes = []
+    for model in models:
+        for (tag, scale), backoffs in sorted(recorded_backoffs(model).items()):
+            budget = budget_of(tag)
+            if budget is None or (budget[0], scale) not in cells:
+                continue
+            steps = ", ".join(
+                f"x{b['lr_scale']:g} from iteration {b['restored']:,} (diverged at "
+                f"{b['diverged_at']:,})"
+                for b in backoffs
+            )
+            notes.append(f" {model}.{tag} x{scale} trained at a lowered rate: {steps}.")
+    return "".join(notes)
 
 
 def _budget_label(budget: int | None) -> str:

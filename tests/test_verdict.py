@@ -174,3 +174,28 @@ def test_budget_verdict_pairs_seeds_and_rungs():
     text = budget_sentence(rows, "drn_s", "idn")
     assert text.startswith("drn_s - idn, mean PSNR difference in dB by training budget")
     assert "set5 x2: 1k +1.10 [" in text and "(2 seeds), 4k -0.50 [-0.50, -0.50] (1 seed)" in text
+
+
+def test_budget_sentence_says_which_compared_checkpoints_trained_at_a_lowered_rate(monkeypatch):
+    """A rung that backed off after a divergence (training.divergence) is named in the sentence
+    of every pair it is compared in, with its rate and where it went back to; a backed-off rung
+    that is not compared (no partner at 16k) is not."""
+    import srbench.pretrained as pretrained
+
+    backoff = {"diverged_at": 1047, "loss": 1.3, "restored": 1000, "lr_scale": 0.5}
+    table = {"idn": {("zoo4k", 2): [backoff]}, "drn_s": {("zoo16k", 2): [backoff]}}
+    monkeypatch.setattr(pretrained, "recorded_backoffs", lambda model: table.get(model, {}))
+    records = (
+        _records("drn_s.zoo1k", {"a": 30.0, "b": 31.0})
+        + _records("idn.zoo1k", {"a": 29.0, "b": 30.0})
+        + _records("drn_s.zoo4k", {"a": 31.0, "b": 32.0})
+        + _records("idn.zoo4k", {"a": 31.5, "b": 32.5})
+        + _records("drn_s.zoo16k", {"a": 31.0, "b": 32.0})
+    )
+    rows = budget_verdict(records, pairs=[("drn_s", "idn", "")])
+    text = budget_sentence(rows, "drn_s", "idn")
+    assert text.endswith(
+        "(1 seed). idn.zoo4k x2 trained at a lowered rate: x0.5 from iteration 1,000 (diverged "
+        "at 1,047)."
+    )
+    assert "drn_s.zoo16k" not in text

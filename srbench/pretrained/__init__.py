@@ -120,6 +120,17 @@ def budget_weights(model: str, tag: str) -> dict[int, WeightsRef]:
     return out
 
 
+def recorded_backoffs(model: str) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """(tag, scale) -> the divergence rule's backoffs of each recorded checkpoint of ``model``
+    that has any (``training.divergence``): which numbers came from a lowered rate."""
+    return {
+        (tag, int(scale)): list(row["lr_backoffs"])
+        for tag, by_scale in _ladder_manifest().get(model, {}).items()
+        for scale, row in by_scale.items()
+        if row.get("lr_backoffs")
+    }
+
+
 @functools.cache
 def _tag_index() -> dict[tuple[str, int, str], str]:
     """(model, scale, sha256) -> the budget tag whose recorded file has that sha256."""
