@@ -36,3 +36,27 @@ def pytest_configure(config):
         import tempfile
 
         os.environ["SRBENCH_RESULTS"] = tempfile.mkdtemp(prefix="srbench-results-")
+
+
+@pytest.fixture
+def diverge_at(monkeypatch):
+    """``diverge_at(which)``: from then on the training step's loss is 5.0 (above 1 on [0, 1]
+    images: diverged) on the calls ``which(call)`` selects, counted from 1 (a real divergence's
+    iteration depends on the CPU's arithmetic). Calling it again starts a new count."""
+    import torch
+
+    import srbench.training.steps as steps
+
+    real = steps.TrainStep.__call__
+
+    def patch(which):
+        calls = []
+
+        def step(self, lr, hr):
+            calls.append(1)
+            loss = real(self, lr, hr)
+            return torch.full_like(loss, 5.0) if which(len(calls)) else loss
+
+        monkeypatch.setattr(steps.TrainStep, "__call__", step)
+
+    return patch

@@ -114,6 +114,31 @@ def test_branches_equal_dedicated_runs_bit_for_bit(tmp_path, images):
     assert sorted(p.name for p in trunk.iterdir()) == ["it000009.pt", "it000030.pt"]
 
 
+def test_a_rung_branching_off_a_backed_off_trunk_carries_its_rate(tmp_path, images, diverge_at):
+    """The 12-rung diverges at iteration 7 and backs off to 5 at half the rate
+    (training.divergence); its snapshot at 9 carries the factor, so the 40-rung that branches
+    there trains at half the rate too, lists the same backoff, and equals a dedicated 40-iteration
+    run that diverged the same way, bit for bit."""
+    import json
+
+    ladder = tiny_ladder()
+    diverge_at(lambda call: call == 7)
+    list(iter_ladder(ladder.runs, output_dir=tmp_path / "l", images=images))
+    top = ladder.runs[1]
+    summary = json.loads((tmp_path / "l" / top.name / "run.json").read_text())
+    assert [(b["diverged_at"], b["restored"], b["lr_scale"]) for b in summary["lr_backoffs"]] == [
+        (7, 5, 0.5)
+    ]
+    lrs = {r["iteration"]: r["lr"] for r in read_log(tmp_path / "l" / top.name) if "lr" in r}
+    assert lrs[20] == pytest.approx(0.5e-2)  # the stable rate, halved
+    diverge_at(lambda call: call == 7)
+    dedicated = train(top.recipe, output_dir=tmp_path / "dedicated", images=images)
+    assert [b["restored"] for b in dedicated["lr_backoffs"]] == [5]
+    ours = load_file(str(tmp_path / "l" / top.name / "weights.safetensors"))
+    theirs = load_file(dedicated["run_dir"] + "/weights.safetensors")
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours)
+
+
 def test_ladder_resumes_after_a_stop_and_skips_finished_rungs(tmp_path, images):
     ladder = tiny_ladder()
     out = tmp_path / "l"

@@ -417,34 +417,19 @@ def test_non_finite_loss_stops_the_run_with_one_line(tmp_path, images):
     assert "the loss became" in str(info.value) and "\n" not in str(info.value)
 
 
-def _diverge_at(monkeypatch, calls_that_diverge):
-    """Make the training step's loss 5.0 (above 1 on [0, 1] images: diverged) on these calls
-    (counted from 1 over the test; a real divergence's iteration depends on the CPU)."""
-    import srbench.training.steps as steps
-
-    real, calls = steps.TrainStep.__call__, []
-
-    def step(self, lr, hr):
-        calls.append(1)
-        loss = real(self, lr, hr)
-        return torch.full_like(loss, 5.0) if calls_that_diverge(len(calls)) else loss
-
-    monkeypatch.setattr(steps.TrainStep, "__call__", step)
-
-
 def _lrs(run_dir):
     return {r["iteration"]: r["lr"] for r in read_log(run_dir) if r["kind"] == "train"}
 
 
 def test_a_diverged_run_backs_off_to_its_last_checkpoint_at_half_the_rate(
-    tmp_path, images, monkeypatch
+    tmp_path, images, diverge_at
 ):
     """A step loss above 1 sends the run back to its last periodic checkpoint (4: the seventh
     step diverged), from where the rate is halved for the rest of the run; the run finishes, and
     its checkpoint, log and run.json say so. Stopped and resumed before the divergence (at 5, off
     the checkpoint grid) or after it (at 10), it goes back to the same checkpoint, keeps the
     halved rate and ends with the uninterrupted run's weights, bit for bit."""
-    _diverge_at(monkeypatch, lambda call: call == 7)
+    diverge_at(lambda call: call == 7)
     recipe = tiny_recipe(iterations=20, checkpoint_interval=4, log_interval=1)
     events = list(iter_train(recipe, output_dir=tmp_path / "a", images=images))
     kinds = [e.kind for e in events]
@@ -469,7 +454,7 @@ def test_a_diverged_run_backs_off_to_its_last_checkpoint_at_half_the_rate(
     assert status["state"] == "finished" and status["lr_backoffs"] == summary["lr_backoffs"]
     a = load_file(run_dir / WEIGHTS_FILE)
     for stop in (5, 10):
-        _diverge_at(monkeypatch, lambda call: call == 7)
+        diverge_at(lambda call: call == 7)
         out = tmp_path / f"stop{stop}"
         first = train(recipe, output_dir=out, images=images, stop_after=stop)
         assert len(first["losses"]) == stop  # one per iteration: the undone ones dropped
@@ -481,11 +466,11 @@ def test_a_diverged_run_backs_off_to_its_last_checkpoint_at_half_the_rate(
         assert all(torch.equal(a[k], b[k]) for k in a), stop
 
 
-def test_a_run_that_keeps_diverging_stops_after_three_backoffs(tmp_path, images, monkeypatch):
+def test_a_run_that_keeps_diverging_stops_after_three_backoffs(tmp_path, images, diverge_at):
     """Every step from the seventh on diverges: three backoffs (rate x0.5, x0.25, x0.125), then
     a one-line error; the last checkpoint (4) is kept with the three backoffs in it, and the
     snapshot made on the way to the divergence (6, a ladder's branch point) is gone."""
-    _diverge_at(monkeypatch, lambda call: call >= 7)
+    diverge_at(lambda call: call >= 7)
     recipe = tiny_recipe(iterations=40, checkpoint_interval=4)
     snaps = tmp_path / "trunk"
     with pytest.raises(TrainingError, match=r"at iteration 5: the run diverged \(above 1") as info:
@@ -498,8 +483,8 @@ def test_a_run_that_keeps_diverging_stops_after_three_backoffs(tmp_path, images,
     assert not (snaps / "it000006.pt").exists()
 
 
-def test_a_divergence_before_the_first_checkpoint_stops_the_run(tmp_path, images, monkeypatch):
-    _diverge_at(monkeypatch, lambda call: call == 3)
+def test_a_divergence_before_the_first_checkpoint_stops_the_run(tmp_path, images, diverge_at):
+    diverge_at(lambda call: call == 3)
     recipe = tiny_recipe(iterations=40, checkpoint_interval=10)
     with pytest.raises(TrainingError, match=r"at iteration 3: .* before its first periodic"):
         train(recipe, output_dir=tmp_path, images=images)
