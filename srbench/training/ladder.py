@@ -33,7 +33,7 @@ from typing import Any
 from srbench.files import atomic_path, atomic_write
 from srbench.training.naming import data_tag, run_name
 from srbench.training.recipe import Recipe, RecipeError, check_keys, read_yaml, recipe_from_dict
-from srbench.training.zoo import ZooEvent, ZooRun, run_status
+from srbench.training.zoo import ZooEvent, ZooRun, iter_queue, run_status
 
 BRANCH_FILE = "branch.json"  # in a rung's folder: the trunk snapshot it started from
 TRUNKS_DIR = "trunks"
@@ -255,39 +255,20 @@ def iter_ladder(
 ) -> Iterator[ZooEvent]:
     """Train ``runs`` in order: skip finished rungs, resume interrupted ones, start new ones
     from their trunk's latest usable snapshot (never prints)."""
-    from srbench.training.loop import iter_train
+
+    def prepare(run: LadderRun, status: dict[str, Any]) -> tuple[dict, dict]:
+        branched_from = _seed_from_snapshot(run, out) if status["state"] == "new" else None
+        options = {
+            "resume": True,
+            "snapshots": [int(run.recipe.decay_start or 0)],
+            "snapshot_dir": out / TRUNKS_DIR / trunk_name(run.recipe),
+        }
+        return {"branch": branched_from}, options
 
     out = ladder_output_dir(output_dir)
-    total = len(runs)
-    done: list[dict[str, Any]] = []
-    for index, run in enumerate(runs):
-        status = run_status(run, out)
-        if status["state"] == "finished":
-            done.append(status["run_json"])
-            yield ZooEvent("run-skip", index, total, run, info=status)
-            continue
-        branched_from = None
-        if status["state"] == "new":
-            branched_from = _seed_from_snapshot(run, out)
-        yield ZooEvent("run-start", index, total, run, info={**status, "branch": branched_from})
-        for event in iter_train(
-            run.recipe,
-            output_dir=out,
-            data_root=data_root,
-            device=device,
-            images=images,
-            resume=True,
-            snapshots=[int(run.recipe.decay_start or 0)],
-            snapshot_dir=out / TRUNKS_DIR / trunk_name(run.recipe),
-            stop=stop,
-        ):
-            yield ZooEvent("train", index, total, run, train_event=event)
-            if event.kind == "done" and event.info.get("finished"):
-                done.append(event.info)
-        if stop is not None and stop.is_set():
-            break  # the rung under way stopped at a checkpoint; the next one waits for a resume
-    info = {"runs": done, "output_dir": str(out), "stopped": stop is not None and stop.is_set()}
-    yield ZooEvent("zoo-done", total, total, info=info)
+    yield from iter_queue(
+        runs, out, prepare, stop=stop, data_root=data_root, device=device, images=images
+    )
 
 
 # ----------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -266,9 +266,28 @@ def iter_zoo(
     stop: threading.Event | None = None,
 ) -> Iterator[ZooEvent]:
     """Train ``runs`` in order; skip finished ones, resume interrupted ones (never prints)."""
-    from srbench.training.loop import iter_train
+
+    def prepare(run: ZooRun, status: dict[str, Any]) -> tuple[dict, dict]:
+        return {}, {"resume": status["state"] == "interrupted"}
 
     out = Path(output_dir).expanduser()
+    yield from iter_queue(runs, out, prepare, stop=stop, data_root=data_root, device=device)
+
+
+def iter_queue(
+    runs: Sequence[ZooRun],
+    out: Path,
+    prepare: Callable[[Any, dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]],
+    *,
+    stop: threading.Event | None = None,
+    **common: Any,
+) -> Iterator[ZooEvent]:
+    """Train ``runs`` (a zoo's or a ladder's) in order into ``out``: finished ones are skipped;
+    for each other one ``prepare(run, status)`` gives what its run-start event adds and its own
+    ``iter_train`` options (beside ``common``). A ``stop`` ends the queue after the run under
+    way, at a checkpoint: the next ones wait for a resume (never prints)."""
+    from srbench.training.loop import iter_train
+
     total = len(runs)
     done: list[dict[str, Any]] = []
     for index, run in enumerate(runs):
@@ -277,20 +296,14 @@ def iter_zoo(
             done.append(status["run_json"])
             yield ZooEvent("run-skip", index, total, run, info=status)
             continue
-        yield ZooEvent("run-start", index, total, run, info=status)
-        for event in iter_train(
-            run.recipe,
-            output_dir=out,
-            data_root=data_root,
-            device=device,
-            resume=status["state"] == "interrupted",
-            stop=stop,
-        ):
+        extra, options = prepare(run, status)
+        yield ZooEvent("run-start", index, total, run, info={**status, **extra})
+        for event in iter_train(run.recipe, output_dir=out, stop=stop, **common, **options):
             yield ZooEvent("train", index, total, run, train_event=event)
             if event.kind == "done" and event.info.get("finished"):
                 done.append(event.info)
         if stop is not None and stop.is_set():
-            break  # the run under way stopped at a checkpoint; the next ones wait for a resume
+            break
     info = {"runs": done, "output_dir": str(out), "stopped": stop is not None and stop.is_set()}
     yield ZooEvent("zoo-done", total, total, info=info)
 
