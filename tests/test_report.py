@@ -458,3 +458,41 @@ def test_visual_comparison_shows_one_image_per_benchmark_first():
         ("manga109", "YumeiroCooking"),
     ]  # fmt: skip
     assert order[VISUAL_IMAGES:] == [("urban100", "img_004"), ("set5", "bird")]
+
+
+def test_the_verdict_over_budgets_comes_from_the_store(tmp_path):
+    """The ladder's checkpoints (budget-tagged names) give the report a verdict per rung -- each
+    row saying what its interval covers (images, and training seeds where a rung has several) --
+    its figure against the budget, and the ladder's learning curves from training/ladder."""
+    import json
+
+    root = tmp_path / "r"
+    store = ResultStore(root)
+    for name, psnr in (
+        ("drn_s.zoo1k", 36.0),
+        ("drn_s.zoo1k_s1", 36.2),
+        ("idn.zoo1k", 35.5),
+        ("idn.zoo1k_s1", 35.5),
+        ("drn_s.zoo4k", 37.0),
+        ("idn.zoo4k", 36.75),
+    ):
+        store.append(fabricated(name, STANDARD, "set5", 2, psnr, 5, sha=name[0] * 64))
+    (root / "training" / "ladder").mkdir(parents=True)
+    for rung, ys in ((1000, [35.0, 36.0]), (4000, [36.5, 37.0])):
+        (root / "training" / "ladder" / f"drn_s-{rung}.json").write_text(json.dumps({
+            "ladder_run": f"drn_s-x2-it{rung}", "model": "drn_s", "scales": [2], "seed": 0,
+            "rung": rung, "decay_start": rung * 4 // 5,
+            "curve": [{"iteration": rung // 2, "scale": 2, "ema": False, "set5": {"psnr_db": ys[0]}},
+                      {"iteration": rung, "scale": 2, "ema": False, "set5": {"psnr_db": ys[1]}}],
+        }))  # fmt: skip
+    out = tmp_path / "o"
+    html = build_report(root, out, visual_images=0).read_text()
+    budget = html[html.index('<section id="budget">') :]
+    budget = budget[: budget.index("</section>")]
+    assert "drn_s - idn, mean PSNR difference in dB by training budget" in budget
+    assert "1k +0.60 [" in budget and "(2 seeds), 4k +0.25 [+0.25, +0.25] (1 seed)" in budget
+    assert "5 images x 2 training seeds" in budget
+    assert "5 images; one training seed (training noise not covered)" in budget
+    build = _build_dir(out)
+    for figure in ("verdict_budget_x2.png", "ladder_curves_x2.png"):
+        assert f"{build}/{figure}" in budget and (out / build / figure).is_file()

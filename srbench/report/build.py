@@ -21,7 +21,7 @@ from srbench.files import atomic_write, writable_target
 from srbench.pareto import COST_SIZE, CostFn, efficiency_table, load_profiles, summary_table
 from srbench.protocols import PROTOCOLS
 from srbench.report.page import Plot, ProtocolSection, ScaleSection, Visual
-from srbench.report.plots import learning_curves, scale_plot, verdict_rows
+from srbench.report.plots import budget_section, learning_curves, scale_plot, verdict_rows
 from srbench.report.tables import (
     ablation_tables,
     efficiency_rows,
@@ -282,6 +282,7 @@ def _render_page(
     """The page's HTML; its figures and crops are written into ``img``."""
     import jinja2
 
+    from srbench.training.ladder import read_ladder_records
     from srbench.training.zoo import read_training_records
 
     store = ResultStore(Path(results_dir))
@@ -329,6 +330,7 @@ def _render_page(
         training={"rows": training_rows(training), "figures": learning_curves(training, img)},
         efficiency=efficiency_rows(profiles, {str(r["model"]) for r in main_records}),
         verdict={"rows": verdict_table, "sentences": verdict_sentences, "figures": verdict_figures},
+        budget=budget_section(main_records, read_ladder_records(results_dir), img),
         generated=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         results_dir=str(results_dir),
         sections=sections,

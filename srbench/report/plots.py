@@ -184,3 +184,50 @@ def verdict_rows(
         )
     sentences = [sentence(rows, a, b) for a, b, _ in VERDICT_PAIRS]
     return table, sentences, _verdict_figures(rows, img)
+
+
+def budget_section(records: list[dict], ladder: list[dict], img: Path) -> dict[str, Any]:
+    """The verdict over training budgets (the ladder's rungs, :func:`srbench.verdict.
+    budget_verdict`): per pair its sentence (with any rung that trained at a lowered rate after a
+    divergence), the difference-against-budget figure per scale, one table row per pair, rung,
+    dataset, scale and metric with what its interval covers, and the ladder's learning curves
+    (``ladder``: the committed ``training/ladder`` records)."""
+    from srbench.figures import budget_plot
+    from srbench.figures import learning_curves as ladder_curves
+    from srbench.verdict import VERDICT_PAIRS, budget_sentence, budget_verdict
+
+    rows = budget_verdict(records)
+    titles = {(a, b): t for a, b, t in VERDICT_PAIRS}
+    table = []
+    for r in rows:
+        digits = metric(r.metric).decimals + 1
+        table.append(
+            {
+                "pair": f"{r.a} - {r.b}",
+                "rung": f"{(r.budget or 0) // 1000}k",
+                "cell": f"{r.dataset} x{r.scale}",
+                "metric": r.metric,
+                "diff": f"{r.diff.mean:+.{digits}f}",
+                "ci": f"[{r.diff.low:+.{digits}f}, {r.diff.high:+.{digits}f}]",
+                "covers": r.diff.covers,
+                "wtl": f"{r.wins}/{r.ties}/{r.losses}",
+                "sign": r.sign,
+            }
+        )
+    pairs = [(a, b) for a, b, _ in VERDICT_PAIRS if any((r.a, r.b) == (a, b) for r in rows)]
+    figures = []
+    for scale in sorted({r.scale for r in rows}):
+        path = budget_plot(rows, img / f"verdict_budget_x{scale}", titles=titles, scale=scale)
+        if path is not None:
+            figures.append({"src": src(path), "scale": str(scale)})
+    curves = []
+    for scale in sorted({int(r["scales"][0]) for r in ladder}):
+        path = ladder_curves(ladder, img / f"ladder_curves_x{scale}.png", scale=scale)
+        if path is not None:
+            curves.append({"src": src(path), "scale": str(scale)})
+    return {
+        "rows": table,
+        "sentences": [budget_sentence(rows, a, b) for a, b in pairs],
+        "figures": figures,
+        "curves": curves,
+    }
