@@ -188,6 +188,18 @@ def test_builtin_ladder_orders_rungs_within_each_step():
     assert len({r.recipe.trunk_hash for r in a}) == 4
 
 
+def test_rungs_choose_what_trains_now_never_a_recipe():
+    """`--rungs 4000` (a pair's 4k rungs before any 16k) selects the same runs, with the same
+    recipes and folder names, that the whole step has at 4k; a rung the spec lacks is refused."""
+    ladder = load_ladder("ladder")
+    c4k = select(ladder, steps=["c"], rungs=[4000])
+    assert [(r.model, r.rung) for r in c4k] == [("drn_m", 4000), ("edsr_baseline", 4000)]
+    whole = {r.name: r.recipe for r in select(ladder, steps=["c"])}
+    assert all(whole[r.name] == r.recipe for r in c4k)
+    with pytest.raises(RecipeError, match=r"rung 2000 is not in .* \[1000, 4000, 16000\]"):
+        select(ladder, rungs=[2000])
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [

@@ -130,6 +130,13 @@ LadderDir = Annotated[
 LadderSteps = Annotated[
     str | None, typer.Option(help="Comma-separated subset of the spec's steps (a, b, ...).")
 ]
+LadderRungs = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated subset of the rungs, in iterations (e.g. 1000,4000: a pair's "
+        "lower rungs before any 16k); a rung's recipe never depends on it."
+    ),
+]
 
 
 @ladder_app.command("train")
@@ -139,6 +146,7 @@ def ladder_train(
     models: ZooModels = None,
     steps: LadderSteps = None,
     scales: ZooScales = None,
+    rungs: LadderRungs = None,
     data_root: DataRoot = None,
     device: Device = "cpu",
 ) -> dict[str, Any]:
@@ -146,7 +154,7 @@ def ladder_train(
     branch off their trunk's latest snapshot."""
     from srbench.training.ladder import iter_ladder
 
-    ladder, out, runs = _ladder_runs(spec, output_dir, models, steps, scales)
+    ladder, out, runs = _ladder_runs(spec, output_dir, models, steps, scales, rungs)
     r = ladder.recipe
     say(
         f"ladder [bold]{ladder.name}[/] ({ladder.source}): {len(runs)} rungs (of "
@@ -167,9 +175,10 @@ def ladder_status(
     models: ZooModels = None,
     steps: LadderSteps = None,
     scales: ZooScales = None,
+    rungs: LadderRungs = None,
 ) -> list[dict[str, Any]]:
     """Which rungs are finished, interrupted or not started, with their training time."""
-    ladder, out, runs = _ladder_runs(spec, output_dir, models, steps, scales)
+    ladder, out, runs = _ladder_runs(spec, output_dir, models, steps, scales, rungs)
     return _run_table(f"ladder {ladder.name} ({ladder.source}) in {out}", runs, out)
 
 
@@ -246,13 +255,17 @@ def _ladder_runs(
     models: str | None,
     steps: str | None,
     scales: str | None,
+    rungs: str | None = None,
 ) -> tuple[Any, Path, list[Any]]:
-    """The ladder, its run folder and the rungs ``--models``/``--steps``/``--scales`` select."""
+    """The ladder, its run folder and the rungs ``--models``/``--steps``/``--scales``/``--rungs``
+    select."""
     from srbench.training.ladder import ladder_output_dir, load_ladder, select
 
     ladder = load_ladder(spec)
     wanted = (split_list(models) or None, split_list(steps) or None)
-    runs = select(ladder, *wanted, int_list(scales, "--scales") or None)
+    runs = select(
+        ladder, *wanted, int_list(scales, "--scales") or None, int_list(rungs, "--rungs") or None
+    )
     return ladder, ladder_output_dir(output_dir), runs
 
 

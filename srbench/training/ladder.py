@@ -181,16 +181,22 @@ def select(
     models: Sequence[str] | None = None,
     steps: Sequence[str] | None = None,
     scales: Sequence[int] | None = None,
+    rungs: Sequence[int] | None = None,
 ) -> list[LadderRun]:
-    """The ladder's runs for these models/steps/scales (all when None), in training order. A
-    registered model at a scale the spec does not list (a plugin, or a listed model at another
-    scale) gets the ladder's shared recipe at every rung, seed 0, as step ``extra``."""
+    """The ladder's runs for these models/steps/scales/rungs (all when None), in training order.
+    A registered model at a scale the spec does not list (a plugin, or a listed model at another
+    scale) gets the ladder's shared recipe at every rung, seed 0, as step ``extra``. ``rungs``
+    only chooses what trains now (e.g. a pair's 4k rungs before any 16k): the recipe of a rung
+    never depends on it."""
     from srbench.registry import get_card
 
     wanted = {get_card(m).name for m in models} if models else None
     for s in steps or ():
         if s not in ladder.steps:
             raise RecipeError(f"step {s!r} is not in {ladder.source} (it has: {ladder.steps})")
+    for n in rungs or ():
+        if n not in ladder.rungs:
+            raise RecipeError(f"rung {n} is not in {ladder.source} (it has: {list(ladder.rungs)})")
     chosen = [
         r
         for r in ladder.runs
@@ -203,7 +209,7 @@ def select(
         for scale in [s for s in scales or [2] if (model, s) not in listed]:
             top = ladder.rungs[-1]
             chosen += _rung_runs(ladder.recipe, [model], scale, [0], ladder.rungs, top, "extra")
-    return chosen
+    return [r for r in chosen if not rungs or r.rung in rungs]
 
 
 def best_snapshot(run: LadderRun, output_dir: Path) -> Path | None:
