@@ -221,9 +221,11 @@ def test_ladder_spec_errors_are_one_line(change, expected):
     assert "\n" not in str(info.value)
 
 
-def test_recorded_rungs_are_addressable_by_budget_tag(tmp_path, images, monkeypatch):
+def test_recorded_rungs_are_addressable_by_budget_tag(tmp_path, images, monkeypatch, diverge_at):
     """`ladder record` writes the training record and the tag manifest; `srcnn.zoo1k` then
-    names exactly that file, and other weights under that name are refused."""
+    names exactly that file, and other weights under that name are refused. Seed 0's run
+    diverges at its seventh step and backs off: its manifest row and weights source say so,
+    seed 1's (no divergence) have no such field."""
     import json
 
     import srbench.pretrained as pretrained
@@ -243,6 +245,7 @@ def test_recorded_rungs_are_addressable_by_budget_tag(tmp_path, images, monkeypa
         "t.yaml",
     )
     out = tmp_path / "l"
+    diverge_at(lambda call: call == 7)
     list(iter_ladder(ladder.runs, output_dir=out, images=images))
     manifest = tmp_path / "ladder.json"
     rows = record(
@@ -256,10 +259,15 @@ def test_recorded_rungs_are_addressable_by_budget_tag(tmp_path, images, monkeypa
     body = json.loads((tmp_path / "training" / "ladder" / f"{run.name}.json").read_text())
     assert body["tag"] == "zoo1k_s1" and body["rung"] == 1000
     assert body["weights_sha256"] == entry["sha256"] and body["weights"] == "raw"
+    assert "lr_backoffs" not in entry
+    backed_off = json.loads(manifest.read_text())["srcnn"]["zoo1k"]["2"]
+    assert [(b["diverged_at"], b["restored"]) for b in backed_off["lr_backoffs"]] == [(7, 5)]
 
     monkeypatch.setattr(pretrained, "LADDER_MANIFEST", manifest)
     pretrained.clear_caches()
     try:
+        source = resolve("srcnn.zoo1k").weights[2].source
+        assert "seed 0, raw weights; diverged at iteration 7, from 5 at the rate x0.5)" in source
         ref = resolve("srcnn.zoo1k-s1")  # what a user types
         assert ref.key == "srcnn.zoo1k_s1" and ref.budget == (1000, 1)
         assert ref.weights[2].sha256 == entry["sha256"]
