@@ -35,7 +35,7 @@ def shared(**changes):
         "loss": "l1",
         "precision": "fp32",
         "log_interval": 5,
-        "checkpoint_interval": 5,
+        "checkpoint_interval": 3,  # the branch points (decay starts 9 and 30) are checkpoints
         "data": {"patch_size": 8, "batch_size": 4, "cache_lr": False},
         "optimizer": {"name": "adam", "lr": 1e-2},
         "schedule": {
@@ -115,7 +115,7 @@ def test_branches_equal_dedicated_runs_bit_for_bit(tmp_path, images):
 
 
 def test_a_rung_branching_off_a_backed_off_trunk_carries_its_rate(tmp_path, images, diverge_at):
-    """The 12-rung diverges at iteration 7 and backs off to 5 at half the rate
+    """The 12-rung diverges at iteration 7 and backs off to 6 at half the rate
     (training.divergence); its snapshot at 9 carries the factor, so the 40-rung that branches
     there trains at half the rate too, lists the same backoff, and equals a dedicated 40-iteration
     run that diverged the same way, bit for bit."""
@@ -127,13 +127,13 @@ def test_a_rung_branching_off_a_backed_off_trunk_carries_its_rate(tmp_path, imag
     top = ladder.runs[1]
     summary = json.loads((tmp_path / "l" / top.name / "run.json").read_text())
     assert [(b["diverged_at"], b["restored"], b["lr_scale"]) for b in summary["lr_backoffs"]] == [
-        (7, 5, 0.5)
+        (7, 6, 0.5)
     ]
     lrs = {r["iteration"]: r["lr"] for r in read_log(tmp_path / "l" / top.name) if "lr" in r}
     assert lrs[20] == pytest.approx(0.5e-2)  # the stable rate, halved
     diverge_at(lambda call: call == 7)
     dedicated = train(top.recipe, output_dir=tmp_path / "dedicated", images=images)
-    assert [b["restored"] for b in dedicated["lr_backoffs"]] == [5]
+    assert [b["restored"] for b in dedicated["lr_backoffs"]] == [6]
     ours = load_file(str(tmp_path / "l" / top.name / "weights.safetensors"))
     theirs = load_file(dedicated["run_dir"] + "/weights.safetensors")
     assert all(torch.equal(ours[k], theirs[k]) for k in ours)
@@ -145,7 +145,7 @@ def test_ladder_resumes_after_a_stop_and_skips_finished_rungs(tmp_path, images):
     first = iter_ladder(ladder.runs, output_dir=out, images=images)
     for event in first:  # stop in the middle of the 40-iteration rung
         train_event = event.train_event if event.kind == "train" else None
-        if train_event and train_event.kind == "checkpoint" and train_event.iteration == 20:
+        if train_event and train_event.kind == "checkpoint" and train_event.iteration == 21:
             break
     first.close()
     events = list(iter_ladder(ladder.runs, output_dir=out, images=images))
@@ -207,6 +207,7 @@ def test_rungs_choose_what_trains_now_never_a_recipe():
         ({"recipe": shared(schedule={"name": "cosine"})}, "wsd"),
         ({"recipe": {**shared(), "iterations": 5}}, "must not set 'iterations'"),
         ({"steps": [{"models": ["drn_s"], "top": 7}]}, "top 7 is not one of the rungs"),
+        ({"recipe": shared(checkpoint_interval=5)}, "decay starts at iteration 9, not a multiple"),
     ],
 )
 def test_ladder_spec_errors_are_one_line(change, expected):
@@ -261,13 +262,13 @@ def test_recorded_rungs_are_addressable_by_budget_tag(tmp_path, images, monkeypa
     assert body["weights_sha256"] == entry["sha256"] and body["weights"] == "raw"
     assert "lr_backoffs" not in entry
     backed_off = json.loads(manifest.read_text())["srcnn"]["zoo1k"]["2"]
-    assert [(b["diverged_at"], b["restored"]) for b in backed_off["lr_backoffs"]] == [(7, 5)]
+    assert [(b["diverged_at"], b["restored"]) for b in backed_off["lr_backoffs"]] == [(7, 6)]
 
     monkeypatch.setattr(pretrained, "LADDER_MANIFEST", manifest)
     pretrained.clear_caches()
     try:
         source = resolve("srcnn.zoo1k").weights[2].source
-        assert "seed 0, raw weights; diverged at iteration 7, from 5 at the rate x0.5)" in source
+        assert "seed 0, raw weights; diverged at iteration 7, from 6 at the rate x0.5)" in source
         ref = resolve("srcnn.zoo1k-s1")  # what a user types
         assert ref.key == "srcnn.zoo1k_s1" and ref.budget == (1000, 1)
         assert ref.weights[2].sha256 == entry["sha256"]

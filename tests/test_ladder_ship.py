@@ -33,6 +33,7 @@ def tiny_spec() -> dict:
     recipe = {
         "loss": "l1",
         "precision": "fp32",
+        "checkpoint_interval": 100,  # the branch points (800, 1600) are periodic checkpoints
         "data": {"patch_size": 8, "batch_size": 2, "cache_lr": False},
         "optimizer": {"name": "adam", "lr": 1e-3},
         "schedule": {"name": "wsd", "decay_fraction": 0.2, "min_lr": 1e-6},

@@ -13,7 +13,10 @@ is constant until ``decay_start`` (80% of ``N``), so every rung of one (model, s
 shares one trunk. The rung-``N`` run starts from the trunk's snapshot at the latest iteration it
 can use (``loop.is_branch_point``) and keeps a snapshot at its own decay start, where the next
 rung continues: 1k, 4k and 16k together cost 1000 + 3200 + 12800 iterations, 1.06x the 16k run
-alone, and every rung equals a dedicated run of its length (the tests check it bit for bit).
+alone, and every rung equals a dedicated run of its length (the tests check it bit for bit, a
+run that diverged and backed off too: every decay start must be a periodic checkpoint -- a
+multiple of ``checkpoint_interval``, checked -- so that a branch starts where a divergence of
+the dedicated run could go back to).
 
 :func:`plan` orders the work rung by rung within each step (every model's 1k before any 4k),
 so a partial ladder is already a comparison. :func:`iter_ladder` trains the plan; finished
@@ -116,6 +119,7 @@ def ladder_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Ladder:
     shared = recipe_from_dict({**base, "iterations": rungs[-1]}, source, check=False)
     if shared.schedule.name != "wsd":
         raise RecipeError(f"{source}: a ladder's recipe needs `schedule: {{name: wsd}}`")
+    _check_branch_points(shared, rungs, source)
     weights = raw.get("weights", "raw")
     if weights not in ("raw", "ema"):
         raise RecipeError(f"{source}: weights must be raw or ema, got {weights!r}")
@@ -149,6 +153,20 @@ def ladder_from_dict(raw: dict[str, Any], source: str = "<dict>") -> Ladder:
         steps=tuple(dict.fromkeys(r.step for r in runs)),
         weights=weights,
     )
+
+
+def _check_branch_points(shared: Recipe, rungs: Sequence[int], source: str) -> None:
+    """Every rung's decay start (a longer rung's branch point) must be a periodic checkpoint:
+    a branch then starts on a point a divergence can go back to (training.divergence)."""
+    interval = shared.checkpoint_interval
+    for rung in rungs:
+        start = shared.replace(iterations=rung).decay_start
+        if interval > 0 and start and start % interval:
+            raise RecipeError(
+                f"{source}: rung {rung}'s decay starts at iteration {start}, not a multiple of "
+                f"checkpoint_interval {interval}; choose rungs or a checkpoint_interval so that "
+                "every branch point is a periodic checkpoint"
+            )
 
 
 def _rung_runs(
