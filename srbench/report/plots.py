@@ -161,27 +161,27 @@ def _verdict_figures(rows: list, img: Path) -> list[dict[str, str]]:
     return figures
 
 
+def _diff_row(r: Any) -> dict[str, str]:
+    """A verdict table row's shared cells (a :class:`srbench.verdict.PairResult`)."""
+    digits = metric(r.metric).decimals + 1  # differences: one decimal finer than means
+    return {
+        "pair": f"{r.a} - {r.b}",
+        "cell": f"{r.dataset} x{r.scale}",
+        "metric": r.metric,
+        "diff": f"{r.diff.mean:+.{digits}f}",
+        "ci": f"[{r.diff.low:+.{digits}f}, {r.diff.high:+.{digits}f}]",
+        "wtl": f"{r.wins}/{r.ties}/{r.losses}",
+        "sign": r.sign,
+    }
+
+
 def verdict_rows(
     records: list[dict], img: Path
 ) -> tuple[list[dict[str, str]], list[str], list[dict[str, str]]]:
     from srbench.verdict import VERDICT_PAIRS, sentence, verdict
 
     rows = verdict(records)
-    table = []
-    for r in rows:
-        digits = metric(r.metric).decimals + 1  # differences: one decimal finer than means
-        table.append(
-            {
-                "pair": f"{r.a} - {r.b}",
-                "cell": f"{r.dataset} x{r.scale}",
-                "metric": r.metric,
-                "images": str(r.images),
-                "diff": f"{r.diff.mean:+.{digits}f}",
-                "ci": f"[{r.diff.low:+.{digits}f}, {r.diff.high:+.{digits}f}]",
-                "wtl": f"{r.wins}/{r.ties}/{r.losses}",
-                "sign": r.sign,
-            }
-        )
+    table = [{**_diff_row(r), "images": str(r.images)} for r in rows]
     sentences = [sentence(rows, a, b) for a, b, _ in VERDICT_PAIRS]
     return table, sentences, _verdict_figures(rows, img)
 
@@ -198,22 +198,10 @@ def budget_section(records: list[dict], ladder: list[dict], img: Path) -> dict[s
 
     rows = budget_verdict(records)
     titles = {(a, b): t for a, b, t in VERDICT_PAIRS}
-    table = []
-    for r in rows:
-        digits = metric(r.metric).decimals + 1
-        table.append(
-            {
-                "pair": f"{r.a} - {r.b}",
-                "rung": f"{(r.budget or 0) // 1000}k",
-                "cell": f"{r.dataset} x{r.scale}",
-                "metric": r.metric,
-                "diff": f"{r.diff.mean:+.{digits}f}",
-                "ci": f"[{r.diff.low:+.{digits}f}, {r.diff.high:+.{digits}f}]",
-                "covers": r.diff.covers,
-                "wtl": f"{r.wins}/{r.ties}/{r.losses}",
-                "sign": r.sign,
-            }
-        )
+    table = [
+        {**_diff_row(r), "rung": f"{(r.budget or 0) // 1000}k", "covers": r.diff.covers}
+        for r in rows
+    ]
     pairs = [(a, b) for a, b, _ in VERDICT_PAIRS if any((r.a, r.b) == (a, b) for r in rows)]
     figures = []
     for scale in sorted({r.scale for r in rows}):
