@@ -202,7 +202,8 @@ def test_a_rung_that_is_not_the_top_finished_one_is_refused(env):
         ship(ladder, output_dir=out, package_dir=pkg, rung=2000)
     assert str(info.value) == (
         "srcnn.zoo2k x2: not the top finished seed-0 rung (srcnn.zoo1k is); only the top "
-        "finished rung ships (drop --rung to ship each model's top rung)"
+        "finished rung ships (choose the scales with --scales, or drop --rung to ship each "
+        "model's top rung)"
     )
     finish(_run(ladder, 2000, 0), out, 1)  # finished but not recorded yet
     with pytest.raises(SRBenchError, match=r"^srcnn.zoo2k x2: .* is not recorded; record it"):
@@ -214,6 +215,31 @@ def test_a_rung_that_is_not_the_top_finished_one_is_refused(env):
         ship(ladder, output_dir=out, package_dir=pkg, rung=1000)
     assert (pkg / "shipped.json").read_bytes() == before
     assert json.loads((pkg / "ladder.json").read_text())["srcnn"].keys() == {"zoo1k", "zoo2k"}
+
+
+def test_scales_choose_which_scales_ship_at_a_rung(env, monkeypatch):
+    """A model the ladder trains at x2 to 2k and at x4 (step d) ships its x2 top rung with
+    --scales 2 while x4 has nothing finished; without --scales the rung is refused at x4."""
+    _, out, pkg, tmp = env
+    spec = tiny_spec()
+    spec["steps"].append({"step": "d", "models": ["srcnn"], "scale": 4, "seeds": [0]})
+    ladder = ladder_from_dict(spec, "tiny.yaml")
+    finish(_run(ladder, 2000, 0), out, 1)
+    _record(ladder, out, tmp)
+    zoo_x4 = json.loads((pkg / "shipped.json").read_text())["srcnn"]["4"]
+    with pytest.raises(SRBenchError) as info:
+        ship(ladder, output_dir=out, package_dir=pkg, rung=2000)
+    assert str(info.value).startswith(
+        "srcnn.zoo2k x4: not the top finished seed-0 rung (none is finished); only the top "
+        "finished rung ships (choose the scales with --scales"
+    )
+    with pytest.raises(SRBenchError) as info:
+        ship(ladder, output_dir=out, package_dir=pkg, scales=[3], rung=2000)
+    assert str(info.value) == "x3: tiny.yaml trains srcnn at x2, x4 only"
+    (row,) = ship(ladder, output_dir=out, package_dir=pkg, scales=[2], rung=2000)
+    manifest = json.loads((pkg / "shipped.json").read_text())["srcnn"]
+    assert (row["scale"], row["tag"], manifest["2"]["tag"]) == (2, "zoo2k", "zoo2k")
+    assert manifest["4"] == zoo_x4  # the scale not chosen keeps its zoo row
 
 
 def test_shipping_again_is_byte_identical(env):

@@ -216,6 +216,7 @@ def ladder_ship(
     spec: LadderSpec = "ladder",
     output_dir: LadderDir = None,
     models: ZooModels = None,
+    scales: ZooScales = None,
     rung: Annotated[
         int | None,
         typer.Option(
@@ -232,7 +233,13 @@ def ladder_ship(
 
     ladder = load_ladder(spec)
     out = ladder_output_dir(output_dir)
-    rows = ship(ladder, output_dir=out, models=split_list(models) or None, rung=rung)
+    rows = ship(
+        ladder,
+        output_dir=out,
+        models=split_list(models) or None,
+        scales=int_list(scales, "--scales") or None,
+        rung=rung,
+    )
     for row in rows:
         was = f"; the zoo file's results are now {row['model']}.{row['retired']}" if row[
             "retired"] else ""  # fmt: skip

@@ -41,10 +41,14 @@ def git_blob_id(path: Path) -> str:
 
 
 def top_rungs(
-    ladder: Ladder, output_dir: Path, models: Sequence[str] | None = None
+    ladder: Ladder,
+    output_dir: Path,
+    models: Sequence[str] | None = None,
+    scales: Sequence[int] | None = None,
 ) -> dict[tuple[str, int], LadderRun | None]:
     """(model, scale) -> the highest finished seed-0 rung in ``output_dir`` (None: none yet),
-    for the spec's models (or ``models``, names or aliases, each one the spec lists)."""
+    for the spec's models (or ``models``, names or aliases, each one the spec lists) and
+    scales (or ``scales``, each one the spec trains)."""
     from srbench.registry import get_card
 
     seed0 = [r for r in ladder.runs if r.seed == 0]
@@ -55,9 +59,15 @@ def top_rungs(
             f"{', '.join(sorted(wanted - listed))}: not in {ladder.source} at seed 0 "
             f"(it trains: {', '.join(sorted(listed))})"
         )
+    trained = {r.recipe.scale for r in seed0 if r.model in wanted}
+    if scales and set(scales) - trained:
+        raise SRBenchError(
+            f"x{', x'.join(map(str, sorted(set(scales) - trained)))}: {ladder.source} trains "
+            f"{', '.join(sorted(wanted))} at x{', x'.join(map(str, sorted(trained)))} only"
+        )
     out: dict[tuple[str, int], LadderRun | None] = {}
     for run in sorted(seed0, key=lambda r: (r.model, r.recipe.scale, r.rung)):
-        if run.model in wanted:
+        if run.model in wanted and (not scales or run.recipe.scale in scales):
             key = (run.model, run.recipe.scale)
             out.setdefault(key, None)
             if run_status(run, output_dir)["state"] == "finished":
@@ -121,12 +131,13 @@ def ship(
     output_dir: str | Path | None = None,
     package_dir: str | Path | None = None,
     models: Sequence[str] | None = None,
+    scales: Sequence[int] | None = None,
     rung: int | None = None,
     limit_bytes: int | None = None,
 ) -> list[dict[str, Any]]:
     """Ship the top finished seed-0 rung of every (model, scale) of ``ladder`` (or of
-    ``models``) into ``package_dir`` (default: srbench/pretrained); see the module docstring.
-    ``rung``: the rung the caller expects to ship; any other top rung is refused. Returns one
+    ``models``, at ``scales``) into ``package_dir`` (default: srbench/pretrained); see the module
+    docstring. ``rung``: the rung the caller expects to ship; any other top rung is refused. Returns one
     ``{model, scale, tag, run, file, sha256, retired}`` per shipped rung."""
     import torch
     from safetensors.torch import load_file
@@ -143,7 +154,7 @@ def ship(
     tags = read_json_object(tags_path, _FIX) if tags_path.is_file() else {}
     before = {row["file"] for rows in table.values() for row in rows.values()}
     plans = []
-    for (model, scale), run in top_rungs(ladder, out, models).items():
+    for (model, scale), run in top_rungs(ladder, out, models, scales).items():
         want = f"{model}.{budget_tag(rung)}" if rung else ""
         if run is None or (rung and run.rung != rung):
             if not rung:
@@ -151,7 +162,8 @@ def ship(
             top = f"{model}.{budget_tag(run.rung)} is" if run else "none is finished"
             raise SRBenchError(
                 f"{want} x{scale}: not the top finished seed-0 rung ({top}); only the top "
-                f"finished rung ships (drop --rung to ship each model's top rung)"
+                f"finished rung ships (choose the scales with --scales, or drop --rung to ship "
+                f"each model's top rung)"
             )
         tag = budget_tag(run.rung)
         row = _recorded_row(run, tags, out, ladder.weights)
