@@ -61,11 +61,13 @@ def compare_models(
     scales: Sequence[int] | None = None,
     protocol: str = "standard",
     seed: int = 0,
+    equal_training: bool = False,
 ) -> list[PairResult]:
-    """Every (pair, dataset, scale, metric) in the filters that both models have images for."""
+    """Every (pair, dataset, scale, metric) in the filters that both models have images for;
+    ``equal_training`` (a preset such as the DRN verdict): only where both trained alike."""
     kept = [
         r
         for r in records
         if (not datasets or r["dataset"] in datasets) and (not scales or int(r["scale"]) in scales)
     ]
-    return verdict(kept, pairs=pairs, protocol=protocol, seed=seed)
+    return verdict(kept, pairs=pairs, protocol=protocol, seed=seed, equal_training=equal_training)

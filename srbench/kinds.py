@@ -89,6 +89,21 @@ def _zoo_batch() -> int | None:
         return None
 
 
+def training_tag(model: str, scale: int, weights_sha256: str) -> str | None:
+    """How srbench trained the weights a record was measured with, as the budget tag of its
+    recipe and length (``zoo16k``, ``zoo1k_cosine``): a budget-tagged name's own tag, else the
+    tag of the shipped file a plain name's record was measured with; None for other weights
+    (the authors', a user's, none)."""
+    from srbench.pretrained import shipped
+    from srbench.registry import is_budget_tag
+
+    base, _, tag = str(model).partition(".")
+    if tag:
+        return tag if is_budget_tag(tag) else None
+    row = shipped().get(base, {}).get(int(scale))
+    return str(row["tag"]) if row is not None and row["sha256"] == weights_sha256 else None
+
+
 def training_budget(model: str, scale: int, weights_sha256: str) -> str:
     """``1,000 iterations (0.33% of the paper's 300,000 x batch 16)`` for a shipped zoo model,
     else ``""``."""

@@ -19,6 +19,12 @@ image (name and pixel fingerprint); the per-image differences A - B of each metr
 A metric a record does not have (written before the metric existed) is not measured there: only
 images both models have it for are paired.
 
+"At equal training" is checked, not assumed: the plain-name verdict compares a pair at a scale
+only when both were measured with weights of the same recipe and length (the budget tag of their
+shipped files, :func:`srbench.kinds.training_tag`: ``zoo16k`` with ``zoo16k``); a scale where
+one member ships a longer-trained file than the other is left out and its sentence says so
+(:func:`unequal_training`) -- the verdict per budget compares every rung instead.
+
 Everything is computed from the store's per-image records; nothing is re-run here.
 """
 
@@ -132,6 +138,7 @@ class PairResult:
     losses: int
     per_image: dict[str, float]  # image -> A - B (seed-averaged where several seeds)
     budget: int | None = None  # ladder rung (iterations) both models were trained for
+    training: str | None = None  # the budget tag both plain names' files have (zoo16k, ...)
 
     def as_dict(self) -> dict:
         out = asdict(self)
@@ -214,25 +221,91 @@ def compare(
     )
 
 
+@dataclass(frozen=True)
+class Unequal:
+    """A pair the plain-name verdict does not compare at a scale: its members' files were
+    trained differently (budget tags; None: not a file srbench trained)."""
+
+    a: str
+    b: str
+    scale: int
+    training_a: tuple[str | None, ...]
+    training_b: tuple[str | None, ...]
+
+    def describe(self) -> str:
+        def tags(found: tuple[str | None, ...]) -> str:
+            return " and ".join(t or "weights srbench did not train" for t in found)
+
+        return (
+            f"x{self.scale} not compared ({self.a} {tags(self.training_a)}, {self.b} "
+            f"{tags(self.training_b)}: unequal training)"
+        )
+
+
+def _trainings(
+    records: Sequence[dict], protocol: str
+) -> dict[tuple[str, int], tuple[str | None, ...]]:
+    """(model, scale) -> the budget tags of the files its records (of ``protocol``) were
+    measured with, sorted (more than one: two differently trained files under one name)."""
+    from srbench.kinds import training_tag
+    from srbench.stores import REFERENCE_SUFFIX
+
+    found: dict[tuple[str, int], set[str | None]] = {}
+    for r in records:
+        if r["protocol"] == protocol:
+            key = (str(r["model"]), int(r["scale"]))
+            name = key[0].removesuffix(REFERENCE_SUFFIX)  # drn_s@ref: the reference store's drn_s
+            tag = training_tag(name, key[1], str(r.get("weights_sha256")))
+            found.setdefault(key, set()).add(tag)
+    return {k: tuple(sorted(v, key=lambda t: (t is None, t or ""))) for k, v in found.items()}
+
+
+def unequal_training(
+    records: Sequence[dict],
+    *,
+    pairs: Sequence[tuple[str, str, str]] = VERDICT_PAIRS,
+    protocol: str = "standard",
+) -> list[Unequal]:
+    """Every (pair, scale) both members have records at whose files were not trained alike: a
+    different budget tag (``zoo16k`` vs ``zoo1k_cosine``), or more than one file on one side."""
+    trainings = _trainings(records, protocol)
+    out = []
+    for a, b, _ in pairs:
+        for (model, scale), ta in sorted(trainings.items()):
+            tb = trainings.get((b, scale))
+            if model == a and tb is not None and (ta != tb or len(ta) > 1):
+                out.append(Unequal(a, b, scale, ta, tb))
+    return out
+
+
 def verdict(
     records: Sequence[dict],
     *,
     pairs: Sequence[tuple[str, str, str]] = VERDICT_PAIRS,
     protocol: str = "standard",
     seed: int = 0,
+    equal_training: bool = True,
 ) -> list[PairResult]:
-    """Every (pair, dataset, scale, metric) the store has both models' images for."""
+    """Every (pair, dataset, scale, metric) the store has both models' images for; with
+    ``equal_training`` (the DRN verdict) only where both were trained alike
+    (:func:`unequal_training`), each row naming that training."""
     out = []
     keys = sorted(
         {(r["dataset"], int(r["scale"])) for r in records if r["protocol"] == protocol},
         key=lambda k: (benchmark_order(k[0]), k[1]),
     )
+    trainings = _trainings(records, protocol)
+    unequal = {(u.a, u.b, u.scale) for u in unequal_training(records, pairs=pairs,
+                                                             protocol=protocol)}  # fmt: skip
     for a, b, _ in pairs:
         for dataset, scale in keys:
+            if equal_training and (a, b, scale) in unequal:
+                continue
+            tag = trainings.get((a, scale), (None,))[0]
             for spec in metric_specs():
                 result = compare(records, a, b, dataset, scale, protocol, spec, seed=seed)
                 if result is not None:
-                    out.append(result)
+                    out.append(dataclasses.replace(result, training=tag))
     return out
 
 
@@ -240,15 +313,16 @@ def _unit(spec: MetricSpec) -> str:
     return f" {spec.unit}" if spec.unit else ""
 
 
-def sentence(results: Sequence[PairResult], a: str, b: str) -> str:
+def sentence(results: Sequence[PairResult], a: str, b: str, unequal: Sequence[Unequal] = ()) -> str:
     """One plain sentence on A vs B's headline metric (:func:`srbench.schema.headline`, PSNR):
-    per scale, the span of the mean differences over the datasets and in how many cells the
-    95% interval lies on its better or worse side of zero; then the totals over every dataset
-    and scale measured."""
+    per scale, the training both had, the span of the mean differences over the datasets and in
+    how many cells the 95% interval lies on its better or worse side of zero; then the totals
+    over every dataset and scale measured; then the scales ``unequal`` leaves out."""
     spec = headline()
     rows = [r for r in results if r.a == a and r.b == b and r.metric == spec.name]
+    skipped = "".join(f" {u.describe()}." for u in unequal if (u.a, u.b) == (a, b))
     if not rows:
-        return f"{a} vs {b}: not measured yet."
+        return f"{a} vs {b}: not measured yet.{skipped}"
 
     def counts(cells: Sequence[PairResult]) -> tuple[int, int, int]:
         better = sum(r.sign == "better" for r in cells)
@@ -266,15 +340,16 @@ def sentence(results: Sequence[PairResult], a: str, b: str) -> str:
     for scale in sorted({r.scale for r in rows}):
         cells = [r for r in rows if r.scale == scale]
         better, worse, unclear = counts(cells)
+        training = f" ({cells[0].training})" if cells[0].training else ""
         parts.append(
-            f"x{scale} {span(cells)} (better in {better}, worse in {worse}, "
+            f"x{scale}{training} {span(cells)} (better in {better}, worse in {worse}, "
             f"unclear in {unclear} of {len(cells)} datasets)"
         )
     better, worse, unclear = counts(rows)
     return (
         f"{a} vs {b} at equal training, mean {spec.label} difference: {'; '.join(parts)}; over "
         f"all {len(rows)} dataset/scale cells {a} is better with 95% confidence in {better}, "
-        f"worse in {worse}, and the interval includes zero in {unclear}."
+        f"worse in {worse}, and the interval includes zero in {unclear}.{skipped}"
     )
 
 

@@ -13,6 +13,7 @@ from srbench.verdict import (
     paired_bootstrap,
     sentence,
     t_interval,
+    unequal_training,
     verdict,
 )
 
@@ -199,3 +200,49 @@ def test_budget_sentence_says_which_compared_checkpoints_trained_at_a_lowered_ra
         "at 1,047)."
     )
     assert "drn_s.zoo16k" not in text
+
+
+def test_the_plain_name_verdict_compares_only_files_trained_alike(monkeypatch):
+    """Once DRN-S ships its 16k ladder file at x2 and IDN still ships the zoo's 1k one, "drn_s
+    vs idn at equal training" would be false at x2: that scale is left out and the sentence
+    says why; x4, where both ship the zoo's 1k files, is compared and names the training."""
+    import srbench.pretrained as pretrained
+
+    def row(tag: str, sha: str) -> dict:
+        return {"tag": tag, "sha256": sha}
+
+    table = {
+        "drn_s": {2: row("zoo16k", "d16"), 4: row("zoo1k_cosine", "d1")},
+        "idn": {2: row("zoo1k_cosine", "i1"), 4: row("zoo1k_cosine", "i4")},
+    }
+    monkeypatch.setattr(pretrained, "shipped", lambda: table)
+    values = {"a": 30.0, "b": 31.0, "c": 32.5}
+    records = (
+        _records("drn_s", values, weights_sha256="d16")
+        + _records("idn", {k: v - 1 for k, v in values.items()}, weights_sha256="i1")
+        + _records("drn_s", values, weights_sha256="d1", scale=4)
+        + _records("idn", {k: v - 0.5 for k, v in values.items()}, weights_sha256="i4", scale=4)
+    )
+    pairs = [("drn_s", "idn", "")]
+    rows = verdict(records, pairs=pairs)
+    assert {(r.scale, r.training) for r in rows} == {(4, "zoo1k_cosine")}
+    (unequal,) = unequal_training(records, pairs=pairs)
+    assert (unequal.scale, unequal.training_a, unequal.training_b) == (
+        2,
+        ("zoo16k",),
+        ("zoo1k_cosine",),
+    )
+    assert sentence(rows, "drn_s", "idn", [unequal]) == (
+        "drn_s vs idn at equal training, mean PSNR difference: x4 (zoo1k_cosine) +0.50 dB "
+        "(better in 1, worse in 0, unclear in 0 of 1 datasets); over all 1 dataset/scale cells "
+        "drn_s is better with 95% confidence in 1, worse in 0, and the interval includes zero "
+        "in 0. x2 not compared (drn_s zoo16k, idn zoo1k_cosine: unequal training)."
+    )
+    # `srbench compare` of two named models is not the verdict: it compares every scale.
+    assert {r.scale for r in verdict(records, pairs=pairs, equal_training=False)} == {2, 4}
+    # Two differently trained files under one name at one scale are never paired as one model.
+    extra = _records("idn", {"a": 1.0}, weights_sha256="someone-elses", scale=4)
+    (mixed,) = [u for u in unequal_training(records + extra, pairs=pairs) if u.scale == 4]
+    assert mixed.training_b == ("zoo1k_cosine", None)
+    assert "idn zoo1k_cosine and weights srbench did not train" in mixed.describe()
+    assert {r.scale for r in verdict(records + extra, pairs=pairs)} == set()

@@ -89,16 +89,17 @@ def markdown_table(summary, protocol: str, protocol_hash: str) -> str:
 def verdict_lines(results_dir: str | Path, protocol: str) -> str:
     """The DRN verdict in one sentence per claim (``srbench verdict``), from the store."""
     from srbench.results import ResultStore
-    from srbench.verdict import VERDICT_PAIRS, sentence, verdict
+    from srbench.verdict import VERDICT_PAIRS, sentence, unequal_training, verdict
 
     records = [r for r in ResultStore(results_dir).shown_records() if not r.get("ablation")]
     rows = verdict(records, protocol=protocol)
+    unequal = unequal_training(records, protocol=protocol)
     lines = [
         f"**The DRN verdict** (`srbench verdict`, {protocol} protocol; 95% paired t intervals "
         "over the images, one training seed per model; docs/zoo.md for the budget):",
         "",
     ]
-    lines += [f"- {_md(sentence(rows, a, b))}" for a, b, _ in VERDICT_PAIRS]
+    lines += [f"- {_md(sentence(rows, a, b, unequal))}" for a, b, _ in VERDICT_PAIRS]
     return "\n".join(lines) + "\n" + budget_lines(records, protocol)
 
 

@@ -49,7 +49,7 @@ def compare(
     from srbench.files import atomic_write
     from srbench.results import ResultStore
     from srbench.stores import is_reference_name, reference_records
-    from srbench.verdict import sentence
+    from srbench.verdict import sentence, unequal_training
 
     if preset is not None and a is not None:
         fail("give either two models or --preset, not both")
@@ -73,6 +73,7 @@ def compare(
         datasets=split_list(datasets),
         scales=int_list(scales, "--scales") or None,
         protocol=protocol,
+        equal_training=preset is not None,
     )
     if not rows:
         fail(
@@ -80,8 +81,10 @@ def compare(
             f"{datasets or 'all'}, scales {scales or 'all'}): run both on the same benchmark first"
         )
     _print_table(rows, protocol)
+    unequal = unequal_training(records, pairs=pairs, protocol=protocol) if preset else []
     for x, y, _ in pairs:
-        console.print(sentence(rows, x, y).replace(" at equal training", ""), highlight=False)
+        text = sentence(rows, x, y, unequal)
+        console.print(text if preset else text.replace(" at equal training", ""), highlight=False)
     name = preset or f"{pairs[0][0]}_vs_{pairs[0][1]}"
     output_dir.mkdir(parents=True, exist_ok=True)
     titles = {(x, y): t for x, y, t in pairs}

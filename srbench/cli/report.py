@@ -92,7 +92,7 @@ def verdict(
     from srbench.cli.compare import print_pairs
     from srbench.files import atomic_write, writable_target
     from srbench.results import ResultStore
-    from srbench.verdict import VERDICT_PAIRS, sentence
+    from srbench.verdict import VERDICT_PAIRS, sentence, unequal_training
     from srbench.verdict import verdict as compute
 
     results_dir = store(results_dir)
@@ -100,8 +100,9 @@ def verdict(
     records = ResultStore(results_dir).shown_records()
     rows = compute(records, protocol=protocol)
     print_pairs(rows, f"paired A - B over the images ({protocol} protocol; 95% paired t interval)")
+    unequal = unequal_training(records, protocol=protocol)
     for a, b, _ in VERDICT_PAIRS:
-        console.print(sentence(rows, a, b), highlight=False)
+        console.print(sentence(rows, a, b, unequal), highlight=False)
     atomic_write(path, json.dumps([r.as_dict() for r in rows], indent=1) + "\n")
     err_console.print(f"wrote {path}", highlight=False)
     _budget_verdict(records, protocol, path.with_name("verdict_budget.json"))

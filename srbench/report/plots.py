@@ -178,11 +178,12 @@ def _diff_row(r: Any) -> dict[str, str]:
 def verdict_rows(
     records: list[dict], img: Path
 ) -> tuple[list[dict[str, str]], list[str], list[dict[str, str]]]:
-    from srbench.verdict import VERDICT_PAIRS, sentence, verdict
+    from srbench.verdict import VERDICT_PAIRS, sentence, unequal_training, verdict
 
     rows = verdict(records)
     table = [{**_diff_row(r), "images": str(r.images)} for r in rows]
-    sentences = [sentence(rows, a, b) for a, b, _ in VERDICT_PAIRS]
+    unequal = unequal_training(records)
+    sentences = [sentence(rows, a, b, unequal) for a, b, _ in VERDICT_PAIRS]
     return table, sentences, _verdict_figures(rows, img)
 
 
