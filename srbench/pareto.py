@@ -326,15 +326,36 @@ def draw_fronts(
                        zorder=2, label=f"{legend}: dominated")  # fmt: skip
 
 
+def _plain_trainings(frame: pd.DataFrame) -> list[str | None]:
+    """Per row, the budget tag of a plain name's srbench-trained file (``zoo16k``), else None."""
+    from srbench.kinds import training_tag
+
+    if "scale" not in frame.columns:
+        return [None] * len(frame)
+    return [
+        None if "." in str(m) else training_tag(str(m), int(s), str(w))
+        for m, s, w in zip(frame["model"], frame["scale"], frame["weights_sha256"], strict=True)
+    ]
+
+
 def point_labels(frame: pd.DataFrame) -> list[str]:
     """Model names; ``+`` for self-ensemble; the weights' short hash where a model has several
-    at one scale (one file per scale, as IDN's, is not "several")."""
+    at one scale (one file per scale, as IDN's, is not "several"); the budget tag of srbench's
+    plain-name files where they were not all trained alike (``drn_s (zoo16k)`` beside
+    ``srcnn (zoo1k_cosine)``), so that one front never hides two budgets."""
     by = ["model", "scale"] if "scale" in frame.columns else ["model"]
     per_model = frame.groupby(by)["weights_sha256"].nunique(dropna=False).to_dict()
+    trainings = _plain_trainings(frame)
+    scales = list(frame["scale"]) if "scale" in frame.columns else [None] * len(frame)
+    tags: dict[Any, set[str]] = {}
+    for scale, training in zip(scales, trainings, strict=True):
+        tags.setdefault(scale, set()).update([training] if training else [])
     labels = []
-    for row in frame.itertuples():
+    for row, scale, training in zip(frame.itertuples(), scales, trainings, strict=True):
         label = str(row.model) + ("+" if bool(getattr(row, "ensemble", False)) else "")
         key = (row.model, row.scale) if len(by) == 2 else row.model
+        if training and len(tags[scale]) > 1:
+            label += f" ({training})"
         if per_model.get(key, 1) > 1:
             label += f" [{str(row.weights_sha256)[:8]}]"
         precision = getattr(row, "precision", "fp32")

@@ -292,3 +292,31 @@ def test_each_kind_of_weights_has_its_own_front_and_marker():
     assert len(ax.lines) == 2  # a step line per kind
     assert {c.get_paths()[0] == by_label[k].get_paths()[0] for k, c in by_label.items()} == {True}
     assert KINDS["srbench"][1] != KINDS["official"][1]  # markers tell them apart
+
+
+def test_labels_name_the_budget_where_srbench_files_were_trained_differently(monkeypatch):
+    """DRN-S shipping its 16k ladder file at x2 while IDN ships the zoo's 1k one: one front of
+    "srbench-trained" points would hide two budgets, so each plain-name label says its budget
+    tag; at x4, where every srbench file has the same budget, the labels stay plain."""
+    import srbench.pretrained as pretrained
+    from srbench.pareto import point_labels
+
+    table = {
+        "drn_s": {2: {"tag": "zoo16k", "sha256": "d16"}, 4: {"tag": "zoo1k_cosine", "sha256": "d4"}},
+        "idn": {2: {"tag": "zoo1k_cosine", "sha256": "i2"}, 4: {"tag": "zoo1k_cosine", "sha256": "i4"}},
+    }  # fmt: skip
+    monkeypatch.setattr(pretrained, "shipped", lambda: table)
+    frame = pd.DataFrame(
+        [
+            {"model": m, "scale": s, "weights_sha256": w}
+            for m, s, w in [
+                ("drn_s", 2, "d16"), ("idn", 2, "i2"), ("drn_s.zoo4k", 2, "x"),
+                ("idn.official", 2, "o"), ("bicubic", 2, "none"), ("drn_s", 4, "d4"),
+                ("idn", 4, "i4"),
+            ]
+        ]
+    )  # fmt: skip
+    assert point_labels(frame) == [
+        "drn_s (zoo16k)", "idn (zoo1k_cosine)", "drn_s.zoo4k", "idn.official", "bicubic",
+        "drn_s", "idn",
+    ]  # fmt: skip
