@@ -22,7 +22,15 @@ import pandas as pd
 
 from srbench.data import benchmark_order
 from srbench.kinds import weights_kind
-from srbench.pareto import COSTS, LOG_COSTS, _finite, draw_fronts, drop_partial, quality_spec
+from srbench.pareto import (
+    COSTS,
+    LOG_COSTS,
+    _finite,
+    budget_labels,
+    draw_fronts,
+    drop_partial,
+    quality_spec,
+)
 from srbench.plotting import place_labels, save_figure, zero_cost_axis
 from srbench.schema import headline
 
@@ -108,7 +116,7 @@ def scale_figure(
         draw_fronts(
             ax, costs, xs, qualities, kinds, right, 30, higher_is_better=spec.higher_is_better
         )
-        labels_to_place.append((ax, xs, qualities, list(part["label"]), px, marks))
+        labels_to_place.append((ax, xs, qualities, budget_labels(part), px, marks))
         if marks:
             ax.scatter(px, [p.value for p in marks], facecolors="none", edgecolors="black",
                        marker="D", s=34, zorder=4, label="paper (same protocol)")  # fmt: skip

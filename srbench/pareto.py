@@ -326,36 +326,35 @@ def draw_fronts(
                        zorder=2, label=f"{legend}: dominated")  # fmt: skip
 
 
-def _plain_trainings(frame: pd.DataFrame) -> list[str | None]:
-    """Per row, the budget tag of a plain name's srbench-trained file (``zoo16k``), else None."""
+def budget_labels(frame: pd.DataFrame) -> list[str]:
+    """The frame's ``label`` column, where srbench's own plain-name files at a scale were not
+    all trained alike (DRN-S shipping its 16k ladder file beside the zoo's 1k ones) each with
+    its budget tag (``drn_s (zoo16k)``, ``srcnn (zoo1k_cosine)``): one front never hides two
+    budgets in a figure (tables have a budget column)."""
     from srbench.kinds import training_tag
 
-    if "scale" not in frame.columns:
-        return [None] * len(frame)
-    return [
+    tags = [
         None if "." in str(m) else training_tag(str(m), int(s), str(w))
         for m, s, w in zip(frame["model"], frame["scale"], frame["weights_sha256"], strict=True)
+    ]
+    per_scale: dict[int, set[str]] = {}
+    for scale, tag in zip(frame["scale"], tags, strict=True):
+        per_scale.setdefault(int(scale), set()).update([tag] if tag else [])
+    return [
+        f"{label} ({tag})" if tag and len(per_scale[int(scale)]) > 1 else str(label)
+        for label, scale, tag in zip(frame["label"], frame["scale"], tags, strict=True)
     ]
 
 
 def point_labels(frame: pd.DataFrame) -> list[str]:
     """Model names; ``+`` for self-ensemble; the weights' short hash where a model has several
-    at one scale (one file per scale, as IDN's, is not "several"); the budget tag of srbench's
-    plain-name files where they were not all trained alike (``drn_s (zoo16k)`` beside
-    ``srcnn (zoo1k_cosine)``), so that one front never hides two budgets."""
+    at one scale (one file per scale, as IDN's, is not "several")."""
     by = ["model", "scale"] if "scale" in frame.columns else ["model"]
     per_model = frame.groupby(by)["weights_sha256"].nunique(dropna=False).to_dict()
-    trainings = _plain_trainings(frame)
-    scales = list(frame["scale"]) if "scale" in frame.columns else [None] * len(frame)
-    tags: dict[Any, set[str]] = {}
-    for scale, training in zip(scales, trainings, strict=True):
-        tags.setdefault(scale, set()).update([training] if training else [])
     labels = []
-    for row, scale, training in zip(frame.itertuples(), scales, trainings, strict=True):
+    for row in frame.itertuples():
         label = str(row.model) + ("+" if bool(getattr(row, "ensemble", False)) else "")
         key = (row.model, row.scale) if len(by) == 2 else row.model
-        if training and len(tags[scale]) > 1:
-            label += f" ({training})"
         if per_model.get(key, 1) > 1:
             label += f" [{str(row.weights_sha256)[:8]}]"
         precision = getattr(row, "precision", "fp32")
@@ -470,7 +469,7 @@ def pareto_plot(
 
     costs = [float(v) for v in usable[cost]]
     qualities = [float(v) for v in usable[quality]]
-    labels = list(usable["label"])
+    labels = budget_labels(usable)
     kinds = [
         weights_kind(m, s) for m, s in zip(usable["model"], usable["weights_sha256"], strict=True)
     ]

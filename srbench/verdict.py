@@ -322,7 +322,7 @@ def sentence(results: Sequence[PairResult], a: str, b: str, unequal: Sequence[Un
     rows = [r for r in results if r.a == a and r.b == b and r.metric == spec.name]
     skipped = "".join(f" {u.describe()}." for u in unequal if (u.a, u.b) == (a, b))
     if not rows:
-        return f"{a} vs {b}: not measured yet.{skipped}"
+        return f"{a} vs {b}:{skipped}" if skipped else f"{a} vs {b}: not measured yet."
 
     def counts(cells: Sequence[PairResult]) -> tuple[int, int, int]:
         better = sum(r.sign == "better" for r in cells)

@@ -26,7 +26,7 @@ def _rows(path: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "per_image"} for r in rows]
 
 
-def test_compare_reproduces_the_verdicts_x2_rows(tmp_path):
+def test_compare_reproduces_the_verdicts_x3_rows(tmp_path):
     # `srbench verdict` on the committed store, now (not its committed JSON, which may predate a
     # change of the verdict's interval method): compare must give the very same rows.
     result = _invoke("verdict", "--results-dir", str(REPO / "results"),
@@ -34,21 +34,21 @@ def test_compare_reproduces_the_verdicts_x2_rows(tmp_path):
     assert result.exit_code == 0, result.output
     committed = [
         r for r in _rows(tmp_path / "verdict.json")
-        if (r["a"], r["b"]) == ("drn_s", "idn") and r["scale"] == 2
+        if (r["a"], r["b"]) == ("drn_s", "idn") and r["scale"] == 3
         and r["dataset"] in ("set5", "set14")
     ]  # fmt: skip
     assert len(committed) == 4  # set5, set14 x psnr, ssim
     result = _invoke(
-        "compare", "drn_s", "idn", "--datasets", "set5,set14", "--scales", "2",
+        "compare", "drn_s", "idn", "--datasets", "set5,set14", "--scales", "3",
         "--results-dir", str(REPO / "results"), "--output-dir", str(tmp_path),
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert _rows(tmp_path / "compare_drn_s_vs_idn.json") == committed
     assert (tmp_path / "compare_drn_s_vs_idn.png").stat().st_size > 0
-    assert "│ drn_s │ idn │ set14   │    x2 │ psnr_db │     14 │   +0.342 │" in result.stdout
+    assert "│ drn_s │ idn │ set14   │    x3 │ psnr_db │     14 │   -0.263 │" in result.stdout
     # The same from the user's (empty) store, reading the reference with NAME@ref; aliases work.
     result = _invoke(
-        "compare", "drn@ref", "idn@ref", "--datasets", "set5,set14", "--scales", "x2",
+        "compare", "drn@ref", "idn@ref", "--datasets", "set5,set14", "--scales", "x3",
         "--output-dir", str(tmp_path), env={"SRBENCH_RESULTS": str(tmp_path / "mine")},
     )  # fmt: skip
     assert result.exit_code == 0, result.output

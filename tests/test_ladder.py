@@ -394,6 +394,31 @@ def test_higher_rungs_beat_lower_rungs_on_every_benchmark():
         assert ordered == sorted(ordered), (key, by_rung)
 
 
+def test_each_shipped_ladder_file_beats_its_1k_predecessors_on_all_five_benchmarks():
+    """Every scale that ships a ladder rung (shipped.json ``recipe: ladder``) has the plain
+    name's results on all five benchmarks (standard protocol) in the committed store, and on
+    each it beats both 1k checkpoints it follows: the zoo's file it replaced
+    (``NAME.zoo1k_cosine``) and the ladder's own 1k rung (``NAME.zoo1k``)."""
+    from srbench.pretrained import shipped
+
+    means = _committed_means()
+    benchmarks = ("set5", "set14", "b100", "urban100", "manga109")
+    checked = 0
+    for model, rows in shipped().items():
+        for scale, row in rows.items():
+            if row["recipe"] != "ladder":
+                continue
+            for dataset in benchmarks:
+                mine = means.get((model, dataset, scale))
+                assert mine is not None, f"{model} x{scale} ({row['tag']}): no {dataset} results"
+                for old in (f"{model}.zoo1k_cosine", f"{model}.zoo1k"):
+                    before = means.get((old, dataset, scale))
+                    if before is not None or dataset in ("set5", "set14", "b100"):
+                        assert before is not None and mine > before, (model, old, dataset)
+                        checked += 1
+    assert checked >= 8  # DRN-S x2 16k at least: 5 benchmarks x the zoo file, 3 x zoo1k
+
+
 def test_a_model_the_spec_does_not_list_gets_the_same_recipe_at_every_rung():
     """A model at a scale the spec does not list (a plugin; here VDSR at x3, listed only at x2)
     trains under the ladder's one recipe: only model, scale and length differ."""

@@ -296,10 +296,11 @@ def test_each_kind_of_weights_has_its_own_front_and_marker():
 
 def test_labels_name_the_budget_where_srbench_files_were_trained_differently(monkeypatch):
     """DRN-S shipping its 16k ladder file at x2 while IDN ships the zoo's 1k one: one front of
-    "srbench-trained" points would hide two budgets, so each plain-name label says its budget
-    tag; at x4, where every srbench file has the same budget, the labels stay plain."""
+    "srbench-trained" points would hide two budgets, so each plain-name point's label in a
+    figure says its budget tag; at x4, where every srbench file has the same budget, the labels
+    stay plain."""
     import srbench.pretrained as pretrained
-    from srbench.pareto import point_labels
+    from srbench.pareto import budget_labels
 
     table = {
         "drn_s": {2: {"tag": "zoo16k", "sha256": "d16"}, 4: {"tag": "zoo1k_cosine", "sha256": "d4"}},
@@ -308,7 +309,7 @@ def test_labels_name_the_budget_where_srbench_files_were_trained_differently(mon
     monkeypatch.setattr(pretrained, "shipped", lambda: table)
     frame = pd.DataFrame(
         [
-            {"model": m, "scale": s, "weights_sha256": w}
+            {"model": m, "label": m, "scale": s, "weights_sha256": w}
             for m, s, w in [
                 ("drn_s", 2, "d16"), ("idn", 2, "i2"), ("drn_s.zoo4k", 2, "x"),
                 ("idn.official", 2, "o"), ("bicubic", 2, "none"), ("drn_s", 4, "d4"),
@@ -316,7 +317,7 @@ def test_labels_name_the_budget_where_srbench_files_were_trained_differently(mon
             ]
         ]
     )  # fmt: skip
-    assert point_labels(frame) == [
+    assert budget_labels(frame) == [
         "drn_s (zoo16k)", "idn (zoo1k_cosine)", "drn_s.zoo4k", "idn.official", "bicubic",
         "drn_s", "idn",
     ]  # fmt: skip
