@@ -268,7 +268,13 @@ def unequal_training(
 ) -> list[Unequal]:
     """Every (pair, scale) both members have records at whose files were not trained alike: a
     different budget tag (``zoo16k`` vs ``zoo1k_cosine``), or more than one file on one side."""
-    trainings = _trainings(records, protocol)
+    return _unequal(_trainings(records, protocol), pairs)
+
+
+def _unequal(
+    trainings: dict[tuple[str, int], tuple[str | None, ...]],
+    pairs: Sequence[tuple[str, str, str]],
+) -> list[Unequal]:
     out = []
     for a, b, _ in pairs:
         for (model, scale), ta in sorted(trainings.items()):
@@ -295,8 +301,7 @@ def verdict(
         key=lambda k: (benchmark_order(k[0]), k[1]),
     )
     trainings = _trainings(records, protocol)
-    unequal = {(u.a, u.b, u.scale) for u in unequal_training(records, pairs=pairs,
-                                                             protocol=protocol)}  # fmt: skip
+    unequal = {(u.a, u.b, u.scale) for u in _unequal(trainings, pairs)}
     for a, b, _ in pairs:
         for dataset, scale in keys:
             if equal_training and (a, b, scale) in unequal:
