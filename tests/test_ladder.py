@@ -160,6 +160,39 @@ def test_ladder_resumes_after_a_stop_and_skips_finished_rungs(tmp_path, images):
     assert [r["iteration"] for r in losses] == list(range(10, 41, 5))
 
 
+def test_a_fresh_machine_skips_the_recorded_rungs_and_trains_the_rest(tmp_path, images):
+    """Run folders are a cache: on a machine without them, a rung recorded in the store (same
+    recipe) is skipped, never trained again; the unrecorded rung starts from iteration 0 (its
+    trunk's snapshots were on the old machine), and a record of another recipe does not count."""
+    import json
+
+    from srbench.training.ladder import record
+    from srbench.training.zoo import run_status
+
+    raw = shared(model_overrides={}, data={"patch_size": 8, "batch_size": 2, "cache_lr": False})
+    steps = [{"models": ["srcnn"], "scale": 2, "seeds": [0]}]
+    ladder = ladder_from_dict({"recipe": raw, "rungs": [1000, 2000], "steps": steps}, "t.yaml")
+    old, fresh, results = tmp_path / "old", tmp_path / "fresh", tmp_path / "results"
+    list(iter_ladder(ladder.runs[:1], output_dir=old, images=images))
+    record(ladder.runs, weights="raw", output_dir=old, results_dir=results, manifest=tmp_path / "m")
+    low, high = ladder.runs
+    assert run_status(low, fresh, results)["state"] == "recorded"
+    assert run_status(high, fresh, results)["state"] == "new"
+    events = []
+    for event in iter_ladder(ladder.runs, output_dir=fresh, images=images, results_dir=results):
+        events.append(event)
+        if event.kind == "run-start":
+            break  # the 2k rung starts: from iteration 0, nothing to branch from here
+    assert [(e.kind, e.run.rung) for e in events] == [("run-skip", 1000), ("run-start", 2000)]
+    assert events[-1].info["branch"] is None and events[-1].info["iteration"] == 0
+    assert not (fresh / low.name).exists()
+
+    path = results / "training" / "ladder" / f"{low.name}.json"
+    body = json.loads(path.read_text())
+    path.write_text(json.dumps({**body, "recipe_hash": "another"}))
+    assert run_status(low, tmp_path / "empty", results)["state"] == "new"
+
+
 def test_a_stop_request_ends_the_queue_with_the_rung_under_way(tmp_path, images):
     """A stop request stops the rung under way at a checkpoint and starts no further rung."""
     ladder = tiny_ladder()

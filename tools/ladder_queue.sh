@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The budget ladder's background training, from a frozen commit (so that later work on main
 # never changes what a running job means). Resumable: run the same command again after any
-# stop; finished rungs are skipped, an interrupted one resumes from its last checkpoint.
+# stop; finished rungs are skipped, an interrupted one resumes from its last checkpoint. Rungs
+# recorded in the frozen commit's results/training/ladder/ are skipped too: on a new machine
+# (no run folders, no trunk snapshots) they are never trained again; the others start over.
 #
 #   tools/ladder_queue.sh [COMMIT] [-- extra `srbench ladder train` options]
 #

@@ -149,9 +149,10 @@ def ladder_train(
     rungs: LadderRungs = None,
     data_root: DataRoot = None,
     device: Device = "cpu",
+    results_dir: ReferenceResultsDir = Path("results"),
 ) -> dict[str, Any]:
-    """Train the ladder in order: finished rungs are skipped, interrupted ones resume, new ones
-    branch off their trunk's latest snapshot."""
+    """Train the ladder in order: finished rungs (and rungs recorded in <results-dir>) are
+    skipped, interrupted ones resume, new ones branch off their trunk's latest snapshot."""
     from srbench.training.ladder import iter_ladder
 
     ladder, out, runs = _ladder_runs(spec, output_dir, models, steps, scales, rungs)
@@ -162,7 +163,14 @@ def ladder_train(
         f"patch {r.data.patch_size}, {r.schedule.name} schedule; run folders in {out}"
     )
     with stop_on_signals() as stop:
-        events = iter_ladder(runs, output_dir=out, data_root=data_root, device=device, stop=stop)
+        events = iter_ladder(
+            runs,
+            output_dir=out,
+            data_root=data_root,
+            device=device,
+            stop=stop,
+            results_dir=results_dir,
+        )
         info = _train_runs(events, len(runs), "ladder")
     exit_if_stopped(stop, "the same command")
     return info
@@ -176,10 +184,13 @@ def ladder_status(
     steps: LadderSteps = None,
     scales: ZooScales = None,
     rungs: LadderRungs = None,
+    results_dir: ReferenceResultsDir = Path("results"),
 ) -> list[dict[str, Any]]:
-    """Which rungs are finished, interrupted or not started, with their training time."""
+    """Which rungs are finished, interrupted, recorded (committed training record in
+    <results-dir>/training/ladder/, no run folder here) or not started, with their training
+    time."""
     ladder, out, runs = _ladder_runs(spec, output_dir, models, steps, scales, rungs)
-    return _run_table(f"ladder {ladder.name} ({ladder.source}) in {out}", runs, out)
+    return _run_table(f"ladder {ladder.name} ({ladder.source}) in {out}", runs, out, results_dir)
 
 
 @ladder_app.command("record")
@@ -347,7 +358,8 @@ def _train_runs(events, total: int, what: str) -> dict[str, Any]:
         for event in events:
             label = f"[{event.index + 1}/{event.total} {event.run.label}] " if event.run else ""
             if event.kind == "run-skip":
-                say(f"{label}finished earlier ({_hours(event.info['train_seconds'])}); skipped")
+                where = "earlier" if event.info["state"] == "finished" else "(committed record)"
+                say(f"{label}finished {where} ({_hours(event.info['train_seconds'])}); skipped")
             elif event.kind == "run-start":
                 if event.info.get("branch") is not None:
                     say(f"{label}branches off its trunk at iteration {event.info['branch']}")

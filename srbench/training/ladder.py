@@ -31,16 +31,22 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from srbench.files import atomic_path, atomic_write
 from srbench.training.naming import data_tag, run_name
 from srbench.training.recipe import Recipe, RecipeError, check_keys, read_yaml, recipe_from_dict
-from srbench.training.zoo import ZooEvent, ZooRun, iter_queue, run_status
+from srbench.training.zoo import (
+    ZooEvent,
+    ZooRun,
+    iter_queue,
+    run_status,
+    training_record_path,
+)
 
 BRANCH_FILE = "branch.json"  # in a rung's folder: the trunk snapshot it started from
-TRUNKS_DIR = "trunks"
-LADDER_RECORDS = "training/ladder"  # <results_dir>/training/ladder/<run>.json: committed records  # <output_dir>/trunks/<trunk name>/it<iteration>.pt: branch points
+TRUNKS_DIR = "trunks"  # <output_dir>/trunks/<trunk name>/it<iteration>.pt: branch points
+LADDER_RECORDS = "training/ladder"  # <results_dir>/training/ladder/<run>.json: committed records
 _SPEC_KEYS = ("name", "description", "recipe", "rungs", "steps", "weights")
 _STEP_KEYS = ("step", "models", "scale", "seeds", "top")
 
@@ -50,6 +56,9 @@ class LadderRun(ZooRun):
     """One rung of one (model, scale, seed): a wsd recipe of ``rung`` iterations."""
 
     step: str = ""
+    records_subdir: ClassVar[str] = LADDER_RECORDS
+    final_field: ClassVar[str] = "weights_sha256"
+    committed_state: ClassVar[str] = "recorded"
 
     @property
     def rung(self) -> int:
@@ -276,9 +285,11 @@ def iter_ladder(
     device: str = "cpu",
     images: Sequence[Any] | None = None,
     stop: threading.Event | None = None,
+    results_dir: str | Path | None = None,
 ) -> Iterator[ZooEvent]:
-    """Train ``runs`` in order: skip finished rungs, resume interrupted ones, start new ones
-    from their trunk's latest usable snapshot (never prints)."""
+    """Train ``runs`` in order: skip finished rungs (and, with ``results_dir``, rungs recorded
+    there: a fresh machine has no run folders, and must not train them again), resume
+    interrupted ones, start new ones from their trunk's latest usable snapshot (never prints)."""
 
     def prepare(run: LadderRun, status: dict[str, Any]) -> tuple[dict, dict]:
         branched_from = _seed_from_snapshot(run, out) if status["state"] == "new" else None
@@ -291,7 +302,14 @@ def iter_ladder(
 
     out = ladder_output_dir(output_dir)
     yield from iter_queue(
-        runs, out, prepare, stop=stop, data_root=data_root, device=device, images=images
+        runs,
+        out,
+        prepare,
+        stop=stop,
+        results_dir=results_dir,
+        data_root=data_root,
+        device=device,
+        images=images,
     )
 
 
@@ -376,7 +394,7 @@ def record(
         by_scale[str(run.recipe.scale)] = row
         branch_file = run_dir / BRANCH_FILE
         branch = json.loads(branch_file.read_text("utf-8")) if branch_file.is_file() else None
-        record_path = Path(results_dir) / LADDER_RECORDS / f"{run.name}.json"
+        record_path = training_record_path(run, results_dir)
         body = {
             "ladder_run": run.name,
             "model": run.model,

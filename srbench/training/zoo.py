@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from srbench.errors import SRBenchError
 from srbench.files import atomic_write, read_json_object
@@ -33,6 +33,8 @@ from srbench.training.recipe import Recipe, RecipeError, check_keys, read_yaml, 
 DEFAULT_ZOO_DIR = Path("~/.cache/srbench/zoo")
 _SPEC_KEYS = ("name", "description", "recipe", "finetune_from", "runs")
 _RUN_KEYS = ("model", "scales", "multiscale")
+
+TRAINING_DIR = "training"  # <results_dir>/training/<run>.json: committed training records
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,12 @@ class ZooRun:
     @property
     def label(self) -> str:
         return f"{self.model} {'/'.join(f'x{s}' for s in self.scales)}"
+
+    # Where its committed training record lives (under the results dir), the record field that
+    # says it is final, and the state a run with such a record and no run folder is in.
+    records_subdir: ClassVar[str] = TRAINING_DIR
+    final_field: ClassVar[str] = "shipped_sha256"
+    committed_state: ClassVar[str] = "shipped"
 
 
 @dataclass(frozen=True)
@@ -206,8 +214,9 @@ def run_status(
 ) -> dict[str, Any]:
     """``{"state": finished|interrupted|new|shipped, "iteration", "train_seconds", "run_json"}``.
 
-    ``shipped``: no run folder here, but ``results_dir`` holds the committed training record of
-    this very recipe (a fresh machine has only the shipped runs' records).
+    ``shipped`` (a ladder rung: ``recorded``, ``run.committed_state``): no run folder here, but
+    ``results_dir`` holds the committed training record of this very recipe (a fresh machine has
+    only the committed records).
     """
     run_dir = Path(output_dir).expanduser() / run.name
     summary = run_dir / "run.json"
@@ -234,10 +243,10 @@ def run_status(
             "train_seconds": float(state.get("train_seconds", 0.0)),
             "lr_backoffs": list(state.get("backoffs", [])),
         }
-    shipped = _shipped_summary(run, results_dir) if results_dir is not None else None
+    shipped = _committed_summary(run, results_dir) if results_dir is not None else None
     if shipped is not None:
         return {
-            "state": "shipped",
+            "state": run.committed_state,
             "iteration": shipped.get("iterations"),
             "train_seconds": shipped.get("train_seconds"),
             "run_json": shipped,
@@ -245,13 +254,14 @@ def run_status(
     return {"state": "new", "iteration": 0, "train_seconds": 0.0}
 
 
-def _shipped_summary(run: ZooRun, results_dir: str | Path) -> dict[str, Any] | None:
-    """The committed training record's summary of ``run`` when it was shipped from this recipe."""
+def _committed_summary(run: ZooRun, results_dir: str | Path) -> dict[str, Any] | None:
+    """The committed training record's summary of ``run`` when it was shipped (a ladder rung:
+    recorded) from this very recipe."""
     path = training_record_path(run, results_dir)
     if not path.is_file():
         return None
     record = read_json_object(path, _RECORD_FIX)
-    if record.get("recipe_hash") != run.recipe.hash or not record.get("shipped_sha256"):
+    if record.get("recipe_hash") != run.recipe.hash or not record.get(run.final_field):
         return None
     summary = record.get("summary")
     return summary if isinstance(summary, dict) else None
@@ -280,9 +290,11 @@ def iter_queue(
     prepare: Callable[[Any, dict[str, Any]], tuple[dict[str, Any], dict[str, Any]]],
     *,
     stop: threading.Event | None = None,
+    results_dir: str | Path | None = None,
     **common: Any,
 ) -> Iterator[ZooEvent]:
-    """Train ``runs`` (a zoo's or a ladder's) in order into ``out``: finished ones are skipped;
+    """Train ``runs`` (a zoo's or a ladder's) in order into ``out``: finished ones are skipped,
+    and so are those with a committed record in ``results_dir`` (``run.committed_state``);
     for each other one ``prepare(run, status)`` gives what its run-start event adds and its own
     ``iter_train`` options (beside ``common``). A ``stop`` ends the queue after the run under
     way, at a checkpoint: the next ones wait for a resume (never prints)."""
@@ -291,8 +303,8 @@ def iter_queue(
     total = len(runs)
     done: list[dict[str, Any]] = []
     for index, run in enumerate(runs):
-        status = run_status(run, out)
-        if status["state"] == "finished":
+        status = run_status(run, out, results_dir)
+        if status["state"] in ("finished", run.committed_state):
             done.append(status["run_json"])
             yield ZooEvent("run-skip", index, total, run, info=status)
             continue
@@ -402,12 +414,11 @@ def ship(
 _MANIFEST_FIX = "restore it with `git checkout -- srbench/pretrained/shipped.json`"
 
 
-TRAINING_DIR = "training"  # <results_dir>/training/<run>.json: committed training records
 _RECORD_FIX = "restore it with `git checkout -- results/training` or run `srbench zoo ship` again"
 
 
 def training_record_path(run: ZooRun, results_dir: str | Path) -> Path:
-    return Path(results_dir) / TRAINING_DIR / f"{run.name}.json"
+    return Path(results_dir) / run.records_subdir / f"{run.name}.json"
 
 
 def _finished_summary(
