@@ -224,7 +224,8 @@ def compare(
 @dataclass(frozen=True)
 class Unequal:
     """A pair the plain-name verdict does not compare at a scale: its members' files were
-    trained differently (budget tags; None: not a file srbench trained)."""
+    trained differently (budget tag and training precision, ``zoo16k bf16``; None: not a file
+    srbench trained)."""
 
     a: str
     b: str
@@ -245,9 +246,12 @@ class Unequal:
 def _trainings(
     records: Sequence[dict], protocol: str
 ) -> dict[tuple[str, int], tuple[str | None, ...]]:
-    """(model, scale) -> the budget tags of the files its records (of ``protocol``) were
-    measured with, sorted (more than one: two differently trained files under one name)."""
+    """(model, scale) -> how the files its records (of ``protocol``) were measured with were
+    trained: budget tag and training precision (``zoo16k bf16``: the same recipe and length in
+    another precision is not equal training), sorted (more than one: two differently trained
+    files under one name)."""
     from srbench.kinds import training_tag
+    from srbench.pretrained import recorded_precisions
     from srbench.stores import REFERENCE_SUFFIX
 
     found: dict[tuple[str, int], set[str | None]] = {}
@@ -256,7 +260,8 @@ def _trainings(
             key = (str(r["model"]), int(r["scale"]))
             name = key[0].removesuffix(REFERENCE_SUFFIX)  # drn_s@ref: the reference store's drn_s
             tag = training_tag(name, key[1], str(r.get("weights_sha256")))
-            found.setdefault(key, set()).add(tag)
+            precision = recorded_precisions(name.partition(".")[0]).get((str(tag), key[1]))
+            found.setdefault(key, set()).add(f"{tag} {precision}" if tag and precision else tag)
     return {k: tuple(sorted(v, key=lambda t: (t is None, t or ""))) for k, v in found.items()}
 
 
@@ -267,7 +272,8 @@ def unequal_training(
     protocol: str = "standard",
 ) -> list[Unequal]:
     """Every (pair, scale) both members have records at whose files were not trained alike: a
-    different budget tag (``zoo16k`` vs ``zoo1k_cosine``), or more than one file on one side."""
+    different budget tag (``zoo16k`` vs ``zoo1k_cosine``) or training precision (``bf16`` vs
+    ``fp32``), or more than one file on one side."""
     return _unequal(_trainings(records, protocol), pairs)
 
 
@@ -431,7 +437,35 @@ def budget_sentence(results: Sequence[PairResult], a: str, b: str) -> str:
         + "; ".join(parts)
         + "."
         + backoff_note(rows, (a, b))
+        + precision_note(rows, a, b)
     )
+
+
+def precision_note(rows: Sequence[PairResult], a: str, b: str) -> str:
+    """A sentence per compared rung and scale whose checkpoints trained in different precisions
+    (``precision: auto`` is bf16 on a CPU that multiplies bf16, fp32 on one that does not), read
+    from the tag manifest: the difference there includes the precision; '' if none."""
+    from srbench.pretrained import recorded_precisions
+    from srbench.registry import budget_of
+
+    def precisions(model: str) -> dict[tuple[int, int], set[str]]:
+        out: dict[tuple[int, int], set[str]] = {}
+        for (tag, scale), precision in recorded_precisions(model).items():
+            budget = budget_of(tag)
+            if budget is not None:
+                out.setdefault((budget[0], scale), set()).add(precision)
+        return out
+
+    found_a, found_b = precisions(a), precisions(b)
+    notes = []
+    for budget, scale in sorted({(r.budget or 0, r.scale) for r in rows}):
+        pa, pb = found_a.get((budget, scale), set()), found_b.get((budget, scale), set())
+        if pa and pb and (pa != pb or len(pa) > 1):
+            notes.append(
+                f" At {_budget_label(budget)} x{scale} {a} trained in {'/'.join(sorted(pa))} and "
+                f"{b} in {'/'.join(sorted(pb))}: that difference includes the precision."
+            )
+    return "".join(notes)
 
 
 def backoff_note(rows: Sequence[PairResult], models: Sequence[str]) -> str:

@@ -202,20 +202,47 @@ def test_budget_sentence_says_which_compared_checkpoints_trained_at_a_lowered_ra
     assert "drn_s.zoo16k" not in text
 
 
+def test_budget_sentence_says_where_the_compared_checkpoints_trained_in_other_precisions(
+    monkeypatch,
+):
+    """``precision: auto`` trains in bf16 on a CPU with bf16 arithmetic and in fp32 on one
+    without: a rung whose two checkpoints (any of their seeds) trained in different precisions
+    says so; rungs trained alike, and checkpoints that are not compared, add nothing."""
+    import srbench.pretrained as pretrained
+
+    table = {
+        "drn_s": {("zoo1k", 4): "bf16", ("zoo1k_s1", 4): "fp32", ("zoo4k", 4): "fp32"},
+        "idn": {("zoo1k", 4): "bf16", ("zoo1k_s1", 4): "bf16", ("zoo4k", 4): "fp32"},
+    }
+    table["drn_s"][("zoo16k", 4)] = "fp32"  # no idn.zoo16k: not compared
+    monkeypatch.setattr(pretrained, "recorded_precisions", lambda model: table.get(model, {}))
+    records = []
+    for model, shift in (("drn_s", 1.0), ("idn", 0.0)):
+        for tag in ("zoo1k", "zoo1k_s1", "zoo4k"):
+            records += _records(f"{model}.{tag}", {"a": 30 + shift, "b": 31 + shift}, scale=4)
+    records += _records("drn_s.zoo16k", {"a": 31.0, "b": 32.0}, scale=4)
+    text = budget_sentence(budget_verdict(records, pairs=[("drn_s", "idn", "")]), "drn_s", "idn")
+    assert text.endswith(
+        "(1 seed). At 1k x4 drn_s trained in bf16/fp32 and idn in bf16: that difference "
+        "includes the precision."
+    )
+
+
 def test_the_plain_name_verdict_compares_only_files_trained_alike(monkeypatch):
     """Once DRN-S ships its 16k ladder file at x2 and IDN still ships the zoo's 1k one, "drn_s
     vs idn at equal training" would be false at x2: that scale is left out and the sentence
     says why; x4, where both ship the zoo's 1k files, is compared and names the training."""
     import srbench.pretrained as pretrained
 
-    def row(tag: str, sha: str) -> dict:
-        return {"tag": tag, "sha256": sha}
+    def row(tag: str, sha: str, precision: str = "bf16") -> dict:
+        return {"tag": tag, "sha256": sha, "precision": precision}
 
     table = {
         "drn_s": {2: row("zoo16k", "d16"), 4: row("zoo1k_cosine", "d1")},
         "idn": {2: row("zoo1k_cosine", "i1"), 4: row("zoo1k_cosine", "i4")},
     }
     monkeypatch.setattr(pretrained, "shipped", lambda: table)
+    monkeypatch.setattr(pretrained, "_ladder_manifest", lambda: {})
     values = {"a": 30.0, "b": 31.0, "c": 32.5}
     records = (
         _records("drn_s", values, weights_sha256="d16")
@@ -225,24 +252,32 @@ def test_the_plain_name_verdict_compares_only_files_trained_alike(monkeypatch):
     )
     pairs = [("drn_s", "idn", "")]
     rows = verdict(records, pairs=pairs)
-    assert {(r.scale, r.training) for r in rows} == {(4, "zoo1k_cosine")}
+    assert {(r.scale, r.training) for r in rows} == {(4, "zoo1k_cosine bf16")}
     (unequal,) = unequal_training(records, pairs=pairs)
     assert (unequal.scale, unequal.training_a, unequal.training_b) == (
         2,
-        ("zoo16k",),
-        ("zoo1k_cosine",),
+        ("zoo16k bf16",),
+        ("zoo1k_cosine bf16",),
     )
     assert sentence(rows, "drn_s", "idn", [unequal]) == (
-        "drn_s vs idn at equal training, mean PSNR difference: x4 (zoo1k_cosine) +0.50 dB "
+        "drn_s vs idn at equal training, mean PSNR difference: x4 (zoo1k_cosine bf16) +0.50 dB "
         "(better in 1, worse in 0, unclear in 0 of 1 datasets); over all 1 dataset/scale cells "
         "drn_s is better with 95% confidence in 1, worse in 0, and the interval includes zero "
-        "in 0. x2 not compared (drn_s zoo16k, idn zoo1k_cosine: unequal training)."
+        "in 0. x2 not compared (drn_s zoo16k bf16, idn zoo1k_cosine bf16: unequal training)."
     )
+    # The same recipe and length in another precision (a CPU without bf16 trains in fp32) is
+    # not equal training either.
+    table["idn"][4] = row("zoo1k_cosine", "i4", "fp32")
+    assert {r.scale for r in verdict(records, pairs=pairs)} == set()
+    assert [u.describe() for u in unequal_training(records, pairs=pairs) if u.scale == 4] == [
+        "x4 not compared (drn_s zoo1k_cosine bf16, idn zoo1k_cosine fp32: unequal training)"
+    ]
+    table["idn"][4] = row("zoo1k_cosine", "i4")
     # `srbench compare` of two named models is not the verdict: it compares every scale.
     assert {r.scale for r in verdict(records, pairs=pairs, equal_training=False)} == {2, 4}
     # Two differently trained files under one name at one scale are never paired as one model.
     extra = _records("idn", {"a": 1.0}, weights_sha256="someone-elses", scale=4)
     (mixed,) = [u for u in unequal_training(records + extra, pairs=pairs) if u.scale == 4]
-    assert mixed.training_b == ("zoo1k_cosine", None)
-    assert "idn zoo1k_cosine and weights srbench did not train" in mixed.describe()
+    assert mixed.training_b == ("zoo1k_cosine bf16", None)
+    assert "idn zoo1k_cosine bf16 and weights srbench did not train" in mixed.describe()
     assert {r.scale for r in verdict(records + extra, pairs=pairs)} == set()

@@ -120,6 +120,21 @@ def budget_weights(model: str, tag: str) -> dict[int, WeightsRef]:
     return out
 
 
+def recorded_precisions(model: str) -> dict[tuple[str, int], str]:
+    """(tag, scale) -> the training precision (bf16, fp32, ...) of each checkpoint of ``model``
+    that srbench trained and recorded: its ladder rungs and zoo files, shipped or replaced."""
+    out = {
+        (str(row["tag"]), scale): str(row["precision"])
+        for scale, row in shipped().get(model, {}).items()
+        if row.get("tag") and row.get("precision")
+    }
+    for tag, by_scale in _ladder_manifest().get(model, {}).items():
+        for scale, row in by_scale.items():
+            if row.get("precision"):
+                out[(tag, int(scale))] = str(row["precision"])
+    return out
+
+
 def recorded_backoffs(model: str) -> dict[tuple[str, int], list[dict[str, Any]]]:
     """(tag, scale) -> the divergence rule's backoffs of each recorded checkpoint of ``model``
     that has any (``training.divergence``): which numbers came from a lowered rate."""
