@@ -468,3 +468,20 @@ def test_a_model_the_spec_does_not_list_gets_the_same_recipe_at_every_rung():
     for key in ("model", "scale"):
         mine.pop(key), theirs.pop(key)
     assert mine == theirs
+
+
+def test_the_ladder_table_lists_each_segment_of_a_run_trained_on_two_machines():
+    from srbench.training.ladder import ladder_table
+
+    def record(segments):
+        summary = {"cpu_model": "AMD EPYC", "cpu_id": "B", "torch_threads": 1,
+                   "precision": "+".join(sorted({s[3] for s in segments})),
+                   "segments": [dict(zip(("from", "to", "machine", "precision"), s, strict=True))
+                                for s in segments]}  # fmt: skip
+        return {"ladder_run": "r", "summary": summary, "curve": [], "rung": 4000,
+                "scales": [2], "model": "m", "seed": 0, "own_train_seconds": 60.0}  # fmt: skip
+
+    mixed = record([(0, 3200, "EPYC A", "bf16"), (3200, 4000, "EPYC B", "fp32")])
+    assert "| EPYC A, bf16 (0-3,200); EPYC B, fp32 (3,200-4,000) |" in ladder_table([mixed])
+    one = record([(0, 3200, "EPYC B", "fp32"), (3200, 4000, "EPYC B", "fp32")])
+    assert "| AMD EPYC (B), 1 threads, fp32 |" in ladder_table([one])

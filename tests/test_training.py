@@ -241,6 +241,31 @@ def test_tiny_training_loss_falls_and_weights_load(tmp_path, images):
         train(recipe, output_dir=tmp_path, images=images)
 
 
+def test_a_run_resumed_on_another_cpu_says_which_iterations_trained_in_which_precision(
+    tmp_path, images, monkeypatch
+):
+    """``precision: auto`` resolves per machine: a run stopped on a CPU with bf16 arithmetic and
+    resumed on one without trained in both precisions. Its run.json says so (``bf16+fp32``, so
+    that the verdict never counts it as a bf16 or an fp32 run) and lists each segment."""
+    import srbench.precision as precision_module
+    import srbench.training.loop as loop
+
+    recipe = tiny_recipe(iterations=8, precision="auto", checkpoint_interval=2)
+    out = tmp_path / "run"
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    monkeypatch.setattr(loop, "_machine", lambda device: "cpu A")
+    train(recipe, output_dir=out, images=images, stop_after=4)
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2"}))
+    monkeypatch.setattr(loop, "_machine", lambda device: "cpu B")
+    info = train(recipe, output_dir=out, images=images, resume=True)
+    assert info["precision"] == "bf16+fp32"
+    segments = [(x["from"], x["to"], x["machine"], x["precision"]) for x in info["segments"]]
+    assert segments == [(0, 4, "cpu A", "bf16"), (4, 8, "cpu B", "fp32")]
+    assert read_checkpoint(out / run_name(recipe))["segments"] == info["segments"]
+    again = train(recipe, output_dir=tmp_path / "straight", images=images)  # one machine
+    assert again["precision"] == "fp32" and len(again["segments"]) == 1
+
+
 def test_resume_equals_uninterrupted(tmp_path, images):
     recipe = tiny_recipe(
         iterations=20,

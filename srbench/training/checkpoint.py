@@ -67,11 +67,13 @@ def save_checkpoint(
     path: Path | None = None,
     lr_scale: float = 1.0,
     backoffs: tuple[dict[str, Any], ...] = (),
+    segments: tuple[dict[str, Any], ...] = (),
 ) -> Path:
     """The whole training state as one ``torch.save`` file, written atomically.
 
     ``lr_scale`` and ``backoffs``: the rate's factor after divergences and their history
-    (``divergence.back_off``); a resumed run or a branch off this state carries them on.
+    (``divergence.back_off``); ``segments``: which iterations trained where and in which
+    precision (``loop.Segment``); a resumed run or a branch off this state carries them on.
 
     It holds only tensors and plain containers, so :func:`read_checkpoint` reads it back with
     ``torch.load(weights_only=True)`` (no unpickling of arbitrary objects).
@@ -86,6 +88,7 @@ def save_checkpoint(
         "train_seconds": float(train_seconds),
         "lr_scale": float(lr_scale),
         "backoffs": [dict(b) for b in backoffs],
+        "segments": [dict(x) for x in segments],
         "model": _cpu_state(model),
         "ema": _cpu_state(ema.module) if ema is not None else None,
         "optimizer": parts.optimizer.state_dict(),

@@ -453,10 +453,7 @@ def ladder_table(records: Sequence[dict[str, Any]]) -> str:
         }
         branch = r.get("branched_from")
         own_total += r["own_train_seconds"]
-        machine = (
-            f"{info.get('cpu_model', '?')} ({info.get('cpu_id', '?')}), "
-            f"{info.get('torch_threads', '?')} threads, {info.get('precision', '?')}"
-        )
+        machine = _machine_text(info)
         shown = [spec.fmt(end[k]) if k in end else "-" for k in (False, True)]
         lines.append(
             f"| {r['model']} | x{r['scales'][0]} | {_short(r['rung'])} | {r['seed']} | "
@@ -470,6 +467,21 @@ def ladder_table(records: Sequence[dict[str, Any]]) -> str:
         "the total of a rung counts its trunk too).",
     ]
     return "\n".join(lines)
+
+
+def _machine_text(info: dict[str, Any]) -> str:
+    """Where a run trained: one machine and precision, or each segment's where they differed
+    (a run resumed elsewhere, a branch off a trunk trained elsewhere)."""
+    kinds = {(x.get("machine"), x.get("precision")) for x in info.get("segments") or []}
+    if len(kinds) > 1:
+        return "; ".join(
+            f"{x['machine']}, {x['precision']} ({x['from']:,}-{x['to']:,})"
+            for x in info["segments"]
+        )
+    return (
+        f"{info.get('cpu_model', '?')} ({info.get('cpu_id', '?')}), "
+        f"{info.get('torch_threads', '?')} threads, {info.get('precision', '?')}"
+    )
 
 
 def read_ladder_records(results_dir: str | Path) -> list[dict[str, Any]]:

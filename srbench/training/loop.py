@@ -57,6 +57,7 @@ from srbench.data import HRImage
 from srbench.files import atomic_write
 from srbench.precision import Precision, training_precision
 from srbench.profiling import trainable_params
+from srbench.provenance import device_description
 from srbench.registry import ModelCard, get_card
 from srbench.training import distributed
 from srbench.training.build import (
@@ -269,6 +270,26 @@ class _Run:
     lr_scale: float = 1.0  # the schedule's factor after divergences (BACKOFF_FACTOR each)
     backoffs: tuple[dict[str, Any], ...] = ()  # each divergence: where, loss, restored, lr_scale
     on_disk: int | None = None  # the iteration checkpoint.pt holds
+    earlier: tuple[dict[str, Any], ...] = ()  # the segments before this one (checkpoint's)
+    machine: str = ""  # where this segment trains (segment_of)
+
+    def segments(self, iteration: int) -> tuple[dict[str, Any], ...]:
+        """Which iterations up to ``iteration`` trained on which machine, device and precision:
+        the checkpoint's earlier segments, then this one (a resumed or branched run may have
+        trained elsewhere, e.g. a trunk on a GPU or on a CPU with bf16 arithmetic)."""
+        this = {
+            "from": self.start,
+            "to": iteration,
+            "machine": self.machine,
+            "device": str(self.device),
+            "precision": self.precision.name,
+        }
+        return (*self.earlier, this) if iteration > self.start else self.earlier
+
+    def precision_label(self) -> str:
+        """``bf16``, or ``bf16+fp32`` when its segments trained in different precisions."""
+        found = {str(x["precision"]) for x in self.segments(self.total)}
+        return "+".join(sorted(found)) or self.precision.name
 
     def periodic(self, iteration: int) -> bool:
         """Whether ``iteration`` is on the recipe's checkpoint grid (a divergence's rewind point)."""
@@ -321,6 +342,7 @@ class _Run:
             path=path,
             lr_scale=self.lr_scale,
             backoffs=self.backoffs,
+            segments=self.segments(iteration),
         )
 
 
@@ -367,12 +389,13 @@ def _setup(
     data_info["data_seconds"] = time.perf_counter() - t_data
 
     parts = TrainingParts(model, optimizer, scheduler, samplers, ema)
-    start, train_seconds, lr_scale, backoffs = 0, 0.0, 1.0, ()
+    start, train_seconds, lr_scale, backoffs, earlier = 0, 0.0, 1.0, (), ()
     if resume and state is not None:
         start = load_checkpoint(run_dir, state, recipe=recipe, parts=parts)
         train_seconds = float(state.get("train_seconds", 0.0))
         lr_scale = float(state.get("lr_scale", 1.0))
         backoffs = tuple(state.get("backoffs", ()))
+        earlier = tuple(state.get("segments", ()))
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "recipe.yaml", dump_recipe(recipe))
@@ -388,8 +411,19 @@ def _setup(
     return _Run(
         recipe, ctx, card, name, run_dir, device, precision, scales, parts, models, steps,
         validation, start, last, train_seconds, snapshots, snapshot_dir, data_info, init_info,
-        lr_scale, backoffs, start if state is not None and resume else None,
+        lr_scale, backoffs, start if state is not None and resume else None, earlier,
+        _machine(device),
     )  # fmt: skip
+
+
+def _machine(device: torch.device) -> str:
+    """``AMD EPYC (AuthenticAMD family 25 model 1)`` or the GPU's name: a segment's machine."""
+    info = device_description(device)
+    if info.get("gpu_name"):
+        return str(info["gpu_name"])
+    return (
+        f"{info['cpu_model']} ({info['cpu_id']})" if info.get("cpu_id") else str(info["cpu_model"])
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -536,9 +570,10 @@ def _run_summary(
         "validation": final_val,
         "validation_protocol": run.recipe.validation.protocol if final_val else None,
         "world_size": run.ctx.world_size,
-        "precision": run.precision.name,
+        "precision": run.precision_label(),
         "precision_reason": run.precision.reason,
         "device": str(run.device),
+        "segments": list(run.segments(run.total)),
         "train_seconds": round(run.train_seconds, 1),
         "lr_backoffs": list(run.backoffs),
         "cpu_model": env["cpu_model"],
