@@ -264,6 +264,18 @@ def test_a_run_resumed_on_another_cpu_says_which_iterations_trained_in_which_pre
     assert read_checkpoint(out / run_name(recipe))["segments"] == info["segments"]
     again = train(recipe, output_dir=tmp_path / "straight", images=images)  # one machine
     assert again["precision"] == "fp32" and len(again["segments"]) == 1
+    # A checkpoint from before segments were recorded: its iterations say "not recorded".
+    older = tmp_path / "older"
+    train(recipe, output_dir=older, images=images, stop_after=6)
+    state = read_checkpoint(older / run_name(recipe))
+    del state["segments"]
+    torch.save(state, older / run_name(recipe) / "checkpoint.pt")
+    info = train(recipe, output_dir=older, images=images, resume=True)
+    assert info["precision"] == "fp32"
+    assert [(x["from"], x["to"], x["precision"]) for x in info["segments"]] == [
+        (0, 6, None),
+        (6, 8, "fp32"),
+    ]
 
 
 def test_resume_equals_uninterrupted(tmp_path, images):

@@ -475,7 +475,8 @@ def _machine_text(info: dict[str, Any]) -> str:
     kinds = {(x.get("machine"), x.get("precision")) for x in info.get("segments") or []}
     if len(kinds) > 1:
         return "; ".join(
-            f"{x['machine']}, {x['precision']} ({x['from']:,}-{x['to']:,})"
+            f"{x['machine'] or 'not recorded'}, {x['precision'] or 'not recorded'} "
+            f"({x['from']:,}-{x['to']:,})"
             for x in info["segments"]
         )
     return (

@@ -288,7 +288,7 @@ class _Run:
 
     def precision_label(self) -> str:
         """``bf16``, or ``bf16+fp32`` when its segments trained in different precisions."""
-        found = {str(x["precision"]) for x in self.segments(self.total)}
+        found = {str(x["precision"]) for x in self.segments(self.total) if x["precision"]}
         return "+".join(sorted(found)) or self.precision.name
 
     def periodic(self, iteration: int) -> bool:
@@ -389,13 +389,18 @@ def _setup(
     data_info["data_seconds"] = time.perf_counter() - t_data
 
     parts = TrainingParts(model, optimizer, scheduler, samplers, ema)
-    start, train_seconds, lr_scale, backoffs, earlier = 0, 0.0, 1.0, (), ()
+    start, train_seconds, lr_scale, backoffs = 0, 0.0, 1.0, ()
+    earlier: tuple[dict[str, Any], ...] = ()
     if resume and state is not None:
         start = load_checkpoint(run_dir, state, recipe=recipe, parts=parts)
         train_seconds = float(state.get("train_seconds", 0.0))
         lr_scale = float(state.get("lr_scale", 1.0))
         backoffs = tuple(state.get("backoffs", ()))
         earlier = tuple(state.get("segments", ()))
+        if start and not earlier:  # written before checkpoints listed their segments
+            earlier = (
+                {"from": 0, "to": start, "machine": None, "device": None, "precision": None},
+            )
     if ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / "recipe.yaml", dump_recipe(recipe))
