@@ -271,7 +271,7 @@ class _Run:
     backoffs: tuple[dict[str, Any], ...] = ()  # each divergence: where, loss, restored, lr_scale
     on_disk: int | None = None  # the iteration checkpoint.pt holds
     earlier: tuple[dict[str, Any], ...] = ()  # the segments before this one (checkpoint's)
-    machine: str = ""  # where this segment trains (segment_of)
+    machine: str = ""  # where this segment trains (_machine)
 
     def segments(self, iteration: int) -> tuple[dict[str, Any], ...]:
         """Which iterations up to ``iteration`` trained on which machine, device and precision:
