@@ -385,20 +385,28 @@ def budget_verdict(
     protocol: str = "standard",
 ) -> list[PairResult]:
     """The verdict per ladder rung: for every pair, rung, dataset, scale and metric, A - B over
-    the seeds both models have at that rung (seed k with seed k)."""
+    the seeds both models have at that rung, dataset and scale (seed k with seed k: three seeds
+    at x2 and one at x4 make a 3-seed x2 cell and a 1-seed x4 one)."""
     ladder = budget_models(records)
-    keys = sorted(
-        {(r["dataset"], int(r["scale"])) for r in records if r["protocol"] == protocol},
-        key=lambda k: (benchmark_order(k[0]), k[1]),
-    )
+    present = {
+        (r["model"], r["dataset"], int(r["scale"])) for r in records if r["protocol"] == protocol
+    }
+    keys = sorted({(d, s) for _, d, s in present}, key=lambda k: (benchmark_order(k[0]), k[1]))
     out = []
     for a, b, _ in pairs:
         rungs = sorted({n for (m, n) in ladder if m == a} & {n for (m, n) in ladder if m == b})
         for rung in rungs:
-            seeds = sorted(set(ladder[(a, rung)]) & set(ladder[(b, rung)]))
-            names_a = [ladder[(a, rung)][k] for k in seeds]
-            names_b = [ladder[(b, rung)][k] for k in seeds]
             for dataset, scale in keys:
+                seeds = [
+                    k
+                    for k in sorted(set(ladder[(a, rung)]) & set(ladder[(b, rung)]))
+                    if (ladder[(a, rung)][k], dataset, scale) in present
+                    and (ladder[(b, rung)][k], dataset, scale) in present
+                ]
+                if not seeds:
+                    continue
+                names_a = [ladder[(a, rung)][k] for k in seeds]
+                names_b = [ladder[(b, rung)][k] for k in seeds]
                 for spec in metric_specs():
                     result = compare(
                         records, names_a, names_b, dataset, scale, protocol, spec,

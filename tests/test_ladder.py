@@ -494,3 +494,7 @@ def test_the_ladder_table_lists_each_segment_of_a_run_trained_on_two_machines():
     assert "| EPYC A, bf16 (0-3,200); EPYC B, fp32 (3,200-4,000) |" in ladder_table([mixed])
     one = record([(0, 3200, "EPYC B", "fp32"), (3200, 4000, "EPYC B", "fp32")])
     assert "| AMD EPYC (B), 1 threads, fp32 |" in ladder_table([one])
+    older = record([(3200, 4000, "EPYC B", "fp32")])  # resumed from an older checkpoint
+    older["summary"]["segments"].insert(0, {"from": 0, "to": 3200, "machine": None,
+                                            "precision": None})  # fmt: skip
+    assert "| AMD EPYC (B), 1 threads, fp32; 0-3,200: not recorded |" in ladder_table([older])

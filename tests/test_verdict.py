@@ -177,6 +177,22 @@ def test_budget_verdict_pairs_seeds_and_rungs():
     assert "set5 x2: 1k +1.10 [" in text and "(2 seeds), 4k -0.50 [-0.50, -0.50] (1 seed)" in text
 
 
+def test_a_budget_cell_uses_the_seeds_both_models_have_at_its_scale():
+    """Three seeds at x2 and only seed 0 at x4 (trained later, from scratch): the x4 cell is a
+    1-seed comparison, not dropped for lack of seeds 1 and 2 there."""
+    records = []
+    for seed in ("", "_s1", "_s2"):
+        records += _records(f"drn_s.zoo1k{seed}", {"a": 31.0, "b": 32.0})
+        records += _records(f"idn.zoo1k{seed}", {"a": 30.0, "b": 31.5})
+    records += _records("drn_s.zoo1k", {"a": 28.0, "b": 29.0}, scale=4)
+    records += _records("idn.zoo1k", {"a": 28.5, "b": 29.2}, scale=4)
+    rows = [
+        r for r in budget_verdict(records, pairs=[("drn_s", "idn", "")]) if r.metric == "psnr_db"
+    ]
+    assert [(r.scale, r.diff.seeds) for r in rows] == [(2, 3), (4, 1)]
+    assert rows[1].diff.mean == pytest.approx(-0.35)
+
+
 def test_budget_sentence_says_which_compared_checkpoints_trained_at_a_lowered_rate(monkeypatch):
     """A rung that backed off after a divergence (training.divergence) is named in the sentence
     of every pair it is compared in, with its rate and where it went back to; a backed-off rung

@@ -471,17 +471,21 @@ def ladder_table(records: Sequence[dict[str, Any]]) -> str:
 
 def _machine_text(info: dict[str, Any]) -> str:
     """Where a run trained: one machine and precision, or each segment's where they differed
-    (a run resumed elsewhere, a branch off a trunk trained elsewhere)."""
-    kinds = {(x.get("machine"), x.get("precision")) for x in info.get("segments") or []}
-    if len(kinds) > 1:
-        return "; ".join(
-            f"{x['machine'] or 'not recorded'}, {x['precision'] or 'not recorded'} "
-            f"({x['from']:,}-{x['to']:,})"
-            for x in info["segments"]
+    (a run resumed elsewhere, a branch off a trunk trained elsewhere); iterations trained before
+    checkpoints recorded their segments are named as such."""
+    segments = info.get("segments") or []
+    known = [x for x in segments if x.get("precision")]
+    unknown = "".join(
+        f"; {x['from']:,}-{x['to']:,}: not recorded" for x in segments if not x.get("precision")
+    )
+    if len({(x["machine"], x["precision"]) for x in known}) > 1:
+        listed = "; ".join(
+            f"{x['machine']}, {x['precision']} ({x['from']:,}-{x['to']:,})" for x in known
         )
+        return listed + unknown
     return (
         f"{info.get('cpu_model', '?')} ({info.get('cpu_id', '?')}), "
-        f"{info.get('torch_threads', '?')} threads, {info.get('precision', '?')}"
+        f"{info.get('torch_threads', '?')} threads, {info.get('precision', '?')}{unknown}"
     )
 
 
