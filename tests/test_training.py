@@ -738,6 +738,8 @@ def test_validation_numbers_are_the_runners(tmp_path, data_root, images):
             data_root=data_root,
             weights={("srcnn_915", 2): result["weights_path"]},
             results_dir=tmp_path / "results",
+            # the validation's thread count: an fp32 forward may differ by an ulp between counts
+            threads=torch.get_num_threads(),
         ),
         [benchmark_source("set5", data_root)],
     )
