@@ -61,6 +61,9 @@ class BenchmarkSpec:
     images: tuple[ImageSpec, ...]
     # Images whose zoomed crops `srbench run` stores for the report's visual comparison.
     visual_images: tuple[str, ...] = ()
+    # False where the licence forbids redistribution (Manga109): no download source, and no
+    # crops of its pages in a result store, which a project commits and shares.
+    redistributable: bool = True
 
     @property
     def count(self) -> int:
@@ -103,7 +106,15 @@ def get_benchmark(key: str) -> BenchmarkSpec:
     unknown = set(visual) - {image.name for image in images}
     if unknown:
         raise DataError(f"benchmark spec {key}.json names unknown visual images: reinstall srbench")
-    return BenchmarkSpec(raw["key"], raw["name"], raw["folder"], raw["citation"], images, visual)
+    free = bool(raw.get("redistributable", True))
+    if visual and not free:
+        raise DataError(
+            f"benchmark spec {key}.json names visual images of a benchmark whose licence forbids "
+            "redistribution (their crops would be stored with the results): remove them"
+        )
+    return BenchmarkSpec(
+        raw["key"], raw["name"], raw["folder"], raw["citation"], images, visual, free
+    )
 
 
 def list_benchmarks() -> list[BenchmarkSpec]:

@@ -30,6 +30,38 @@ def test_specs_have_expected_counts():
     assert len(get_benchmark("set5").fingerprint) == 64
 
 
+def test_no_crop_of_a_benchmark_that_may_not_be_redistributed_is_stored_or_committed(
+    monkeypatch, tmp_path
+):
+    """Manga109's licence forbids redistribution: its spec names no visual images (so `srbench
+    run` stores no crops of its pages in a result store, which a project commits), a spec that
+    names some is refused, and the committed store holds none."""
+    import json
+    from pathlib import Path
+
+    import srbench.data as data
+
+    assert [k for k in BENCHMARK_KEYS if not get_benchmark(k).redistributable] == ["manga109"]
+    assert get_benchmark("manga109").visual_images == ()
+    assert all(get_benchmark(k).visual_images for k in ("set5", "set14", "b100", "urban100"))
+
+    spec = json.loads((Path(data.__file__).parent / "benchmarks/manga109.json").read_text())
+    spec["visual_images"] = ["YumeiroCooking"]
+    (tmp_path / "manga109.json").write_text(json.dumps(spec))
+    monkeypatch.setattr(data.resources, "files", lambda package: tmp_path)
+    get_benchmark.cache_clear()
+    try:
+        with pytest.raises(DataError, match=r"licence forbids redistribution.*remove them"):
+            get_benchmark("manga109")
+    finally:
+        get_benchmark.cache_clear()
+
+    crops = Path(__file__).resolve().parent.parent / "results" / "crops"
+    index = [json.loads(line) for line in (crops / "index.jsonl").read_text().splitlines()]
+    assert index and not [c for c in index if c["dataset"] == "manga109"]
+    assert not list(crops.glob("*/*/manga109"))
+
+
 def test_unknown_benchmark():
     with pytest.raises(DataError, match="unknown benchmark 'set15'"):
         get_benchmark("set15")
