@@ -95,8 +95,10 @@ def verdict_lines(results_dir: str | Path, protocol: str, out: Path = Path("repo
     rows = verdict(records, protocol=protocol)
     unequal = unequal_training(records, protocol=protocol)
     lines = [
-        f"**The DRN verdict** (`srbench verdict`, {protocol} protocol; 95% paired t intervals "
-        "over the images, one training seed per model; docs/zoo.md for the budget):",
+        f"**The DRN verdict** (`srbench verdict`, {protocol} protocol; per scale the range of "
+        "the per-dataset mean differences -- a range of means, not an interval -- and in how "
+        "many datasets the 95% paired t interval over the images lies above zero, below it or "
+        "across it; one training seed per model; docs/zoo.md for the budget):",
         "",
     ]
     lines += [f"- {_md(sentence(rows, a, b, unequal))}" for a, b, _ in VERDICT_PAIRS]
