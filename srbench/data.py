@@ -36,11 +36,6 @@ def benchmark_order(name: str) -> tuple[int, str]:
 
 ENV_DATA_ROOT = "SRBENCH_DATA"
 
-_HOW_TO_GET = {
-    "manga109": "import your own copy with `srbench data import manga109 FOLDER` (its licence "
-    "forbids redistribution)",
-}
-
 
 @dataclass(frozen=True)
 class ImageSpec:
@@ -291,7 +286,12 @@ def load_hr(spec: BenchmarkSpec, root: Path, image: ImageSpec, *, verify: bool =
 def check_benchmark_folder(spec: BenchmarkSpec, root: Path) -> None:
     folder = hr_folder(spec, root)
     if not folder.is_dir():
-        hint = _HOW_TO_GET.get(spec.key, f"get it with `srbench data fetch {spec.key}`")
+        hint = (
+            f"get it with `srbench data fetch {spec.key}`"
+            if spec.redistributable
+            else f"import your own copy with `srbench data import {spec.key} FOLDER` (its "
+            "licence forbids redistribution)"
+        )
         raise DataError(f"{folder}: no {spec.name} folder; {hint} (or set --data-root)")
     if not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
         lossy = sorted(p for p in folder.iterdir() if p.suffix.lower() in LOSSY_SUFFIXES)

@@ -70,8 +70,8 @@ def _image_means(x: torch.Tensor) -> torch.Tensor:
     torch's mean of a whole image splits it among its intra-op threads and adds their partial
     sums, so its last bits follow the thread count, which the adaptive thread policy takes from
     the machine's load: the same image scored SSIM 0.8752613180246052 and 0.875261318024605 in
-    two runs of one process. Here numpy sums each row (one thread, a fixed order) and ``math.fsum`` adds the
-    row sums exactly."""
+    two runs of one process. Here numpy sums each row (one thread, a fixed order) and
+    ``math.fsum`` adds the row sums exactly."""
     values = x.detach().to("cpu", torch.float64).numpy()
     rows = np.add.reduce(values.reshape(len(values), -1, values.shape[-1]), axis=-1)
     count = values[0].size
