@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -38,6 +38,9 @@ from srbench.kinds import KINDS, weights_kind
 from srbench.plotting import place_labels, save_figure, zero_cost_axis
 from srbench.results import PROFILE_FILE, read_jsonl, summarise
 from srbench.schema import MetricSpec, metric, metric_names
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 COST_SIZE = "720p"  # the 1280x720-output convention of the efficient-SR literature
 
@@ -424,9 +427,6 @@ def pareto_plot(
     tick labelled 0). Returns ``{"png": path, "svg": path}``. Raises :class:`SRBenchError` when
     there is nothing to plot or the frame mixes protocols and none was chosen.
     """
-    # A Figure of its own, not pyplot: the caller's matplotlib backend is left alone.
-    from matplotlib.figure import Figure
-
     spec = quality_spec(quality)
     if cost not in COSTS:
         raise SRBenchError(f"unknown cost {cost!r}; choose from {', '.join(COSTS)}")
@@ -437,25 +437,7 @@ def pareto_plot(
     if table.empty:
         raise SRBenchError(f"no results for {dataset} x{scale}")
     table, protocol, protocol_hash = _select_protocol(table, protocol, protocol_hash)
-
-    if "label" not in table.columns:
-        table = table.assign(label=point_labels(table))
-    if cost not in table.columns:
-        table = table.assign(**{cost: math.nan})
-    table, note = drop_partial(table)
-    usable = table[table[cost].map(_finite) & table[quality].map(_finite)]
-    missing = sorted(set(table["label"]) - set(usable["label"]))
-    if missing:
-        note.append(f"no {cost} for: {', '.join(missing)}")
-    hardware = ""
-    if cost == "latency_ms" and not usable.empty:
-        # Latencies are only comparable on one machine: keep the most common hardware.
-        counts = usable["latency_hardware"].value_counts()
-        hardware = str(counts.index[0])
-        other = sorted(set(usable[usable["latency_hardware"] != hardware]["label"]))
-        if other:
-            note.append(f"measured on other hardware, not shown: {', '.join(other)}")
-        usable = usable[usable["latency_hardware"] == hardware]
+    usable, note = _plotted_points(table, quality, cost)
     if usable.empty:
         raise SRBenchError(
             f"no point has both {quality} and {cost} for {dataset} x{scale} "
@@ -466,14 +448,51 @@ def pareto_plot(
                 else ""
             )
         )
+    title = f"{dataset} x{scale}: {spec.axis_label()} vs {cost}  [{protocol}@{protocol_hash}]"
+    fig = _draw_pareto(usable, spec, cost, title, note)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = _safe(stem or plot_stem(protocol, protocol_hash, dataset, int(scale), quality, cost))
+    return save_figure(fig, {"png": out_dir / f"{stem}.png", "svg": out_dir / f"{stem}.svg"})
+
+
+def _plotted_points(table: pd.DataFrame, quality: str, cost: str) -> tuple[pd.DataFrame, list[str]]:
+    """The rows of one dataset/scale/protocol that get a point, and the figure's footnotes
+    (partial means, missing costs, latencies measured on other hardware)."""
+    if "label" not in table.columns:
+        table = table.assign(label=point_labels(table))
+    if cost not in table.columns:
+        table = table.assign(**{cost: math.nan})
+    table, note = drop_partial(table)
+    usable = table[table[cost].map(_finite) & table[quality].map(_finite)]
+    missing = sorted(set(table["label"]) - set(usable["label"]))
+    if missing:
+        note.append(f"no {cost} for: {', '.join(missing)}")
+    if cost == "latency_ms" and not usable.empty:
+        # Latencies are only comparable on one machine: keep the most common hardware.
+        hardware = str(usable["latency_hardware"].value_counts().index[0])
+        other = sorted(set(usable[usable["latency_hardware"] != hardware]["label"]))
+        if other:
+            note.append(f"measured on other hardware, not shown: {', '.join(other)}")
+        usable = usable[usable["latency_hardware"] == hardware]
+        note.append(f"hardware: {hardware}")
+    return usable, note
+
+
+def _draw_pareto(
+    usable: pd.DataFrame, spec: MetricSpec, cost: str, title: str, note: list[str]
+) -> Figure:
+    """The labelled points and their front(s); params and MACs on a log x-axis, where a
+    zero-cost point (bicubic) sits on a tick labelled 0 at the left end."""
+    # A Figure of its own, not pyplot: the caller's matplotlib backend is left alone.
+    from matplotlib.figure import Figure
 
     costs = [float(v) for v in usable[cost]]
-    qualities = [float(v) for v in usable[quality]]
+    qualities = [float(v) for v in usable[spec.name]]
     labels = budget_labels(usable)
     kinds = [
         weights_kind(m, s) for m, s in zip(usable["model"], usable["weights_sha256"], strict=True)
     ]
-
     log_x = cost in LOG_COSTS
     xs = list(costs)
     zero_x = 1.0  # where zero-cost points sit on a log axis
@@ -492,10 +511,7 @@ def pareto_plot(
             zero_cost_axis(ax, zero_x, max(xs))
     ax.set_xlabel(COSTS[cost] + (" (log scale)" if log_x else "") + " -- lower is better")
     ax.set_ylabel(f"{spec.axis_label()} -- {spec.direction}")
-    title = f"{dataset} x{scale}: {spec.axis_label()} vs {cost}  [{protocol}@{protocol_hash}]"
     ax.set_title(title, fontsize=10)
-    if hardware:
-        note.append(f"hardware: {hardware}")
     if note:
         fig.text(0.01, 0.01, "; ".join(note), fontsize=7, color="dimgray", wrap=True)
     ax.grid(True, which="major", alpha=0.3)
@@ -504,11 +520,7 @@ def pareto_plot(
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
     place_labels(ax, xs, qualities, labels, fontsize=8)
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = _safe(stem or plot_stem(protocol, protocol_hash, dataset, int(scale), quality, cost))
-    return save_figure(fig, {"png": out_dir / f"{stem}.png", "svg": out_dir / f"{stem}.svg"})
+    return fig
 
 
 def plot_all(

@@ -5,15 +5,15 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from srbench.data import HRImage
-from srbench.precision import training_precision
+from srbench.precision import Precision, training_precision
 from srbench.registry import create_model, get_card
 from srbench.training.data import PatchSampler, TrainingSet, build_training_set, synthetic_images
 from srbench.training.steps import TrainStep
@@ -50,42 +50,24 @@ def train_benchmark(
     of ``steps`` timed steps each after ``warmup`` untimed ones; the medians are reported with
     ``ratio = loop / bare`` (1.0: sampling costs nothing).
     """
-    from timm.optim import create_optimizer_v2
-
     dev = torch.device(device)
-    if isinstance(model, str):
-        card = get_card(model)
-        torch.manual_seed(0)
-        net = create_model(card.name, scale, **(overrides or {}))
-        name, channels = card.name, card.input_channels
-    else:
-        net = model
-        own_card = getattr(model, "srbench_card", None)
-        name = own_card.name if own_card else type(model).__name__
-        channels = own_card.input_channels if own_card else "rgb"
-    n_channels = 1 if channels == "y" else 3
+    net, name, n_channels = _bench_model(model, scale, overrides)
     prec = training_precision(precision, dev)
     net = net.to(dev).train()
     if prec.channels_last:
         net = net.to(memory_format=torch.channels_last)
-    nets = {"loop": net, "bare": copy.deepcopy(net)}
-    compiled: dict[str, Any] = {k: torch.compile(v) if compile else v for k, v in nets.items()}
-    optimizers = {k: create_optimizer_v2(v, opt="adam", lr=lr) for k, v in nets.items()}
-    steps_fn = {
-        k: TrainStep(compiled[k], optimizers[k], F.l1_loss, device=dev, precision=prec)
-        for k in nets
+    # separate copies of the same model, each with its own optimizer
+    step = {
+        kind: _train_step(copy.deepcopy(net) if kind == "bare" else net, compile, lr, dev, prec)
+        for kind in ("loop", "bare")
     }
-
     if training_set is None:
         if images is None:
-            side = max(96, 2 * patch * scale)
-            images = synthetic_images(8, side)
+            images = synthetic_images(8, max(96, 2 * patch * scale))
         training_set = build_training_set(
             images, scale, "y" if n_channels == 1 else "rgb", device=dev
         )
-    else:
-        training_set = training_set.to(dev)
-    sampler = PatchSampler(training_set, patch, batch, seed=0)
+    sampler = PatchSampler(training_set.to(dev), patch, batch, seed=0)
     gen = torch.Generator(device=dev).manual_seed(0)
     lr_fixed = torch.rand((batch, n_channels, patch, patch), generator=gen, device=dev)
     hr_fixed = torch.rand(
@@ -94,25 +76,13 @@ def train_benchmark(
 
     def run_loop(n: int) -> None:
         for _ in range(n):
-            lr_b, hr_b = sampler.sample()
-            steps_fn["loop"](lr_b, hr_b)
+            step["loop"](*sampler.sample())
 
     def run_bare(n: int) -> None:
         for _ in range(n):
-            steps_fn["bare"](lr_fixed, hr_fixed)
+            step["bare"](lr_fixed, hr_fixed)
 
-    runners = {"loop": run_loop, "bare": run_bare}
-    for kind in ("loop", "bare"):
-        runners[kind](warmup)
-    _sync(dev)
-    times: dict[str, list[float]] = {"loop": [], "bare": []}
-    for _ in range(repeats):
-        for kind in ("loop", "bare"):
-            _sync(dev)
-            t0 = time.perf_counter()
-            runners[kind](steps)
-            _sync(dev)
-            times[kind].append(time.perf_counter() - t0)
+    times = _time_interleaved({"loop": run_loop, "bare": run_bare}, steps, warmup, repeats, dev)
     rates = {k: [steps * batch / t for t in v] for k, v in times.items()}
     loop_rate = statistics.median(rates["loop"])
     bare_rate = statistics.median(rates["bare"])
@@ -137,3 +107,52 @@ def train_benchmark(
         "loop_ms_per_step": 1e3 * statistics.median(times["loop"]) / steps,
         "bare_ms_per_step": 1e3 * statistics.median(times["bare"]) / steps,
     }
+
+
+def _bench_model(
+    model: str | nn.Module, scale: int, overrides: dict[str, Any] | None
+) -> tuple[nn.Module, str, int]:
+    """The network to time, its name and its input channels (1 for a Y-channel model)."""
+    if isinstance(model, str):
+        card = get_card(model)
+        torch.manual_seed(0)
+        net = create_model(card.name, scale, **(overrides or {}))
+        return net, card.name, 1 if card.input_channels == "y" else 3
+    own_card = getattr(model, "srbench_card", None)
+    name = own_card.name if own_card else type(model).__name__
+    channels = own_card.input_channels if own_card else "rgb"
+    return model, name, 1 if channels == "y" else 3
+
+
+def _train_step(
+    net: nn.Module, compile: bool, lr: float, dev: torch.device, prec: Precision
+) -> TrainStep:
+    from timm.optim import create_optimizer_v2
+
+    optimizer = create_optimizer_v2(net, opt="adam", lr=lr)
+    # torch.compile of a Module returns a Module (OptimizedModule); its stub says a callable
+    runner = cast(nn.Module, torch.compile(net)) if compile else net
+    return TrainStep(runner, optimizer, F.l1_loss, device=dev, precision=prec)
+
+
+def _time_interleaved(
+    runners: dict[str, Callable[[int], None]],
+    steps: int,
+    warmup: int,
+    repeats: int,
+    dev: torch.device,
+) -> dict[str, list[float]]:
+    """Seconds per run of ``steps`` steps for each runner: ``warmup`` untimed steps each, then
+    ``repeats`` rounds with the runners taking turns (so drift in the machine hits all alike)."""
+    for run in runners.values():
+        run(warmup)
+    _sync(dev)
+    times: dict[str, list[float]] = {kind: [] for kind in runners}
+    for _ in range(repeats):
+        for kind, run in runners.items():
+            _sync(dev)
+            t0 = time.perf_counter()
+            run(steps)
+            _sync(dev)
+            times[kind].append(time.perf_counter() - t0)
+    return times
