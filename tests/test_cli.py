@@ -237,3 +237,24 @@ def test_a_fresh_store_takes_counts_from_the_cost_cache(tmp_path, monkeypatch):
     records = [json.loads(x) for x in (tmp_path / "b" / "records.jsonl").read_text().splitlines()]
     assert {r["thread_policy"] for r in records} == {"adaptive"}
     assert all(1 <= r["torch_threads"] <= os.cpu_count() for r in records)
+
+
+@pytest.mark.parametrize("group", [(), ("ladder",), ("zoo",), ("data",), ("weights",)])
+def test_each_command_summary_is_its_docstrings_first_paragraph_on_joined_lines(group):
+    """The commands panel reflows each summary to the terminal's width (typer's rich markup
+    mode would keep the docstring's own line breaks, cutting phrases mid-line)."""
+    import click
+    import typer.main
+
+    command = typer.main.get_command(app)
+    ctx = click.Context(command)
+    for name in group:
+        command = command.get_command(ctx, name)
+        ctx = click.Context(command, parent=ctx)
+    names = command.list_commands(ctx)
+    assert names
+    for name in names:
+        sub = command.get_command(ctx, name)
+        first = " ".join((sub.help or "").split("\n\n")[0].split())
+        assert sub.short_help == first, name
+        assert "\n" not in sub.short_help, name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -36,6 +37,15 @@ class OneErrorHandler(TyperGroup):
         names = super().list_commands(ctx)
         rank = {n: i for i, n in enumerate(COMMAND_ORDER)}
         return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and command.short_help is None and command.help:
+            # The commands panel shows a docstring's first paragraph; typer's "rich" markup
+            # mode keeps its line breaks there (and only there), which breaks the lines mid-phrase.
+            first = inspect.cleandoc(command.help).partition("\f")[0].split("\n\n")[0]
+            command.short_help = " ".join(first.split())
+        return command
 
     def invoke(self, ctx: Any) -> Any:  # typer's (vendored) click Context
         try:
