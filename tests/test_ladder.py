@@ -296,6 +296,12 @@ def test_recorded_rungs_are_addressable_by_budget_tag(tmp_path, images, monkeypa
     assert "lr_backoffs" not in entry
     backed_off = json.loads(manifest.read_text())["srcnn"]["zoo1k"]["2"]
     assert [(b["diverged_at"], b["restored"]) for b in backed_off["lr_backoffs"]] == [(7, 6)]
+    seed0 = json.loads(
+        (tmp_path / "training" / "ladder" / f"{ladder.runs[0].name}.json").read_text()
+    )
+    undone = seed0["summary"]["lr_backoffs"][0]["cpu_seconds_lost"]
+    segments_cpu = sum(x["cpu_seconds"] for x in seed0["summary"]["segments"])
+    assert seed0["own_cpu_seconds"] == pytest.approx(segments_cpu + undone, abs=0.15)
 
     monkeypatch.setattr(pretrained, "LADDER_MANIFEST", manifest)
     pretrained.clear_caches()
@@ -479,6 +485,30 @@ def test_a_model_the_spec_does_not_list_gets_the_same_recipe_at_every_rung():
     assert mine == theirs
 
 
+def test_a_rungs_own_cpu_time_counts_its_segments_and_divergences_from_its_branch_point_on():
+    """A rung branched at 800: its own CPU time is that of the segments from 800 on and of the
+    work its own divergences undid (restored at 800 or later) -- not the trunk's; a segment of
+    its own without CPU time (trained before it was recorded) leaves it unknown ("-" in the
+    table), one of the trunk's does not."""
+    from srbench.training.ladder import ladder_table, own_cpu_seconds
+
+    segments = [{"from": 0, "to": 800, "cpu_seconds": 100.0},
+                {"from": 800, "to": 1000, "cpu_seconds": 30.0}]  # fmt: skip
+    backoffs = [{"restored": 400, "cpu_seconds_lost": 7.0},
+                {"restored": 900, "cpu_seconds_lost": 5.0}]  # fmt: skip
+    info = {"segments": segments, "lr_backoffs": backoffs}
+    assert own_cpu_seconds(info, {"iteration": 800}) == 35.0
+    assert own_cpu_seconds(info, None) == 142.0
+    trunk_older = {**info, "segments": [{"from": 0, "to": 800}, segments[1]]}
+    assert own_cpu_seconds(trunk_older, {"iteration": 800}) == 35.0
+    assert own_cpu_seconds(trunk_older, None) is None
+    row = {"ladder_run": "r", "summary": {"train_seconds": 600.0, "precision": "fp32"},
+           "curve": [], "rung": 1000, "scales": [2], "model": "m", "seed": 0,
+           "own_train_seconds": 120.0}  # fmt: skip
+    assert "| 2.0 min | 1.5 min | 10.0 min |" in ladder_table([{**row, "own_cpu_seconds": 90.0}])
+    assert "| 2.0 min | - | 10.0 min |" in ladder_table([row])  # recorded before CPU time
+
+
 def test_the_ladder_table_lists_each_segment_of_a_run_trained_on_two_machines():
     from srbench.training.ladder import ladder_table
 
@@ -498,3 +528,14 @@ def test_the_ladder_table_lists_each_segment_of_a_run_trained_on_two_machines():
     older["summary"]["segments"].insert(0, {"from": 0, "to": 3200, "machine": None,
                                             "precision": None})  # fmt: skip
     assert "| AMD EPYC (B), 1 threads, fp32; 0-3,200: not recorded |" in ladder_table([older])
+
+
+def test_the_committed_ladder_table_in_docs_is_the_one_the_training_records_make():
+    """docs/zoo.md's run table is generated (`srbench ladder record` rewrites it): it must say
+    what the committed records say, column for column."""
+    from srbench.training.ladder import ladder_table, read_ladder_records
+
+    body = (REPO / "docs" / "zoo.md").read_text(encoding="utf-8")
+    begin, end = "<!-- srbench:ladder:begin -->", "<!-- srbench:ladder:end -->"
+    committed = body[body.index(begin) + len(begin) : body.index(end)]
+    assert committed == "\n" + ladder_table(read_ladder_records(REPO / "results")) + "\n"

@@ -473,6 +473,7 @@ def test_a_diverged_run_backs_off_to_its_last_checkpoint_at_half_the_rate(
     assert kinds.count("start") == 2 and kinds.index("backoff") < kinds.index("start", 1)
     backoff = next(e.info for e in events if e.kind == "backoff")
     assert backoff.pop("seconds_lost") >= 0  # the time spent on the undone steps: still counted
+    assert backoff.pop("cpu_seconds_lost") >= 0  # and the CPU time
     assert backoff == {"diverged_at": 7, "loss": 5.0, "restored": 4, "lr_scale": 0.5}
     run_dir = tmp_path / "a" / run_name(recipe)
     summary = json.loads((run_dir / "run.json").read_text())
@@ -501,6 +502,43 @@ def test_a_diverged_run_backs_off_to_its_last_checkpoint_at_half_the_rate(
         assert [{k: b[k] for k in backoff} for b in resumed["lr_backoffs"]] == [backoff]
         b = load_file(out / run_name(recipe) / WEIGHTS_FILE)
         assert all(torch.equal(a[k], b[k]) for k in a), stop
+
+
+def test_each_segment_records_its_wall_and_cpu_seconds_and_cpu_time_leaves_out_a_pause(
+    tmp_path, images, monkeypatch
+):
+    """A run stopped at 3 and resumed has two segments, each with its wall and process-CPU
+    seconds; run.json's CPU time is their sum. A pause in a step (a sleep standing in for
+    ``kill -STOP``) counts in the wall time, not in the CPU time."""
+    import time
+
+    import srbench.training.steps as steps
+    from srbench.training.loop import cpu_seconds
+
+    real, calls = steps.TrainStep.__call__, []
+
+    def step(self, lr, hr):
+        calls.append(1)
+        if len(calls) == 5:  # the second segment's second step
+            time.sleep(1.0)
+        return real(self, lr, hr)
+
+    monkeypatch.setattr(steps.TrainStep, "__call__", step)
+    recipe = tiny_recipe(iterations=6, checkpoint_interval=3)
+    train(recipe, output_dir=tmp_path, images=images, stop_after=3)
+    summary = train(recipe, output_dir=tmp_path, images=images, resume=True)
+    segments = summary["segments"]
+    assert [(x["from"], x["to"]) for x in segments] == [(0, 3), (3, 6)]
+    assert all(x["wall_seconds"] >= 0 and x["cpu_seconds"] >= 0 for x in segments), segments
+    assert segments[1]["wall_seconds"] - segments[1]["cpu_seconds"] >= 0.8, segments  # the pause
+    assert summary["cpu_seconds"] == pytest.approx(cpu_seconds(segments), abs=0.05)
+    assert summary["train_seconds"] == pytest.approx(
+        sum(x["wall_seconds"] for x in segments), abs=0.2
+    )
+    # a segment trained before CPU time was recorded leaves the total unknown
+    older = [{k: v for k, v in segments[0].items() if k != "cpu_seconds"}, segments[1]]
+    assert cpu_seconds(older) is None
+    assert cpu_seconds(older, after=3) == segments[1]["cpu_seconds"]
 
 
 def test_a_run_that_keeps_diverging_stops_after_three_backoffs(tmp_path, images, diverge_at):

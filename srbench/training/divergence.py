@@ -35,6 +35,18 @@ BACKOFF_FACTOR = 0.5
 MAX_BACKOFFS = 3
 
 
+def _cpu_between(before: Any, after: Any) -> float | None:
+    """Process-CPU seconds that the segments ``after`` (the run at its divergence) hold beyond
+    ``before`` (the checkpoint it goes back to): the work the rewind undoes. None where a
+    segment's CPU time was not measured."""
+    from srbench.training.loop import cpu_seconds
+
+    total_after, total_before = cpu_seconds(after), cpu_seconds(before)
+    if total_after is None or total_before is None:
+        return None
+    return round(max(0.0, total_after - total_before), 1)
+
+
 class Diverged(Exception):
     """The loss of ``iteration`` exceeded :data:`DIVERGED_LOSS` (or was NaN)."""
 
@@ -92,6 +104,9 @@ def back_off(run: _Run, diverged: Diverged) -> dict[str, Any]:
         "lr_scale": float(state.get("lr_scale", 1.0)) * BACKOFF_FACTOR,
         "seconds_lost": lost,
     }
+    cpu_lost = _cpu_between(state.get("segments", ()), run.segments(diverged.iteration))
+    if cpu_lost is not None:
+        entry["cpu_seconds_lost"] = cpu_lost
     if run.ctx.is_main:
         rewritten = {
             **state,

@@ -412,6 +412,7 @@ def record(
             "branched_from": branch,  # None: trained from iteration 0 in this folder
             "own_train_seconds": float(info.get("train_seconds") or 0.0)
             - (branch["train_seconds"] if branch else 0.0),
+            "own_cpu_seconds": own_cpu_seconds(info, branch),
             "summary": info,
             "curve": _curve(run_dir),
         }
@@ -419,6 +420,20 @@ def record(
         rows.append({"model": run.model, "tag": tag, **row})
     write_tag_manifest(path, table)
     return rows
+
+
+def own_cpu_seconds(info: dict[str, Any], branch: dict[str, Any] | None) -> float | None:
+    """Process-CPU seconds of a rung's own iterations (from its branch point on), work undone
+    by its divergences included; None where part of them trained before CPU time was recorded.
+    Unlike wall time it leaves out pauses (``kill -STOP``) and time other work held the core."""
+    from srbench.training.loop import cpu_seconds
+
+    seconds = cpu_seconds(
+        info.get("segments") or (),
+        info.get("lr_backoffs") or (),
+        after=int(branch["iteration"]) if branch else 0,
+    )
+    return None if seconds is None else round(seconds, 1)
 
 
 def write_tag_manifest(path: Path, table: dict[str, dict[str, dict]]) -> None:
@@ -438,9 +453,9 @@ def ladder_table(records: Sequence[dict[str, Any]]) -> str:
 
     spec = headline()
     lines = [
-        "| model | scale | rung | seed | from | own time | total time | machine, precision "
-        "| Set5 raw | Set5 EMA | run |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
+        "| model | scale | rung | seed | from | own time | own CPU time | total time "
+        "| machine, precision | Set5 raw | Set5 EMA | run |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     own_total = 0.0
     rows = [r for r in records if r.get("ladder_run")]
@@ -458,15 +473,22 @@ def ladder_table(records: Sequence[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['model']} | x{r['scales'][0]} | {_short(r['rung'])} | {r['seed']} | "
             f"{branch['iteration'] if branch else 0} | {r['own_train_seconds'] / 60:.1f} min | "
+            f"{_minutes(r.get('own_cpu_seconds'))} | "
             f"{float(info.get('train_seconds') or 0) / 60:.1f} min | {machine} | {shown[0]} | "
             f"{shown[1]} | `{r['ladder_run']}` |"
         )
     lines += [
         "",
         f"Own training time of these runs: {own_total / 3600:.2f} h in all (2-core CPUs; "
-        "the total of a rung counts its trunk too).",
+        "the total of a rung counts its trunk too). Times are wall-clock; own CPU time is the "
+        "training process's CPU time, which leaves out pauses and time other work held the "
+        "core (-: the run trained before srbench recorded CPU time).",
     ]
     return "\n".join(lines)
+
+
+def _minutes(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 60:.1f} min"
 
 
 def _machine_text(info: dict[str, Any]) -> str:

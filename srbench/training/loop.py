@@ -272,17 +272,27 @@ class _Run:
     on_disk: int | None = None  # the iteration checkpoint.pt holds
     earlier: tuple[dict[str, Any], ...] = ()  # the segments before this one (checkpoint's)
     machine: str = ""  # where this segment trains (_machine)
+    clock: tuple[float, float] = (0.0, 0.0)  # perf_counter, process_time at the segment's start
+    spent: tuple[float, float] | None = None  # its wall and CPU seconds, once its loop ended
 
     def segments(self, iteration: int) -> tuple[dict[str, Any], ...]:
-        """Which iterations up to ``iteration`` trained on which machine, device and precision:
-        the checkpoint's earlier segments, then this one (a resumed or branched run may have
-        trained elsewhere, e.g. a trunk on a GPU or on a CPU with bf16 arithmetic)."""
+        """Which iterations up to ``iteration`` trained on which machine, device and precision,
+        in how many wall and process-CPU seconds: the checkpoint's earlier segments, then this
+        one (a resumed or branched run may have trained elsewhere, e.g. a trunk on a GPU or on a
+        CPU with bf16 arithmetic). CPU time leaves out what wall time counts while the process
+        was stopped (``kill -STOP``) or waited for a core another process held."""
+        wall, cpu = self.spent or (
+            time.perf_counter() - self.clock[0],
+            time.process_time() - self.clock[1],
+        )
         this = {
             "from": self.start,
             "to": iteration,
             "machine": self.machine,
             "device": str(self.device),
             "precision": self.precision.name,
+            "wall_seconds": round(wall, 1),
+            "cpu_seconds": round(cpu, 1),
         }
         return (*self.earlier, this) if iteration > self.start else self.earlier
 
@@ -421,6 +431,24 @@ def _setup(
     )  # fmt: skip
 
 
+def cpu_seconds(
+    segments: Sequence[dict[str, Any]],
+    backoffs: Sequence[dict[str, Any]] = (),
+    after: int = 0,
+) -> float | None:
+    """Process-CPU seconds of the segments from iteration ``after`` on, plus the work that
+    divergences restored to an iteration from ``after`` on undid; None when any of them was
+    trained before segments recorded their CPU time."""
+    parts: list[float | None] = [x.get("cpu_seconds") for x in segments if int(x["from"]) >= after]
+    parts += [b.get("cpu_seconds_lost") for b in backoffs if int(b["restored"]) >= after]
+    known = [float(v) for v in parts if v is not None]
+    return float(sum(known)) if parts and len(known) == len(parts) else None
+
+
+def _rounded(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 1)
+
+
 def _machine(device: torch.device) -> str:
     """``AMD EPYC (AuthenticAMD family 25 model 1)`` or the GPU's name: a segment's machine."""
     info = device_description(device)
@@ -449,8 +477,9 @@ def _steps(run: _Run, stop: threading.Event | None = None) -> Iterator[TrainEven
     recipe's intervals; a ``stop`` request makes the current iteration the last."""
     recipe, ctx, total = run.recipe, run.ctx, run.total
     losses: list[torch.Tensor] = []
-    tick = time.perf_counter()
+    tick, tick_cpu = time.perf_counter(), time.process_time()
     segment_start = tick
+    run.clock, run.spent = (tick, tick_cpu), None
     interval_start = run.start
     for it in range(run.start, run.last):
         run.parts.scheduler.step_update(it)
@@ -480,6 +509,7 @@ def _steps(run: _Run, stop: threading.Event | None = None) -> Iterator[TrainEven
                 "lr": run.parts.optimizer.param_groups[0]["lr"],
                 "patches_per_s": (done - interval_start) * run.batch / max(elapsed, 1e-9),
                 "seconds": elapsed,
+                "cpu_seconds": time.process_time() - tick_cpu,
             }
             if ctx.is_main:
                 append_log(run.run_dir, {"kind": "train", "iteration": done, **info})
@@ -506,11 +536,12 @@ def _steps(run: _Run, stop: threading.Event | None = None) -> Iterator[TrainEven
         if paused:
             distributed.barrier(ctx)
         if paused or done % recipe.log_interval == 0:
-            tick = time.perf_counter()
+            tick, tick_cpu = time.perf_counter(), time.process_time()
             interval_start = done
         if done == run.last:
             break
-    run.train_seconds += time.perf_counter() - segment_start
+    run.spent = (time.perf_counter() - run.clock[0], time.process_time() - run.clock[1])
+    run.train_seconds += run.spent[0]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -580,6 +611,7 @@ def _run_summary(
         "device": str(run.device),
         "segments": list(run.segments(run.total)),
         "train_seconds": round(run.train_seconds, 1),
+        "cpu_seconds": _rounded(cpu_seconds(run.segments(run.total), run.backoffs)),
         "lr_backoffs": list(run.backoffs),
         "cpu_model": env["cpu_model"],
         "cpu_id": env.get("cpu_id"),
