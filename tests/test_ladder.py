@@ -528,6 +528,13 @@ def test_the_ladder_table_lists_each_segment_of_a_run_trained_on_two_machines():
     older["summary"]["segments"].insert(0, {"from": 0, "to": 3200, "machine": None,
                                             "precision": None})  # fmt: skip
     assert "| AMD EPYC (B), 1 threads, fp32; 0-3,200: not recorded |" in ladder_table([older])
+    threads = record([(0, 3200, "EPYC B", "fp32"), (3200, 4000, "EPYC B", "fp32")])
+    for segment, n in zip(threads["summary"]["segments"], (1, 2), strict=True):
+        segment["threads"] = n  # resumed with two threads: each segment says how many
+    assert (
+        "| EPYC B, 1 threads, fp32 (0-3,200); EPYC B, 2 threads, fp32 (3,200-4,000) |"
+        in ladder_table([threads])
+    )
 
 
 def test_the_committed_ladder_table_in_docs_is_the_one_the_training_records_make():

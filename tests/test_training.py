@@ -530,6 +530,7 @@ def test_each_segment_records_its_wall_and_cpu_seconds_and_cpu_time_leaves_out_a
     segments = summary["segments"]
     assert [(x["from"], x["to"]) for x in segments] == [(0, 3), (3, 6)]
     assert all(x["wall_seconds"] >= 0 and x["cpu_seconds"] >= 0 for x in segments), segments
+    assert {x["threads"] for x in segments} == {torch.get_num_threads()}
     assert segments[1]["wall_seconds"] - segments[1]["cpu_seconds"] >= 0.8, segments  # the pause
     assert summary["cpu_seconds"] == pytest.approx(cpu_seconds(segments), abs=0.05)
     assert summary["train_seconds"] == pytest.approx(

@@ -500,9 +500,13 @@ def _machine_text(info: dict[str, Any]) -> str:
     unknown = "".join(
         f"; {x['from']:,}-{x['to']:,}: not recorded" for x in segments if not x.get("precision")
     )
-    if len({(x["machine"], x["precision"]) for x in known}) > 1:
+    threads = {x["threads"] for x in known if x.get("threads")}  # older segments: not recorded
+    if len({(x["machine"], x["precision"]) for x in known}) > 1 or len(threads) > 1:
         listed = "; ".join(
-            f"{x['machine']}, {x['precision']} ({x['from']:,}-{x['to']:,})" for x in known
+            f"{x['machine']}, "
+            + (f"{x['threads']} threads, " if len(threads) > 1 and x.get("threads") else "")
+            + f"{x['precision']} ({x['from']:,}-{x['to']:,})"
+            for x in known
         )
         return listed + unknown
     return (

@@ -276,8 +276,8 @@ class _Run:
     spent: tuple[float, float] | None = None  # its wall and CPU seconds, once its loop ended
 
     def segments(self, iteration: int) -> tuple[dict[str, Any], ...]:
-        """Which iterations up to ``iteration`` trained on which machine, device and precision,
-        in how many wall and process-CPU seconds: the checkpoint's earlier segments, then this
+        """Which iterations up to ``iteration`` trained on which machine, device, precision and
+        number of torch threads, in how many wall and process-CPU seconds: the checkpoint's earlier segments, then this
         one (a resumed or branched run may have trained elsewhere, e.g. a trunk on a GPU or on a
         CPU with bf16 arithmetic). CPU time leaves out what wall time counts while the process
         was stopped (``kill -STOP``) or waited for a core another process held."""
@@ -291,6 +291,7 @@ class _Run:
             "machine": self.machine,
             "device": str(self.device),
             "precision": self.precision.name,
+            "threads": torch.get_num_threads(),
             "wall_seconds": round(wall, 1),
             "cpu_seconds": round(cpu, 1),
         }
