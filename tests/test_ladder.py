@@ -509,6 +509,22 @@ def test_a_rungs_own_cpu_time_counts_its_segments_and_divergences_from_its_branc
     assert "| 2.0 min | - | 10.0 min |" in ladder_table([row])  # recorded before CPU time
 
 
+def test_the_cpu_time_a_rewind_undoes_is_counted_past_a_trunk_without_cpu_times():
+    """A rung branched at 800 off a trunk trained before CPU time was recorded diverges at 950
+    and goes back to its checkpoint at 900: the undone work is its segment's CPU time beyond the
+    checkpoint's (the trunk's unmeasured segment, the same in both, does not hide it)."""
+    from srbench.training.divergence import _cpu_between
+
+    trunk = {"from": 0, "to": 800}
+    before = [trunk, {"from": 800, "to": 900, "cpu_seconds": 10.0}]
+    after = [trunk, {"from": 800, "to": 950, "cpu_seconds": 16.0}]
+    assert _cpu_between(before, after) == 6.0
+    stopped = [trunk, {"from": 800, "to": 920, "cpu_seconds": 12.0},
+               {"from": 920, "to": 950, "cpu_seconds": 3.5}]  # fmt: skip
+    assert _cpu_between(before, stopped) == 5.5  # stopped at 920 and resumed on the way
+    assert _cpu_between(before, [trunk, {"from": 800, "to": 950}]) is None
+
+
 def test_the_ladder_table_lists_each_segment_of_a_run_trained_on_two_machines():
     from srbench.training.ladder import ladder_table
 
@@ -534,6 +550,10 @@ def test_the_ladder_table_lists_each_segment_of_a_run_trained_on_two_machines():
     assert (
         "| EPYC B, 1 threads, fp32 (0-3,200); EPYC B, 2 threads, fp32 (3,200-4,000) |"
         in ladder_table([threads])
+    )
+    del threads["summary"]["segments"][0]["threads"]  # a trunk from before counts were recorded
+    assert "| EPYC B, fp32 (0-3,200); EPYC B, 2 threads, fp32 (3,200-4,000) |" in ladder_table(
+        [threads]
     )
 
 

@@ -44,7 +44,8 @@ class OneErrorHandler(TyperGroup):
             # The commands panel shows a docstring's first paragraph; typer's "rich" markup
             # mode keeps its line breaks there (and only there), which breaks the lines mid-phrase.
             first = inspect.cleandoc(command.help).partition("\f")[0].split("\n\n")[0]
-            command.short_help = " ".join(first.split())
+            if not first.startswith("\b"):  # click's "keep these lines" marker: typer's own
+                command.short_help = " ".join(first.split())
         return command
 
     def invoke(self, ctx: Any) -> Any:  # typer's (vendored) click Context

@@ -37,24 +37,34 @@ MAX_BACKOFFS = 3
 
 def _cpu_between(before: Any, after: Any) -> float | None:
     """Process-CPU seconds that the segments ``after`` (the run at its divergence) hold beyond
-    ``before`` (the checkpoint it goes back to): the work the rewind undoes. None where a
-    segment's CPU time was not measured."""
+    ``before`` (the checkpoint it goes back to): the work the rewind undoes. Both lists agree
+    before the checkpoint's last segment, so only the segments from its start on are compared
+    (a trunk trained before CPU time was recorded does not hide it). None where one of those
+    was not measured."""
     from srbench.training.loop import cpu_seconds
 
-    total_after, total_before = cpu_seconds(after), cpu_seconds(before)
-    if total_after is None or total_before is None:
+    since = int(before[-1]["from"]) if before else 0
+    total_after, total_before = cpu_seconds(after, after=since), cpu_seconds(before, after=since)
+    if total_after is None or (before and total_before is None):
         return None
-    return round(max(0.0, total_after - total_before), 1)
+    return round(max(0.0, total_after - (total_before or 0.0)), 1)
 
 
 class Diverged(Exception):
     """The loss of ``iteration`` exceeded :data:`DIVERGED_LOSS` (or was NaN)."""
 
-    def __init__(self, iteration: int, loss: float, train_seconds: float) -> None:
+    def __init__(
+        self,
+        iteration: int,
+        loss: float,
+        train_seconds: float,
+        segments: tuple[dict[str, Any], ...] = (),
+    ) -> None:
         super().__init__(iteration, loss)
         self.iteration = iteration
         self.loss = loss
         self.train_seconds = train_seconds  # the run's training time up to the divergence
+        self.segments = segments  # the run's segments then, this one's clock read at the raise
 
 
 def back_off(run: _Run, diverged: Diverged) -> dict[str, Any]:
@@ -104,7 +114,7 @@ def back_off(run: _Run, diverged: Diverged) -> dict[str, Any]:
         "lr_scale": float(state.get("lr_scale", 1.0)) * BACKOFF_FACTOR,
         "seconds_lost": lost,
     }
-    cpu_lost = _cpu_between(state.get("segments", ()), run.segments(diverged.iteration))
+    cpu_lost = _cpu_between(state.get("segments", ()), diverged.segments)
     if cpu_lost is not None:
         entry["cpu_seconds_lost"] = cpu_lost
     if run.ctx.is_main:

@@ -481,8 +481,8 @@ def ladder_table(records: Sequence[dict[str, Any]]) -> str:
         "",
         f"Own training time of these runs: {own_total / 3600:.2f} h in all (2-core CPUs; "
         "the total of a rung counts its trunk too). Times are wall-clock; own CPU time is the "
-        "training process's CPU time, which leaves out pauses and time other work held the "
-        "core (-: the run trained before srbench recorded CPU time).",
+        "training process's CPU time (rank 0's under DDP), which leaves out pauses and time "
+        "other work held the core (-: the run trained before srbench recorded CPU time).",
     ]
     return "\n".join(lines)
 
@@ -501,14 +501,17 @@ def _machine_text(info: dict[str, Any]) -> str:
         f"; {x['from']:,}-{x['to']:,}: not recorded" for x in segments if not x.get("precision")
     )
     threads = {x["threads"] for x in known if x.get("threads")}  # older segments: not recorded
-    if len({(x["machine"], x["precision"]) for x in known}) > 1 or len(threads) > 1:
-        listed = "; ".join(
-            f"{x['machine']}, "
-            + (f"{x['threads']} threads, " if len(threads) > 1 and x.get("threads") else "")
-            + f"{x['precision']} ({x['from']:,}-{x['to']:,})"
-            for x in known
-        )
-        return listed + unknown
+    # listed one by one where machines, precisions or thread counts differ -- or may differ:
+    # a segment from before thread counts were recorded beside one with a count
+    partly = bool(threads) and any(not x.get("threads") for x in known)
+    if len({(x["machine"], x["precision"]) for x in known}) > 1 or len(threads) > 1 or partly:
+        show_threads = len(threads) > 1 or partly
+
+        def where(x: dict[str, Any]) -> str:
+            count = f"{x['threads']} threads, " if show_threads and x.get("threads") else ""
+            return f"{x['machine']}, {count}{x['precision']} ({x['from']:,}-{x['to']:,})"
+
+        return "; ".join(where(x) for x in known) + unknown
     return (
         f"{info.get('cpu_model', '?')} ({info.get('cpu_id', '?')}), "
         f"{info.get('torch_threads', '?')} threads, {info.get('precision', '?')}{unknown}"

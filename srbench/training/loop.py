@@ -494,7 +494,7 @@ def _steps(run: _Run, stop: threading.Event | None = None) -> Iterator[TrainEven
         mean_loss = distributed.mean_across(ctx, loss.detach().reshape(1)).item()
         if not mean_loss <= DIVERGED_LOSS:  # NaN too
             elapsed = run.train_seconds + time.perf_counter() - segment_start
-            raise Diverged(it + 1, mean_loss, elapsed)
+            raise Diverged(it + 1, mean_loss, elapsed, run.segments(it + 1))
         losses.append(loss)
         if run.parts.ema is not None:
             run.parts.ema.update(run.parts.model, step=it + 1)
