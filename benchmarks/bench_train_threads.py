@@ -77,7 +77,12 @@ def main() -> None:
         two = _median(_start("0,1", args, model))
         one = _median(_start("0", args, model))
         pair = [_start("0", args, model), _start("1", args, model)]
-        pair_s = [_median(p) for p in pair]
+        try:
+            pair_s = [_median(p) for p in pair]
+        finally:
+            for process in pair:  # the other one too, where one failed
+                if process.poll() is None:
+                    process.kill()
         row = {
             "model": model,
             "scale": args.scale,
