@@ -513,16 +513,16 @@ def test_the_cpu_time_a_rewind_undoes_is_counted_past_a_trunk_without_cpu_times(
     """A rung branched at 800 off a trunk trained before CPU time was recorded diverges at 950
     and goes back to its checkpoint at 900: the undone work is its segment's CPU time beyond the
     checkpoint's (the trunk's unmeasured segment, the same in both, does not hide it)."""
-    from srbench.training.divergence import _cpu_between
+    from srbench.training.segments import cpu_between
 
     trunk = {"from": 0, "to": 800}
     before = [trunk, {"from": 800, "to": 900, "cpu_seconds": 10.0}]
     after = [trunk, {"from": 800, "to": 950, "cpu_seconds": 16.0}]
-    assert _cpu_between(before, after) == 6.0
+    assert cpu_between(before, after) == 6.0
     stopped = [trunk, {"from": 800, "to": 920, "cpu_seconds": 12.0},
                {"from": 920, "to": 950, "cpu_seconds": 3.5}]  # fmt: skip
-    assert _cpu_between(before, stopped) == 5.5  # stopped at 920 and resumed on the way
-    assert _cpu_between(before, [trunk, {"from": 800, "to": 950}]) is None
+    assert cpu_between(before, stopped) == 5.5  # stopped at 920 and resumed on the way
+    assert cpu_between(before, [trunk, {"from": 800, "to": 950}]) is None
 
 
 def test_the_ladder_table_lists_each_segment_of_a_run_trained_on_two_machines():

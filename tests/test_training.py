@@ -253,10 +253,10 @@ def test_a_run_resumed_on_another_cpu_says_which_iterations_trained_in_which_pre
     recipe = tiny_recipe(iterations=8, precision="auto", checkpoint_interval=2)
     out = tmp_path / "run"
     monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
-    monkeypatch.setattr(loop, "_machine", lambda device: "cpu A")
+    monkeypatch.setattr(loop, "machine_of", lambda device: "cpu A")
     train(recipe, output_dir=out, images=images, stop_after=4)
     monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2"}))
-    monkeypatch.setattr(loop, "_machine", lambda device: "cpu B")
+    monkeypatch.setattr(loop, "machine_of", lambda device: "cpu B")
     info = train(recipe, output_dir=out, images=images, resume=True)
     assert info["precision"] == "bf16+fp32"
     segments = [(x["from"], x["to"], x["machine"], x["precision"]) for x in info["segments"]]
@@ -513,7 +513,7 @@ def test_each_segment_records_its_wall_and_cpu_seconds_and_cpu_time_leaves_out_a
     import time
 
     import srbench.training.steps as steps
-    from srbench.training.loop import cpu_seconds
+    from srbench.training.segments import cpu_seconds
 
     real, calls = steps.TrainStep.__call__, []
 

@@ -23,6 +23,7 @@ from srbench.training.checkpoint import (
     snapshot_name,
     write_state,
 )
+from srbench.training.segments import cpu_between
 
 if TYPE_CHECKING:
     from srbench.training.loop import _Run
@@ -33,21 +34,6 @@ if TYPE_CHECKING:
 DIVERGED_LOSS = 1.0
 BACKOFF_FACTOR = 0.5
 MAX_BACKOFFS = 3
-
-
-def _cpu_between(before: Any, after: Any) -> float | None:
-    """Process-CPU seconds that the segments ``after`` (the run at its divergence) hold beyond
-    ``before`` (the checkpoint it goes back to): the work the rewind undoes. Both lists agree
-    before the checkpoint's last segment, so only the segments from its start on are compared
-    (a trunk trained before CPU time was recorded does not hide it). None where one of those
-    was not measured."""
-    from srbench.training.loop import cpu_seconds
-
-    since = int(before[-1]["from"]) if before else 0
-    total_after, total_before = cpu_seconds(after, after=since), cpu_seconds(before, after=since)
-    if total_after is None or (before and total_before is None):
-        return None
-    return round(max(0.0, total_after - (total_before or 0.0)), 1)
 
 
 class Diverged(Exception):
@@ -114,7 +100,7 @@ def back_off(run: _Run, diverged: Diverged) -> dict[str, Any]:
         "lr_scale": float(state.get("lr_scale", 1.0)) * BACKOFF_FACTOR,
         "seconds_lost": lost,
     }
-    cpu_lost = _cpu_between(state.get("segments", ()), diverged.segments)
+    cpu_lost = cpu_between(state.get("segments", ()), diverged.segments)
     if cpu_lost is not None:
         entry["cpu_seconds_lost"] = cpu_lost
     if run.ctx.is_main:

@@ -426,7 +426,7 @@ def own_cpu_seconds(info: dict[str, Any], branch: dict[str, Any] | None) -> floa
     """Process-CPU seconds of a rung's own iterations (from its branch point on), work undone
     by its divergences included; None where part of them trained before CPU time was recorded.
     Unlike wall time it leaves out pauses (``kill -STOP``) and time other work held the core."""
-    from srbench.training.loop import cpu_seconds
+    from srbench.training.segments import cpu_seconds
 
     seconds = cpu_seconds(
         info.get("segments") or (),

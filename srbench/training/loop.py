@@ -57,7 +57,6 @@ from srbench.data import HRImage
 from srbench.files import atomic_write
 from srbench.precision import Precision, training_precision
 from srbench.profiling import trainable_params
-from srbench.provenance import device_description
 from srbench.registry import ModelCard, get_card
 from srbench.training import distributed
 from srbench.training.build import (
@@ -91,6 +90,7 @@ from srbench.training.divergence import DIVERGED_LOSS, Diverged, back_off
 from srbench.training.evaluate import Validation
 from srbench.training.naming import run_name
 from srbench.training.recipe import Recipe, check_model, dump_recipe
+from srbench.training.segments import cpu_seconds, machine_of, rounded, this_segment
 from srbench.training.steps import (
     TrainStep,
     WSDScheduler,
@@ -271,30 +271,17 @@ class _Run:
     backoffs: tuple[dict[str, Any], ...] = ()  # each divergence: where, loss, restored, lr_scale
     on_disk: int | None = None  # the iteration checkpoint.pt holds
     earlier: tuple[dict[str, Any], ...] = ()  # the segments before this one (checkpoint's)
-    machine: str = ""  # where this segment trains (_machine)
+    machine: str = ""  # where this segment trains (machine_of)
     clock: tuple[float, float] = (0.0, 0.0)  # perf_counter, process_time at the segment's start
     spent: tuple[float, float] | None = None  # its wall and CPU seconds, once its loop ended
 
     def segments(self, iteration: int) -> tuple[dict[str, Any], ...]:
-        """Which iterations up to ``iteration`` trained on which machine, device, precision and
-        number of torch threads, in how many wall and process-CPU seconds: the checkpoint's earlier segments, then this
+        """Which iterations up to ``iteration`` trained where and how, in how many wall and CPU
+        seconds (:mod:`srbench.training.segments`): the checkpoint's earlier segments, then this
         one (a resumed or branched run may have trained elsewhere, e.g. a trunk on a GPU or on a
-        CPU with bf16 arithmetic). CPU time leaves out what wall time counts while the process
-        was stopped (``kill -STOP``) or waited for a core another process held."""
-        wall, cpu = self.spent or (
-            time.perf_counter() - self.clock[0],
-            time.process_time() - self.clock[1],
-        )
-        this = {
-            "from": self.start,
-            "to": iteration,
-            "machine": self.machine,
-            "device": str(self.device),
-            "precision": self.precision.name,
-            "threads": torch.get_num_threads(),
-            "wall_seconds": round(wall, 1),
-            "cpu_seconds": round(cpu, 1),
-        }
+        CPU with bf16 arithmetic)."""
+        where = (self.machine, str(self.device), self.precision.name)
+        this = this_segment(self.start, iteration, where, self.clock, self.spent)
         return (*self.earlier, this) if iteration > self.start else self.earlier
 
     def precision_label(self) -> str:
@@ -428,36 +415,8 @@ def _setup(
         recipe, ctx, card, name, run_dir, device, precision, scales, parts, models, steps,
         validation, start, last, train_seconds, snapshots, snapshot_dir, data_info, init_info,
         lr_scale, backoffs, start if state is not None and resume else None, earlier,
-        _machine(device),
+        machine_of(device),
     )  # fmt: skip
-
-
-def cpu_seconds(
-    segments: Sequence[dict[str, Any]],
-    backoffs: Sequence[dict[str, Any]] = (),
-    after: int = 0,
-) -> float | None:
-    """Process-CPU seconds of the segments from iteration ``after`` on, plus the work that
-    divergences restored to an iteration from ``after`` on undid; None when any of them was
-    trained before segments recorded their CPU time."""
-    parts: list[float | None] = [x.get("cpu_seconds") for x in segments if int(x["from"]) >= after]
-    parts += [b.get("cpu_seconds_lost") for b in backoffs if int(b["restored"]) >= after]
-    known = [float(v) for v in parts if v is not None]
-    return float(sum(known)) if parts and len(known) == len(parts) else None
-
-
-def _rounded(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 1)
-
-
-def _machine(device: torch.device) -> str:
-    """``AMD EPYC (AuthenticAMD family 25 model 1)`` or the GPU's name: a segment's machine."""
-    info = device_description(device)
-    if info.get("gpu_name"):
-        return str(info["gpu_name"])
-    return (
-        f"{info['cpu_model']} ({info['cpu_id']})" if info.get("cpu_id") else str(info["cpu_model"])
-    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -612,7 +571,7 @@ def _run_summary(
         "device": str(run.device),
         "segments": list(run.segments(run.total)),
         "train_seconds": round(run.train_seconds, 1),
-        "cpu_seconds": _rounded(cpu_seconds(run.segments(run.total), run.backoffs)),
+        "cpu_seconds": rounded(cpu_seconds(run.segments(run.total), run.backoffs)),
         "lr_backoffs": list(run.backoffs),
         "cpu_model": env["cpu_model"],
         "cpu_id": env.get("cpu_id"),
