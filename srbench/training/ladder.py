@@ -426,14 +426,15 @@ def own_cpu_seconds(info: dict[str, Any], branch: dict[str, Any] | None) -> floa
     """Process-CPU seconds of a rung's own iterations (from its branch point on), work undone
     by its divergences included; None where part of them trained before CPU time was recorded.
     Unlike wall time it leaves out pauses (``kill -STOP``) and time other work held the core."""
-    from srbench.training.segments import cpu_seconds
+    from srbench.training.segments import cpu_seconds, rounded
 
-    seconds = cpu_seconds(
-        info.get("segments") or (),
-        info.get("lr_backoffs") or (),
-        after=int(branch["iteration"]) if branch else 0,
+    return rounded(
+        cpu_seconds(
+            info.get("segments") or (),
+            info.get("lr_backoffs") or (),
+            after=int(branch["iteration"]) if branch else 0,
+        )
     )
-    return None if seconds is None else round(seconds, 1)
 
 
 def write_tag_manifest(path: Path, table: dict[str, dict[str, dict]]) -> None:
