@@ -226,8 +226,9 @@ def budget_plot(
 ) -> Path | None:
     """The verdict against the training budget (:func:`srbench.verdict.budget_verdict` rows of
     the headline metric at ``scale``): one panel per pair, the mean difference A - B per dataset
-    against the ladder rung on a log axis, with its 95% interval as a band; None when there are
-    no rows."""
+    against the ladder rung on a log axis, each with its 95% interval as a bar -- a filled marker
+    where the interval covers training seeds too, an open one where one seed covers only the
+    images (no band: an interval between rungs is not measured); None when there are no rows."""
     from matplotlib.figure import Figure
 
     spec = headline()
@@ -241,13 +242,13 @@ def budget_plot(
         block = [r for r in shown if (r.a, r.b) == (a, b)]
         for dataset in sorted({r.dataset for r in block}, key=benchmark_order):
             cells = sorted((r for r in block if r.dataset == dataset), key=lambda r: r.budget)
-            x = [r.budget for r in cells]
-            means = [r.diff.mean for r in cells]
-            spread = [[m - r.diff.low for m, r in zip(means, cells, strict=True)],
-                      [r.diff.high - m for m, r in zip(means, cells, strict=True)]]  # fmt: skip
-            line = ax.errorbar(x, means, yerr=spread, fmt="o-", ms=3, capsize=2, label=dataset)[0]
-            ax.fill_between(x, [r.diff.low for r in cells], [r.diff.high for r in cells],
-                            color=line.get_color(), alpha=0.15, linewidth=0)  # fmt: skip
+            line = ax.plot([r.budget for r in cells], [r.diff.mean for r in cells], "-",
+                           lw=1, label=dataset)[0]  # fmt: skip
+            for r in cells:
+                ax.errorbar([r.budget], [r.diff.mean], capsize=2, fmt="o", ms=4,
+                            yerr=[[r.diff.mean - r.diff.low], [r.diff.high - r.diff.mean]],
+                            color=line.get_color(),
+                            mfc=line.get_color() if r.diff.seeds > 1 else "white")  # fmt: skip
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xscale("log")
         rungs = sorted({r.budget for r in block})
@@ -257,10 +258,10 @@ def budget_plot(
         ax.set_xlabel("training iterations (batch 16)", fontsize=8)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0].set_ylabel(
-        f"{spec.label} A - B{_unit(spec)}, x{scale}; band: 95% t interval", fontsize=8
-    )
-    fig.tight_layout()
+    axes[0].set_ylabel(f"{spec.label} A - B{_unit(spec)}, x{scale}", fontsize=8)
+    fig.text(0.5, 0.01, "bars: 95% t intervals; filled marker: over the images and training "
+             "seeds; open marker: over the images only (one seed)", ha="center", fontsize=7)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return _save(fig, path, svg=False)["png"]
 
 
