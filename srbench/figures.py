@@ -259,8 +259,14 @@ def budget_plot(
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     axes[0].set_ylabel(f"{spec.label} A - B{_unit(spec)}, x{scale}", fontsize=8)
-    fig.text(0.5, 0.01, "bars: 95% t intervals; filled marker: over the images and training "
-             "seeds; open marker: over the images only (one seed)", ha="center", fontsize=7)
+    fig.text(
+        0.5,
+        0.01,
+        "bars: 95% t intervals; filled marker: over the images and training "
+        "seeds; open marker: over the images only (one seed)",
+        ha="center",
+        fontsize=7,
+    )
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return _save(fig, path, svg=False)["png"]
 
