@@ -7,7 +7,9 @@ DRN's ``forward`` moves Set5 by 0.09 dB). The hash covers:
   ``srbench``/``architectures`` module (or module of the plugin's own package) it imports at
   module level;
 * the scorer and the protocol: :mod:`srbench.evaluation` and what it imports the same way
-  (inference, protocols, metrics, MATLAB ``imresize``, colour conversion);
+  (inference, protocols, MATLAB ``imresize``, colour conversion), and the module of every
+  metric's function (:data:`srbench.schema.METRICS` names them as ``module:function`` and the
+  scorer imports them by name, so no import statement leads there);
 * for a plugin, its distribution's name and version.
 
 Each module counts as its syntax tree without docstrings, so comments, formatting and docs leave
@@ -40,12 +42,31 @@ def model_code_sha256(model: str) -> str:
 
     origin = model_origin(model)
     top = origin.split(".")[0]
-    modules = _closure((origin, SCORER_ROOT), (*OWN_PACKAGES, top))
+    return _digest(code_modules(origin), _distribution(top))
+
+
+def modules_code_sha256(*roots: str) -> str:
+    """One hash of ``roots`` (module names) and the srbench modules they import: e.g. the code
+    that makes an LR image, which keys the LR cache."""
+    return _digest(_closure(roots, OWN_PACKAGES))
+
+
+def _digest(modules: dict[str, str], extra: str = "") -> str:
     digest = hashlib.sha256()
     for name in sorted(modules):
         digest.update(f"{name}\0{modules[name]}\n".encode())
-    digest.update(_distribution(top).encode())
+    digest.update(extra.encode())
     return digest.hexdigest()[:16]
+
+
+def code_modules(origin: str) -> dict[str, str]:
+    """Module name -> source hash of what computes a result of the model registered in module
+    ``origin``: its closure, the scorer's and the metric functions' (imported by name)."""
+    from srbench.schema import metric_specs
+
+    metrics = sorted({spec.function.partition(":")[0] for spec in metric_specs()})
+    top = origin.split(".")[0]
+    return _closure((origin, SCORER_ROOT, *metrics), (*OWN_PACKAGES, top))
 
 
 def _distribution(top: str) -> str:

@@ -17,6 +17,7 @@ protocols are never averaged or ranked together.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -251,7 +252,9 @@ class Scored:
 
 
 class LRCache:
-    """LR images keyed by HR fingerprint, scale and degradation method, made once.
+    """LR images keyed by HR fingerprint, scale, degradation method and the code that makes them
+    (this module and what it imports: ``imresize``, colour conversion, crops), made once: after
+    a change to that code an image is made again, never read from the old code's entry.
 
     One file per entry (``<key>.lr``): a line ``srbench-lr/1 <sha256>`` (of the array's dtype,
     shape and bytes), then the array in ``.npy`` format. An entry that no longer matches its
@@ -266,6 +269,13 @@ class LRCache:
     def __init__(self, root: Path | None = None, enabled: bool = True):
         self.root = (root or default_cache_dir() / "lr") if enabled else None
         self.rebuilt: list[str] = []
+
+    @functools.cached_property
+    def code(self) -> str:
+        """The hash of the code that makes LR images (part of each entry's name)."""
+        from srbench.codehash import modules_code_sha256
+
+        return modules_code_sha256(__name__)[:12]
 
     @staticmethod
     def digest(array: np.ndarray) -> str:
@@ -288,7 +298,7 @@ class LRCache:
     def get(self, hr: HRImage, scale: int, method: str, make) -> np.ndarray:
         if self.root is None:
             return make()
-        path = self.root / method / f"{hr.pixels_sha256[:32]}_x{scale}.lr"
+        path = self.root / method / f"{hr.pixels_sha256[:32]}_x{scale}_{self.code}.lr"
         if path.is_file():
             cached = self._read(path)
             if cached is not None:

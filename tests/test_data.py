@@ -194,6 +194,22 @@ def test_lr_cache_makes_lr_once(data_root, tmp_path):
 
 
 @pytest.mark.data
+def test_lr_cache_entries_belong_to_the_code_that_made_them(data_root, tmp_path):
+    """After a change to the code that makes LR images (imresize, say) an image is made again,
+    never read from the old code's entry; the hash covers imresize through the protocols."""
+    from srbench.codehash import OWN_PACKAGES, _closure
+
+    assert "srbench.imresize" in _closure(("srbench.protocols",), OWN_PACKAGES)
+    hr = next(iter_benchmark(get_benchmark("set5"), data_root))
+    old, new = LRCache(tmp_path), LRCache(tmp_path)
+    old.code, new.code = "old-code", "new-code"
+    assert LRCache(tmp_path).code == LRCache(tmp_path).code != "old-code"  # 12 hex digits
+    assert old.get(hr, 2, "m", lambda: np.zeros((3, 3))).sum() == 0
+    assert new.get(hr, 2, "m", lambda: np.ones((3, 3))).sum() == 9  # made again
+    assert old.get(hr, 2, "m", lambda: np.full((3, 3), 5.0)).sum() == 0  # the old entry stays
+
+
+@pytest.mark.data
 def test_shared_lr_files_match_standard_preparation(data_root, tmp_path):
     """The standard protocol's LR is exactly the MATLAB-made file, through the cache too."""
     from srbench.protocols import STANDARD

@@ -150,6 +150,25 @@ def test_code_hash_follows_the_models_code_and_its_imports(plugin):
     assert model_code_sha256("i22_model") != first  # an imported module's code changed
 
 
+def test_code_hash_covers_the_metric_functions_the_scorer_imports_by_name(plugin, monkeypatch):
+    """The scorer imports each metric's function from its ``module:function`` name, so no
+    import statement leads there: a change to a metric's code (psnr's, say) still changes the
+    hash of every model, and a stored number is never reused after it."""
+    import dataclasses
+
+    from srbench import codehash, schema
+
+    assert "srbench.metrics" in codehash.code_modules("architectures.drn")
+    (plugin / "metric.py").write_text("def score(sr, hr, crop):\n    return 1.0\n")
+    extra = dataclasses.replace(
+        schema.METRICS[0], name="i22_score", function="i22_plugin.metric:score"
+    )
+    monkeypatch.setattr(schema, "METRICS", (*schema.METRICS, extra))
+    first = model_code_sha256("i22_model")
+    _rewrite(plugin / "metric.py", "def score(sr, hr, crop):\n    return 2.0\n")
+    assert model_code_sha256("i22_model") != first
+
+
 def test_code_hash_leaves_out_imports_for_annotations_only(tmp_path, monkeypatch):
     """A module named under ``if TYPE_CHECKING:`` is never imported at run time: its code does
     not make the numbers, so a change to it leaves the hash alone."""
