@@ -10,7 +10,8 @@ DRN's ``forward`` moves Set5 by 0.09 dB). The hash covers:
   (inference, protocols, MATLAB ``imresize``, colour conversion), and the module of every
   metric's function (:data:`srbench.schema.METRICS` names them as ``module:function`` and the
   scorer imports them by name, so no import statement leads there);
-* for a plugin, its distribution's name and version.
+* for a plugin, its distribution's name and version; for a checkpoint whose architecture
+  spandrel detected (:mod:`srbench.checkpoints`), spandrel's version.
 
 Each module counts as its syntax tree without docstrings, so comments, formatting and docs leave
 results reusable; any change to code does not. Parsing a dozen modules costs a short run about a
@@ -34,6 +35,7 @@ from pathlib import Path
 CACHE_FORMAT = 1
 SCORER_ROOT = "srbench.evaluation"
 OWN_PACKAGES = ("srbench", "architectures")
+DETECTED_ORIGIN = "srbench.checkpoints"  # where models of spandrel-detected checkpoints register
 
 
 def model_code_sha256(model: str) -> str:
@@ -42,7 +44,17 @@ def model_code_sha256(model: str) -> str:
 
     origin = model_origin(model)
     top = origin.split(".")[0]
-    return _digest(code_modules(origin), _distribution(top))
+    extra = _distribution(top)
+    if origin == DETECTED_ORIGIN:  # a detected checkpoint's architecture code is spandrel's
+        extra += f";spandrel=={_version('spandrel')}"
+    return _digest(code_modules(origin), extra)
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return "absent"
 
 
 def modules_code_sha256(*roots: str) -> str:

@@ -61,20 +61,23 @@ def cost_key(model: str, scale: int, size: str) -> str:
 
 def cached_counts(model: str, scale: int, sizes: list[str], cache_dir: Path) -> list[dict]:
     """Counting-only profile records of ``model`` x``scale`` at ``sizes``: from ``cache_dir``
-    where counted before with the same code, else counted now and cached."""
+    where counted before with the same code, else counted now and cached. Each carries its
+    ``cost_key``, so a store can tell counts of the code as it is now from older ones."""
     from srbench.profiling import profile_model
 
     records: list[dict[str, Any]] = []
-    missing: dict[str, Path] = {}
+    missing: dict[str, tuple[Path, str]] = {}
     for size in sizes:
-        path = cache_dir / f"{model}-x{scale}-{cost_key(model, scale, size)}.json"
+        key = cost_key(model, scale, size)
+        path = cache_dir / f"{model}-x{scale}-{key}.json"
         try:
-            records.append(json.loads(path.read_text()))
+            records.append({**json.loads(path.read_text()), "cost_key": key})
         except (OSError, ValueError):
-            missing[size] = path
+            missing[size] = (path, key)
     if missing:
         counted = profile_model(model, scale, sizes=list(missing), measure=False)
-        for record, path in zip(counted, missing.values(), strict=True):
+        for record, (path, key) in zip(counted, missing.values(), strict=True):
+            record["cost_key"] = key
             _write(path, record)
         records += counted
     return records

@@ -18,6 +18,7 @@ import torch
 
 from srbench.errors import SRBenchError
 from srbench.inference import InferenceReport, infer, memory_format, memory_format_name
+from srbench.precision import tf32
 from srbench.protocols import Prepared, Protocol, Scored, score
 from srbench.schema import SCORER_VERSION, tiling_label
 
@@ -43,7 +44,8 @@ def evaluate_image(
     ensemble: bool = False,
     label: str = "",
 ) -> ImageResult:
-    """Run ``model`` (in eval mode, fp32) on one prepared image and score its output.
+    """Run ``model`` (in eval mode, fp32: on a GPU with TF32 off, which torch's cuDNN default
+    leaves on) on one prepared image and score its output.
 
     Non-finite output pixels are an error naming ``label`` (model and image) -- never a stored
     number.
@@ -53,10 +55,11 @@ def evaluate_image(
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    output, report = infer(
-        model, lr, prepared.scale, tile=tile, overlap=overlap, ensemble=ensemble,
-        label=label or "the model",
-    )  # fmt: skip
+    with tf32(False):
+        output, report = infer(
+            model, lr, prepared.scale, tile=tile, overlap=overlap, ensemble=ensemble,
+            label=label or "the model",
+        )  # fmt: skip
     if device.type == "cuda":
         torch.cuda.synchronize()
     wall_ms = (time.perf_counter() - start) * 1e3

@@ -38,7 +38,7 @@ import pandas as pd
 from srbench.errors import SRBenchError
 from srbench.pareto import CostFn, counted_costs, efficiency_table, load_profiles
 from srbench.results import ResultStore, summarise
-from srbench.schema import ENTRY_FIELDS, MetricSpec, metric_specs
+from srbench.schema import ENTRY_FIELDS, MetricSpec, is_ablation, metric_specs
 
 SCHEMA = "srbench.baseline/1"
 ENTRY_KEY = ENTRY_FIELDS
@@ -217,7 +217,7 @@ def current_entries(
     records = [
         r
         for r in ResultStore(Path(results_dir)).shown_records()
-        if r.get("ablation") in (None, "", {}) and (not current_code or _by_current_code(r))
+        if not is_ablation(r) and (not current_code or _by_current_code(r))
     ]
     if not records:
         return []

@@ -99,18 +99,24 @@ class Precision:
         """TF32 flags set (and restored) and autocast entered for the duration."""
         stack = contextlib.ExitStack()
         if device.type == "cuda":
-            old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-            torch.backends.cuda.matmul.allow_tf32 = self.tf32
-            torch.backends.cudnn.allow_tf32 = self.tf32
-
-            def restore() -> None:
-                torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
-
-            stack.callback(restore)
+            stack.enter_context(tf32(self.tf32))
         if self.autocast_dtype is not None:
             stack.enter_context(torch.autocast(device.type, dtype=self.autocast_dtype))
         with stack:
             yield
+
+
+@contextlib.contextmanager
+def tf32(enabled: bool) -> Iterator[None]:
+    """torch's TF32 flags for matmuls and cuDNN convolutions set for the duration, then
+    restored. They act on CUDA only; torch enables TF32 for cuDNN convolutions by default, so
+    an "fp32" result on a GPU is fp32 only inside ``tf32(False)``."""
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
 def _requested(request: str, allowed: tuple[str, ...], error: type[SRBenchError]) -> str:

@@ -472,24 +472,27 @@ def _waiting_message(deferred: list[str], holder: dict | None, results_dir: Path
 
 def _ensure_costs(results_dir: Path, model: str, scale: int) -> str:
     """Count the parameters and MACs of ``model`` x``scale`` into ``profile.jsonl`` at every
-    default size it has no record for (no timing: `srbench profile` measures latency), so that
-    the report and plots read costs from the store; counts made before with the same model code
-    come from the user cache (:mod:`srbench.cost_cache`). Returns a note when counting failed."""
-    from srbench.cost_cache import cached_counts
+    default size it has no record of the code as it is now for (``cost_key``: model and counting
+    code; no timing: `srbench profile` measures latency), so that the report and plots read
+    current costs from the store; counts made before with the same code come from the user
+    cache (:mod:`srbench.cost_cache`). Returns a note when counting failed."""
+    from srbench.cost_cache import cached_counts, cost_key
     from srbench.data import default_cache_dir
     from srbench.pareto import load_profiles
     from srbench.profiling import DEFAULT_SIZES, parse_size
     from srbench.results import PROFILE_FILE, append_jsonl
 
-    have = {
-        r.get("size")
-        for r in load_profiles(results_dir)
-        if r.get("model") == model and r.get("scale") == scale
-    }
-    missing = [s for s in DEFAULT_SIZES if parse_size(s).label not in have]
-    if not missing:
-        return ""
     try:
+        current = {parse_size(s).label: cost_key(model, scale, s) for s in DEFAULT_SIZES}
+        have = {
+            r.get("size")
+            for r in load_profiles(results_dir)
+            if r.get("model") == model and r.get("scale") == scale
+            and r.get("cost_key") == current.get(str(r.get("size")))
+        }  # fmt: skip
+        missing = [s for s in DEFAULT_SIZES if parse_size(s).label not in have]
+        if not missing:
+            return ""
         records = cached_counts(model, scale, missing, default_cache_dir() / "costs")
     except Exception as exc:  # a plugin the counter cannot trace: its costs stay missing
         return f"{model} x{scale}: parameters/MACs not counted ({type(exc).__name__}: {exc})"

@@ -223,12 +223,28 @@ def entry_key(record: dict) -> tuple:
     return tuple(_field(record, f) for f in ENTRY_FIELDS)
 
 
+def is_ablation(record: dict) -> bool:
+    """Whether ``record`` is a variant of an ablation study (``srbench ablate``: stored under the
+    registered name with an ``ablation`` tag): never a model's own number."""
+    return record.get("ablation") not in (None, "", {})
+
+
 def shown_records(records: list[dict]) -> list[dict]:
-    """One record per (entry, image), for tables and means: the image's verified copy before an
-    unverified one (a mean is over one copy of a benchmark), an untiled result before a tiled
-    one, then the last written (``records`` in file order)."""
+    """One record per (entry, image), for tables and means: only results of the code that made
+    the entry's newest record (a mean never mixes code versions: a re-run after a code change
+    that stopped part-way shows as k/N images, not as the old code's mean), the image's
+    verified copy before an unverified one (a mean is over one copy of a benchmark), an untiled
+    result before a tiled one, then the last written (``records`` in file order)."""
+    newest: dict[tuple, tuple[str, str]] = {}  # entry -> (time, code) of its newest record
+    for record in records:
+        stamp = (str(record.get("time_utc") or ""), _field(record, "code_sha256"))
+        entry = entry_key(record)
+        if entry not in newest or stamp[0] >= newest[entry][0]:
+            newest[entry] = stamp
     best: dict[tuple, tuple[tuple, dict]] = {}
     for order, record in enumerate(records):
+        if _field(record, "code_sha256") != newest[entry_key(record)][1]:
+            continue
         rank = (
             _field(record, "standard_benchmark") is not False,
             _field(record, "tiling") == UNTILED,

@@ -42,7 +42,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from srbench.data import benchmark_order
-from srbench.schema import MetricSpec, headline, measured, metric, metric_specs
+from srbench.errors import SRBenchError
+from srbench.schema import (
+    MetricSpec,
+    headline,
+    is_ablation,
+    measured,
+    metric,
+    metric_specs,
+    shown_records,
+)
 
 # The claims srbench checks: DRN at IDN's and at EDSR-baseline's size, and the ablation.
 VERDICT_PAIRS: tuple[tuple[str, str, str], ...] = (
@@ -205,13 +214,14 @@ def compare(
         raise ValueError(f"seed replicates must pair one to one: {names_a} vs {names_b}")
 
     def per_image(model: str) -> dict[tuple[str, str], float]:
-        return {
-            (r["image"], str(r.get("hr_sha256"))): float(r[metric.name])
-            for r in records
+        mine = shown_records([
+            r for r in records
             if r["model"] == model and r["dataset"] == dataset and int(r["scale"]) == scale
-            and r["protocol"] == protocol and not r.get("ensemble")
+            and r["protocol"] == protocol and not r.get("ensemble") and not is_ablation(r)
             and r.get("standard_benchmark", True) and measured(r, metric)
-        }  # fmt: skip
+        ])  # fmt: skip
+        one_entry(mine, f"{model} on {dataset} x{scale} ({protocol})")
+        return {(r["image"], str(r.get("hr_sha256"))): float(r[metric.name]) for r in mine}
 
     records = list(records)
     va = [per_image(m) for m in names_a]
@@ -241,6 +251,25 @@ def compare(
         losses=int((gains < -tol).sum()),
         per_image={k[0]: float(v) for k, v in zip(common, diffs, strict=True)},
     )
+
+
+def one_entry(records: Sequence[dict], what: str) -> None:
+    """Refuse to pair images of one stored name that come from different weights files,
+    protocol definitions or precisions (a mean of theirs is no one model's number; ``records``
+    are shown records, of one code version per kind)."""
+    kinds = {tuple(str(r.get(f)) for f in _ENTRY_PARTS) for r in records}
+    if len(kinds) > 1:
+        found = "; ".join(
+            ", ".join(f"{f} {v[:12]}" for f, v in zip(_ENTRY_PARTS, kind, strict=True))
+            for kind in sorted(kinds)
+        )
+        raise SRBenchError(
+            f"{what}: results of {len(kinds)} kinds under one name ({found}); compare one of "
+            "them: run each weights file under a name of its own (--weights FILE --tag NAME)"
+        )
+
+
+_ENTRY_PARTS = ("weights_sha256", "protocol_hash", "precision")
 
 
 @dataclass(frozen=True)
@@ -278,7 +307,7 @@ def _trainings(
 
     found: dict[tuple[str, int], set[str | None]] = {}
     for r in records:
-        if r["protocol"] == protocol:
+        if r["protocol"] == protocol and not is_ablation(r):
             key = (str(r["model"]), int(r["scale"]))
             name = key[0].removesuffix(REFERENCE_SUFFIX)  # drn_s@ref: the reference store's drn_s
             tag = training_tag(name, key[1], str(r.get("weights_sha256")))

@@ -186,6 +186,17 @@ def test_code_hash_leaves_out_imports_for_annotations_only(tmp_path, monkeypatch
         assert model_code_sha256("i24_typed_model") != first  # a run-time import still counts
 
 
+def test_code_hash_carries_spandrels_version_for_a_detected_checkpoint(monkeypatch):
+    """A checkpoint's architecture found by spandrel is spandrel's code: its version counts."""
+    from srbench import codehash, registry
+
+    monkeypatch.setattr(registry, "model_origin", lambda name: codehash.DETECTED_ORIGIN)
+    monkeypatch.setattr(codehash.metadata, "version", lambda name: "0.4.0")
+    one = model_code_sha256("swinir_1a2b3c4d")
+    monkeypatch.setattr(codehash.metadata, "version", lambda name: "0.4.1")
+    assert model_code_sha256("swinir_1a2b3c4d") != one
+
+
 def test_code_hash_carries_a_plugins_version(plugin, monkeypatch):
     from srbench import codehash
 
@@ -221,6 +232,20 @@ def test_old_records_without_a_code_hash_load_are_shown_but_never_reused(tmp_pat
     assert [r["psnr_db"] for r in shown] == [r["psnr_db"] for r in first]
     assert {record_key(r)[-2:] for r in shown} == {("none", "unknown")}
     assert len(run(config, [_source()])) == 3  # code unknown: computed afresh
+
+
+def test_a_mean_never_mixes_code_versions(tmp_path):
+    """A re-run after a code change that stopped part-way: the entry shows the new code's
+    images only (a partial mean, k/N, refused as the benchmark's number), never the old code's
+    other images beside them."""
+    config = _config(tmp_path)
+    run(config, [_source()])
+    path = tmp_path / RECORDS_FILE
+    old = [json.loads(line) for line in path.read_text().splitlines()]
+    newer = dict(old[0], code_sha256="f" * 16, psnr_db=old[0]["psnr_db"] + 1.0)
+    newer["time_utc"] = "2999-01-01T00:00:00+00:00"
+    ResultStore(tmp_path).append([newer])
+    assert ResultStore(tmp_path).shown_records() == [newer]
 
 
 def test_check_run_reruns_what_other_code_made(tmp_path, data_root):

@@ -133,3 +133,33 @@ def test_stored_profile_records_keep_their_precision_fields():
     assert all(r["precision"] in INFERENCE_PRECISIONS for r in records)
     nchw = [r for r in records if r.get("memory_format") is None]
     assert nchw and all(r["channels_last"] is False and not timed_as_run(r) for r in nchw)
+
+
+def test_evaluation_runs_with_tf32_off_and_restores_the_flags():
+    """torch turns TF32 on for cuDNN convolutions by default: an "fp32" record made on a GPU
+    would be TF32's. Evaluation turns both TF32 flags off around the forward pass (they act on
+    CUDA only, so this is seen on any machine) and restores what was set."""
+    import numpy as np
+
+    from srbench.evaluation import evaluate_image
+    from srbench.protocols import LEGACY_Y, Prepared
+
+    seen = []
+
+    class Upscale(torch.nn.Module):
+        def forward(self, x):
+            seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+            return torch.nn.functional.interpolate(x, scale_factor=2)
+
+    prepared = Prepared(np.full((1, 8, 8), 0.5), np.full((16, 16), 128.0), 2)
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        evaluate_image(Upscale(), prepared, LEGACY_Y, torch.device("cpu"))
+        assert seen == [(False, False)]
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == (
+            True,
+            True,
+        )
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before

@@ -469,3 +469,30 @@ def test_every_registered_model_can_be_counted():
         scale = card.scales[0]
         macs = count_macs(create_model(name, scale), lr_shape(card, scale, parse_size("12")))
         assert macs.total_macs > 0 and macs.uncounted_ops == {}, name
+
+
+def test_a_run_counts_costs_again_when_the_model_code_changed(tmp_path, monkeypatch):
+    """``srbench run`` keeps params/MACs in the store for the report; a count of older code
+    (another ``cost_key``: model and counting code) is counted again, not read as today's."""
+    from srbench import cost_cache, runner
+    from srbench.profiling import DEFAULT_SIZES, parse_size
+    from srbench.results import PROFILE_FILE
+
+    counted = []
+
+    def counts(model, scale, sizes, cache_dir):
+        counted.append(list(sizes))
+        return [
+            {"model": model, "scale": scale, "size": parse_size(s).label, "cost_key": f"k-{s}"}
+            for s in sizes
+        ]
+
+    monkeypatch.setattr(cost_cache, "cached_counts", counts)
+    monkeypatch.setattr(cost_cache, "cost_key", lambda model, scale, size: f"k-{size}")
+    assert runner._ensure_costs(tmp_path, "srcnn", 2) == ""
+    assert runner._ensure_costs(tmp_path, "srcnn", 2) == ""  # the same code: nothing to count
+    assert counted == [list(DEFAULT_SIZES)]
+    monkeypatch.setattr(cost_cache, "cost_key", lambda model, scale, size: f"new-{size}")
+    runner._ensure_costs(tmp_path, "srcnn", 2)
+    assert counted == [list(DEFAULT_SIZES)] * 2
+    assert len((tmp_path / PROFILE_FILE).read_text().splitlines()) == 2 * len(DEFAULT_SIZES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from srbench.errors import SRBenchError
 from srbench.schema import PSNR, SSIM
 from srbench.verdict import (
     budget_sentence,
@@ -62,6 +63,34 @@ def test_pairing_wins_ties_losses_and_the_sentence():
         "in 0, unclear in 1 of 1 datasets); over all 1 dataset/scale cells drn_s is better with "
         "95% confidence in 0, worse in 0, and the interval includes zero in 1."
     )
+
+
+def test_one_name_with_results_of_two_weights_files_is_refused_not_mixed():
+    """``srbench run --weights FILE`` without ``--tag`` stores a user's file under the plain
+    name: a comparison that paired its images with the shipped file's would be no model's."""
+    a = _records("srcnn", {"a": 30.0, "b": 31.0}, weights_sha256="1" * 64, time_utc="2026-12-01")
+    a += _records("srcnn", {"a": 35.0}, weights_sha256="2" * 64, time_utc="2026-12-02")
+    b = _records("bicubic", {"a": 29.0, "b": 30.0})
+    with pytest.raises(SRBenchError, match=r"srcnn on set5 x2 \(standard\): results of 2 kinds"):
+        compare(a + b, "srcnn", "bicubic", "set5", 2, "standard", PSNR)
+
+
+def test_ablation_variants_and_older_code_are_left_out_of_a_comparison():
+    """Records of ``srbench ablate`` (the registered name with an ``ablation`` tag) are no
+    model's own number; of one model's results only the newest code's count."""
+    from srbench.pretrained import shipped
+
+    files = {m: shipped()[m][2]["sha256"] for m in ("drn_s", "idn")}  # trained alike
+    drn_s = {"weights_sha256": files["drn_s"]}
+    a = _records("drn_s", {"a": 30.0, "b": 31.0}, code_sha256="old", time_utc="2026-12-01", **drn_s)
+    a += _records("drn_s", {"a": 31.0}, code_sha256="new", time_utc="2026-12-02", **drn_s)
+    variant = {"ablation": "no-distill", "weights_sha256": "9" * 64}
+    a += _records("drn_s", {"a": 20.0, "b": 20.0}, time_utc="2026-12-03", **variant)
+    b = _records("idn", {"a": 29.0, "b": 30.0}, weights_sha256=files["idn"])
+    got = compare(a + b, "drn_s", "idn", "set5", 2, "standard", PSNR)
+    assert got is not None and got.per_image == {"a": 2.0}
+    # the variant's file is not a second drn_s file: the pair is still compared at x2
+    assert unequal_training(a + b, pairs=[("drn_s", "idn", "")]) == []
 
 
 def test_images_with_other_pixels_are_not_paired():

@@ -32,7 +32,7 @@ from srbench.report.tables import (
 from srbench.report.text import ordered_datasets, safe_name
 from srbench.report.visuals import IMG_DIR, VISUAL_IMAGES, visuals
 from srbench.results import ResultStore
-from srbench.schema import UNKNOWN_CODE, metric_specs
+from srbench.schema import UNKNOWN_CODE, is_ablation, metric_specs
 
 _MARKER = ".srbench-report"  # only an img/ folder holding this file is ever cleared
 
@@ -288,7 +288,7 @@ def _render_page(
     store = ResultStore(Path(results_dir))
     records = store.shown_records() + list(extra_records)
     profiles = list(load_profiles(results_dir) if profiles is None else profiles)
-    main_records = [r for r in records if r.get("ablation") in (None, "", {})]
+    main_records = [r for r in records if not is_ablation(r)]
     frame = pd.DataFrame.from_records(main_records) if main_records else pd.DataFrame()
     for column in ("ensemble", "precision"):
         if not frame.empty and column not in frame.columns:
@@ -308,7 +308,7 @@ def _render_page(
     ablation_pairs = {
         (str(r["model"]), int(r["scale"]))
         for r in records
-        if r.get("ablation") not in (None, "", {}) and record_params(r) is None
+        if is_ablation(r) and record_params(r) is None
     }
     ablation = ablation_tables(records, efficiency_table(ablation_pairs, profiles, cost_fn=cost_fn))
     for t in ablation:

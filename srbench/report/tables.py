@@ -29,7 +29,7 @@ from srbench.report.text import (
     ordered_datasets,
     short_sha,
 )
-from srbench.schema import headline, metric_specs
+from srbench.schema import headline, is_ablation, metric_specs
 
 
 def _means(rows: pd.DataFrame) -> list[str]:
@@ -149,7 +149,7 @@ def ablation_tables(records: list[dict], costs: pd.DataFrame) -> list[dict[str, 
     with overrides has other counts than its registered name), else the registered model's,
     marked as such.
     """
-    rows = [r for r in records if r.get("ablation") not in (None, "", {})]
+    rows = [r for r in records if is_ablation(r)]
     if not rows:
         return []
     frame = pd.DataFrame.from_records(rows)
