@@ -178,6 +178,19 @@ class InvalidRecordsWarning(UserWarning):
     """Lines of a store that are not valid records were skipped (the message lists them)."""
 
 
+def current_code(model: str) -> str | None:
+    """The ``code_sha256`` results of ``model`` (a stored name) get from the code as it is now;
+    None for a model that is not registered here (a plugin no longer installed, ``NAME@ref``'s
+    suffix aside)."""
+    from srbench.codehash import model_code_sha256
+    from srbench.errors import SRBenchError
+
+    try:
+        return model_code_sha256(model.split(".")[0].split("@")[0])
+    except SRBenchError:
+        return None
+
+
 @dataclass
 class ResultStore:
     root: Path
@@ -252,8 +265,9 @@ class ResultStore:
 
     def shown_records(self) -> list[dict]:
         """One record per (entry, image), as tables and means use them
-        (:func:`srbench.schema.shown_records`)."""
-        return shown_records(self.latest_records())
+        (:func:`srbench.schema.shown_records`): of the code as it is now where an entry has
+        results of it (going back to older code shows its results again), else the newest."""
+        return shown_records(self.latest_records(), current=current_code)
 
     def signature(self) -> tuple[int, int]:
         """(size, mtime in ns) of the records file: changes whenever a writer appends."""

@@ -44,6 +44,7 @@ ssim         1     yes                 same Y and crop; Gaussian 11x11, sigma 1.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -223,27 +224,47 @@ def entry_key(record: dict) -> tuple:
     return tuple(_field(record, f) for f in ENTRY_FIELDS)
 
 
+def field_value(record: dict, name: str) -> Any:
+    """A key field of ``record``, read as its default where an old record lacks it."""
+    return _field(record, name)
+
+
 def is_ablation(record: dict) -> bool:
     """Whether ``record`` is a variant of an ablation study (``srbench ablate``: stored under the
     registered name with an ``ablation`` tag): never a model's own number."""
-    return record.get("ablation") not in (None, "", {})
+    tag = record.get("ablation")
+    return tag not in (None, "", {}) and not (isinstance(tag, float) and math.isnan(tag))
 
 
-def shown_records(records: list[dict]) -> list[dict]:
-    """One record per (entry, image), for tables and means: only results of the code that made
-    the entry's newest record (a mean never mixes code versions: a re-run after a code change
-    that stopped part-way shows as k/N images, not as the old code's mean), the image's
-    verified copy before an unverified one (a mean is over one copy of a benchmark), an untiled
-    result before a tiled one, then the last written (``records`` in file order)."""
+def shown_records(
+    records: list[dict], current: Callable[[str], str | None] | None = None
+) -> list[dict]:
+    """One record per (entry, image), for tables and means: only results of one code version
+    per entry -- the code as it is now (``current``: model name -> its ``code_sha256``, None if
+    unknown) where the entry has results of it, else the code of its newest record -- so a mean
+    never mixes code versions (a re-run after a code change that stopped part-way shows as k/N
+    images, not as the old code's mean); then the image's verified copy before an unverified
+    one (a mean is over one copy of a benchmark), an untiled result before a tiled one, then the
+    last written (``records`` in file order)."""
     newest: dict[tuple, tuple[str, str]] = {}  # entry -> (time, code) of its newest record
+    codes: dict[tuple, set[str]] = {}
     for record in records:
-        stamp = (str(record.get("time_utc") or ""), _field(record, "code_sha256"))
+        when = record.get("time_utc")
+        stamp = (when if isinstance(when, str) else "", _field(record, "code_sha256"))
         entry = entry_key(record)
+        codes.setdefault(entry, set()).add(stamp[1])
         if entry not in newest or stamp[0] >= newest[entry][0]:
             newest[entry] = stamp
+    now: dict[str, str | None] = {}  # model -> its code as it is now, asked once per model
+    shown_code = {}
+    for entry, (_, code) in newest.items():
+        model = str(entry[0])
+        if current is not None and model not in now:
+            now[model] = current(model)
+        shown_code[entry] = now[model] if now.get(model) in codes[entry] else code
     best: dict[tuple, tuple[tuple, dict]] = {}
     for order, record in enumerate(records):
-        if _field(record, "code_sha256") != newest[entry_key(record)][1]:
+        if _field(record, "code_sha256") != shown_code[entry_key(record)]:
             continue
         rank = (
             _field(record, "standard_benchmark") is not False,

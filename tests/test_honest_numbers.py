@@ -237,15 +237,21 @@ def test_old_records_without_a_code_hash_load_are_shown_but_never_reused(tmp_pat
 def test_a_mean_never_mixes_code_versions(tmp_path):
     """A re-run after a code change that stopped part-way: the entry shows the new code's
     images only (a partial mean, k/N, refused as the benchmark's number), never the old code's
-    other images beside them."""
+    other images beside them. Going back to the old code shows its complete results again."""
+    from srbench.schema import shown_records
+
     config = _config(tmp_path)
     run(config, [_source()])
     path = tmp_path / RECORDS_FILE
-    old = [json.loads(line) for line in path.read_text().splitlines()]
-    newer = dict(old[0], code_sha256="f" * 16, psnr_db=old[0]["psnr_db"] + 1.0)
-    newer["time_utc"] = "2999-01-01T00:00:00+00:00"
-    ResultStore(tmp_path).append([newer])
-    assert ResultStore(tmp_path).shown_records() == [newer]
+    now = [json.loads(line) for line in path.read_text().splitlines()]  # the code as it is
+    old = [dict(r, code_sha256="0" * 16, time_utc="2000-01-01T00:00:00+00:00") for r in now]
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*old, now[0]]))
+    assert ResultStore(tmp_path).shown_records() == [now[0]]  # 1 of 3 images, of today's code
+    # a trial of other code scored one image later; the code is as it was again
+    trial = dict(now[1], code_sha256="f" * 16, time_utc="2999-01-01T00:00:00+00:00")
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*now, trial]))
+    assert ResultStore(tmp_path).shown_records() == now
+    assert shown_records([*now, trial]) == [trial]  # without today's code known: the newest
 
 
 def test_check_run_reruns_what_other_code_made(tmp_path, data_root):
