@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from srbench.cli import app
 from srbench.comparison import compare_models, preset_pairs
+from srbench.protocols import STANDARD
 from srbench.results import ResultStore
 from srbench.verdict import verdict
 
@@ -63,7 +64,7 @@ def _store(tmp_path: Path) -> Path:
             psnr = 30.0 + i + offset * (1 if i % 3 else -0.5)
             records.append(
                 {"model": model, "weights_sha256": "w", "dataset": "set5", "scale": 2,
-                 "protocol": "standard", "protocol_hash": "h", "image": f"im{i}",
+                 "protocol": "standard", "protocol_hash": STANDARD.hash, "image": f"im{i}",
                  "hr_sha256": f"h{i}", "psnr_db": psnr, "ssim": psnr / 40}
             )  # fmt: skip
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -74,7 +75,8 @@ def _store(tmp_path: Path) -> Path:
 def test_the_drn_verdict_is_a_preset_of_compare(tmp_path):
     records = [
         {"model": m, "dataset": d, "scale": s, "protocol": "standard", "image": f"i{k}",
-         "hr_sha256": f"h{k}", "psnr_db": 30.0 + k * (m == "drn_s") + s, "ssim": 0.9}
+         "protocol_hash": STANDARD.hash, "hr_sha256": f"h{k}",
+         "psnr_db": 30.0 + k * (m == "drn_s") + s, "ssim": 0.9}
         for m in ("drn_s", "idn") for d in ("set5", "set14") for s in (2, 4) for k in range(4)
     ]  # fmt: skip
     assert compare_models(records, preset_pairs("drn")) == verdict(records)
