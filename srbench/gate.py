@@ -275,14 +275,12 @@ def current_entries(
 
 
 def _by_current_code(record: dict) -> bool:
-    """Whether ``record`` was made by the model, scorer and protocol code as it is now."""
-    from srbench.codehash import model_code_sha256
-    from srbench.errors import ModelNotFoundError
+    """Whether ``record`` was made by the model, scorer and protocol code as it is now (never,
+    for a plugin no longer installed)."""
+    from srbench.results import current_code
 
-    try:
-        return record.get("code_sha256") == model_code_sha256(str(record["model"]).split(".")[0])
-    except ModelNotFoundError:  # a plugin no longer installed
-        return False
+    now = current_code(str(record["model"]))
+    return now is not None and record.get("code_sha256") == now
 
 
 def entry_key_pair(row: Any) -> tuple:
