@@ -127,6 +127,7 @@ def key_fields(
         "scorer_version": SCORER_VERSION,
         "tiling": tiling_label(ctx.tile, job.tile_overlap),
         "code_sha256": job.code_sha256,
+        "device_type": ctx.device.type,
     }
 
 

@@ -229,7 +229,8 @@ def efficiency_table(
     """
     # Counts: the latest record (any precision: they do not depend on it). Latency and memory:
     # the latest record that measured them at this precision as `srbench run` runs it (a later
-    # counting-only record, as `srbench run` writes, never hides a measurement).
+    # counting-only record, as `srbench run` writes, hides a measurement only when it counted
+    # other code: its ``cost_key`` differs).
     counted_at: dict[tuple[str, int], dict] = {}
     timed_at: dict[tuple[str, int], dict] = {}
     for r in profiles:
@@ -248,6 +249,11 @@ def efficiency_table(
         arch = (architecture_name(model), int(scale))
         prof, timed = counted_at.get(arch), timed_at.get(arch)
         source = []
+        if timed is not None and prof is not None and timed.get("cost_key") != prof.get("cost_key"):
+            # Counted again since it was timed: the model or counting code changed, so the latency
+            # belongs to other code (records from before cost_key existed: both unknown, equal).
+            source.append("latency of older code not shown: re-run `srbench profile`")
+            timed = None
         if prof is not None:
             row["params"] = prof.get("trainable_params", math.nan)
             row["macs"] = prof.get("total_macs", math.nan)

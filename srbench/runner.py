@@ -512,7 +512,8 @@ def write_summary(
 ) -> tuple[Any, Path]:
     """The run's results -- exactly the images it computed or found in the store, never other
     weights' or protocols' records under the same name -- averaged per model, scale and dataset,
-    and written with their provenance to ``<results_dir>/runs/<run id>.json``."""
+    and written with their provenance to ``<results_dir>/runs/<run id>.json`` (a run that
+    computed nothing new: a fresh run id, so that no summary is overwritten)."""
     import json
 
     import pandas as pd
@@ -536,7 +537,8 @@ def write_summary(
         "new_records": len(new_records),
         "summary": json.loads(summary.to_json(orient="records")),
     }
-    name = new_records[0]["run_id"] if new_records else "resumed-" + protocol.id
+    # A run that found everything stored gets an id of its own (never overwrites another's).
+    name = new_records[0]["run_id"] if new_records else new_run_id()
     path = Path(config.results_dir) / "runs" / f"{name}.json"
     atomic_write(path, json.dumps(run_summary, indent=1) + "\n")
     return summary, path

@@ -6,8 +6,9 @@ or draws records takes the names below from this module.
 
 The key decides when a stored result may be reused instead of recomputed: only when the image
 (its pixel fingerprint ``hr_sha256``), the weights (``weights_sha256``), the protocol (id and
-hash), the inference variant (ensemble, precision, the requested ``tiling``), whether the image
-verified as the standard benchmark image (``standard_benchmark``) and the code that computed it
+hash), the inference variant (ensemble, precision, the requested ``tiling``), the kind of device
+it ran on (``device_type``: ``cpu``, ``cuda``), whether the image verified as the standard
+benchmark image (``standard_benchmark``) and the code that computed it
 (``scorer_version`` and ``code_sha256``: the model's architecture code, the scorer, the protocol
 and a plugin's version, :mod:`srbench.codehash`) are all the same. Records written before a field
 existed are read with its documented default (:data:`KEY_DEFAULTS`), so old stores load
@@ -173,6 +174,7 @@ KEY_FIELDS = (
     "scorer_version",
     "tiling",
     "code_sha256",
+    "device_type",
 )
 # The code of a record made before code_sha256 existed is unknown: equal to no computed hash,
 # so a fresh run recomputes it. Tiling before it was keyed: "none" unless the record says tiled
@@ -185,6 +187,9 @@ KEY_DEFAULTS: dict[str, Any] = {
     "scorer_version": 1,
     "tiling": lambda record: "unknown" if record.get("tiled") is True else UNTILED,
     "code_sha256": UNKNOWN_CODE,
+    # Every record written before the field was keyed says where it ran; one that does not
+    # predates srbench's GPU support (the CPU).
+    "device_type": "cpu",
 }
 
 
@@ -240,38 +245,43 @@ def shown_records(
     records: list[dict], current: Callable[[str], str | None] | None = None
 ) -> list[dict]:
     """One record per (entry, image), for tables and means: only results of one code version
-    per entry -- the code as it is now (``current``: model name -> its ``code_sha256``, None if
-    unknown) where the entry has results of it, else the code of its newest record -- so a mean
-    never mixes code versions (a re-run after a code change that stopped part-way shows as k/N
+    and one kind of device per entry -- the code as it is now (``current``: model name -> its
+    ``code_sha256``, None if unknown) where the entry has results of it, else the code of its
+    newest record, on the device of the newest record of that code -- so a mean never mixes code
+    versions or devices (a re-run after a code change that stopped part-way shows as k/N
     images, not as the old code's mean); then the image's verified copy before an unverified
     one (a mean is over one copy of a benchmark), an untiled result before a tiled one, then the
     last written (``records`` in file order)."""
-    newest: dict[tuple, tuple[str, str]] = {}  # entry -> (time, code) of its newest record
-    codes: dict[tuple, set[str]] = {}
-    for record in records:
+    # entry -> code -> (time, file order, device) of its newest record
+    newest: dict[tuple, dict[str, tuple[str, int, str]]] = {}
+    for order, record in enumerate(records):
         when = record.get("time_utc")
-        stamp = (when if isinstance(when, str) else "", _field(record, "code_sha256"))
-        entry = entry_key(record)
-        codes.setdefault(entry, set()).add(stamp[1])
-        if entry not in newest or stamp[0] >= newest[entry][0]:
-            newest[entry] = stamp
+        stamp = (when if isinstance(when, str) else "", order, _field(record, "device_type"))
+        versions = newest.setdefault(entry_key(record), {})
+        code = _field(record, "code_sha256")
+        if code not in versions or stamp[:2] >= versions[code][:2]:
+            versions[code] = stamp
     now: dict[str, str | None] = {}  # model -> its code as it is now, asked once per model
-    shown_code = {}
-    for entry, (_, code) in newest.items():
+    shown: dict[tuple, tuple[str, str]] = {}  # entry -> (code, device) it shows
+    for entry, versions in newest.items():
         model = str(entry[0])
         if current is not None and model not in now:
             now[model] = current(model)
-        shown_code[entry] = now[model] if now.get(model) in codes[entry] else code
+        code = now.get(model)
+        if code not in versions:
+            code = max(versions, key=lambda c: versions[c][:2])
+        shown[entry] = (str(code), versions[str(code)][2])
     best: dict[tuple, tuple[tuple, dict]] = {}
     for order, record in enumerate(records):
-        if _field(record, "code_sha256") != shown_code[entry_key(record)]:
+        entry = entry_key(record)
+        if (_field(record, "code_sha256"), _field(record, "device_type")) != shown[entry]:
             continue
         rank = (
             _field(record, "standard_benchmark") is not False,
             _field(record, "tiling") == UNTILED,
             order,
         )
-        key = (*entry_key(record), record.get("image"))
+        key = (*entry, record.get("image"))
         if key not in best or rank > best[key][0]:
             best[key] = (rank, record)
     return [record for _, record in best.values()]

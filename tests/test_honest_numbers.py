@@ -22,7 +22,7 @@ from srbench.gate import read_baseline
 from srbench.registry import ModelCard, create_model, register_model, unregister_model
 from srbench.results import RECORDS_FILE, ResultStore
 from srbench.runner import RunConfig, run
-from srbench.schema import PSNR_MAX_DB, record_key
+from srbench.schema import PSNR_MAX_DB, field_value, record_key
 from srbench.sources import DatasetSource
 from srbench.weights import index_weights, save_weights
 
@@ -230,7 +230,9 @@ def test_old_records_without_a_code_hash_load_are_shown_but_never_reused(tmp_pat
     store = ResultStore(tmp_path)
     shown = store.shown_records()
     assert [r["psnr_db"] for r in shown] == [r["psnr_db"] for r in first]
-    assert {record_key(r)[-2:] for r in shown} == {("none", "unknown")}
+    assert {(field_value(r, "tiling"), field_value(r, "code_sha256")) for r in shown} == {
+        ("none", "unknown")
+    }
     assert len(run(config, [_source()])) == 3  # code unknown: computed afresh
 
 
@@ -252,6 +254,34 @@ def test_a_mean_never_mixes_code_versions(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in [*now, trial]))
     assert ResultStore(tmp_path).shown_records() == now
     assert shown_records([*now, trial]) == [trial]  # without today's code known: the newest
+
+
+def test_a_run_that_found_everything_stored_keeps_its_own_summary(tmp_path):
+    """Two runs that computed nothing new (everything resumed from the store) write two run
+    summaries: the second never overwrites the first."""
+    from srbench.runner import write_summary
+
+    config = _config(tmp_path)
+    keys = [record_key(r) for r in run(config, [_source()])]
+    paths = {write_summary(config, [_source()], keys, [])[1] for _ in range(2)}
+    assert len(paths) == 2 and all(json.loads(p.read_text())["new_records"] == 0 for p in paths)
+
+
+def test_a_result_of_another_device_is_not_reused_nor_mixed(tmp_path):
+    """A GPU result is not a CPU result: the device type is part of the key, so a CPU run
+    computes afresh what a CUDA run stored, and a mean shows one device's images only."""
+    config = _config(tmp_path)
+    run(config, [_source()])
+    path = tmp_path / RECORDS_FILE
+    cpu = [json.loads(line) for line in path.read_text().splitlines()]
+    assert {r["device_type"] for r in cpu} == {"cpu"}
+    cuda = [dict(r, device_type="cuda", time_utc="2999-01-01T00:00:00+00:00") for r in cpu]
+    path.write_text("".join(json.dumps(r) + "\n" for r in cuda[:2]))
+    assert len(run(config, [_source()])) == 3  # nothing the GPU made stands in for the CPU
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*cpu, cuda[0]]))
+    assert ResultStore(tmp_path).shown_records() == [cuda[0]]  # the newest device: 1 of 3
+    legacy = [{k: v for k, v in r.items() if k != "device_type"} for r in cpu]
+    assert {record_key(r) for r in legacy} == {record_key(r) for r in cpu}  # read as the CPU
 
 
 def test_check_run_reruns_what_other_code_made(tmp_path, data_root):
@@ -312,8 +342,8 @@ def test_a_tiled_result_is_never_reused_or_shown_as_the_untiled_one(tmp_path):
 
 
 def test_old_tiled_records_read_as_unknown_tiling():
-    assert record_key({"tiled": True})[-2] == "unknown"
-    assert record_key({"tiled": False})[-2] == "none"
+    assert field_value({"tiled": True}, "tiling") == "unknown"
+    assert field_value({"tiled": False}, "tiling") == "none"
 
 
 @pytest.mark.parametrize(("model", "tile", "overlap", "radius"), [("bicubic", 1, 0, 2),

@@ -353,6 +353,26 @@ def test_report_latency_comes_only_from_profiles_measured_as_run():
     assert math.isnan(table.loc[0, "latency_ms"]) and table.loc[0, "params"] == 57_281
 
 
+def test_a_latency_of_older_model_code_is_not_shown():
+    """A profile record carries the ``cost_key`` of the code it measured; once `srbench run`
+    counted the model again because its code changed, the old latency is not today's."""
+    from srbench.cost_cache import cost_key
+    from srbench.pareto import efficiency_table
+
+    (timed,) = profile_model("srcnn", 2, sizes=["8"], repeats=1, warmup=0, threads=1)
+    assert timed["cost_key"] == cost_key("srcnn", 2, "8")
+    counting = {k: v for k, v in timed.items() if k not in ("latency", "latency_median_ms")}
+    table = efficiency_table([("srcnn", 2)], [timed, counting], size="8")  # the same code
+    assert table.loc[0, "latency_ms"] == timed["latency_median_ms"]
+    recounted = dict(counting, cost_key="0" * 32)  # the model's code changed since
+    table = efficiency_table([("srcnn", 2)], [timed, recounted], size="8")
+    assert math.isnan(table.loc[0, "latency_ms"]) and table.loc[0, "params"] == 57_281
+    assert "latency of older code not shown" in table.loc[0, "cost_source"]
+    legacy = [{k: v for k, v in r.items() if k != "cost_key"} for r in (timed, counting)]
+    table = efficiency_table([("srcnn", 2)], legacy, size="8")  # both before cost_key: as before
+    assert table.loc[0, "latency_ms"] == timed["latency_median_ms"]
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
 def test_gpu_requested_on_a_cpu_only_machine_is_not_measured():
     (record,) = profile_model("srcnn", 2, device="cuda", sizes=["8"], precisions=["fp16"])

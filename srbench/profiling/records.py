@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from srbench.cost_cache import cost_key
 from srbench.devices import requested_device
 from srbench.errors import ProfilingError, SRBenchError
 from srbench.precision import Precision, inference_precision
@@ -91,6 +92,9 @@ def _record(
         "size": spec.label,
         "size_kind": spec.kind,
         "size_description": spec.describe(scale),
+        # The model and counting code the counts and the latency belong to: the report shows a
+        # latency only beside counts of the same code (a latency of older code is re-measured).
+        "cost_key": cost_key(card.name, scale, spec.label),
         "lr_height": h,
         "lr_width": w,
         "hr_height": h * scale,
