@@ -36,12 +36,17 @@ def _source_digest(module: ModuleType) -> str:
         return f"{module.__name__}@{getattr(module, '__version__', 'unknown')}"
 
 
-def _code_modules(origin: str) -> list[ModuleType]:
+# What a latency depends on besides the model code and torch: the timing and the precision
+# modes (a fix to the MAC counter leaves a latency current).
+TIMING_MODULES = ("srbench.profiling.latency", "srbench.precision")
+
+
+def _code_modules(origin: str, tools: tuple[str, ...] = COUNTER_MODULES) -> list[ModuleType]:
     """The model's module and the modules of its own package or srbench whose objects it uses
-    (EDSR's upsampler inside DRN, the bicubic matrices), plus the counting code."""
+    (EDSR's upsampler inside DRN, the bicubic matrices), plus ``tools``: the measuring code."""
     module = import_module(origin)
     own = (origin.split(".")[0], "srbench")
-    names = {origin, *COUNTER_MODULES}
+    names = {origin, *tools}
     for value in vars(module).values():
         name = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", "")
         if isinstance(name, str) and name.split(".")[0] in own and name in sys.modules:
@@ -49,14 +54,37 @@ def _code_modules(origin: str) -> list[ModuleType]:
     return [sys.modules.get(n) or import_module(n) for n in sorted(names)]
 
 
-def cost_key(model: str, scale: int, size: str) -> str:
-    """The cache key of ``model`` x``scale`` counted at ``size``: its code, torch and fvcore."""
+def _key(model: str, scale: int, size: str, tools: tuple[str, ...], versions: tuple) -> str:
     from srbench.registry import model_origin
 
     parts = [model, str(scale), size]
-    parts += [f"{m.__name__}:{_source_digest(m)}" for m in _code_modules(model_origin(model))]
-    parts += [f"{d}=={metadata.version(d)}" for d in ("torch", "fvcore")]
+    parts += [
+        f"{m.__name__}:{_source_digest(m)}" for m in _code_modules(model_origin(model), tools)
+    ]
+    parts += [f"{d}=={metadata.version(d)}" for d in versions]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
+
+
+def cost_key(model: str, scale: int, size: str) -> str:
+    """The cache key of ``model`` x``scale`` counted at ``size``: its code, torch and fvcore."""
+    return _key(model, scale, size, COUNTER_MODULES, ("torch", "fvcore"))
+
+
+def latency_key(model: str, scale: int, size: str) -> str:
+    """What a latency of ``model`` x``scale`` at ``size`` was measured with: the model code, the
+    timing code and torch."""
+    return _key(model, scale, size, TIMING_MODULES, ("torch",))
+
+
+def current_keys(model: str, scale: int, size: str) -> tuple[str | None, str | None]:
+    """(``cost_key``, ``latency_key``) of the code as it is now; (None, None) for a model that
+    is not registered here (a plugin no longer installed)."""
+    from srbench.errors import SRBenchError
+
+    try:
+        return cost_key(model, scale, size), latency_key(model, scale, size)
+    except SRBenchError:
+        return None, None
 
 
 def cached_counts(model: str, scale: int, sizes: list[str], cache_dir: Path) -> list[dict]:

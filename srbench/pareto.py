@@ -38,6 +38,7 @@ from srbench.kinds import KINDS, weights_kind
 from srbench.plotting import place_labels, save_figure, zero_cost_axis
 from srbench.results import PROFILE_FILE, read_jsonl, summarise
 from srbench.schema import MetricSpec, metric, metric_names
+from srbench.shown_costs import shown_costs
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -189,19 +190,6 @@ def profile_hardware(record: dict) -> dict[str, Any]:
     }
 
 
-def timed_as_run(record: dict, precision: str = "fp32") -> bool:
-    """Whether a profile record holds a latency measured at ``precision`` -- for fp32, in the
-    layout, precision and threads `srbench run` evaluates with (``as_run``; older profiles timed
-    fp32 on the CPU in NCHW, 1.36-1.44x slower than run, and are not used for latency)."""
-    lat = record.get("latency") or {}
-    return (
-        record.get("precision", "fp32") == precision
-        and lat.get("status") == "measured"
-        and _finite(record.get("latency_median_ms"))
-        and (precision != "fp32" or record.get("as_run") is True)
-    )
-
-
 def _hardware(record: dict) -> str:
     hw = profile_hardware(record)
     return f"{hw['device']} ({hw['device_type']}, {hw['threads']} threads)"
@@ -227,33 +215,17 @@ def efficiency_table(
     ones); parameters and MACs missing there are counted with ``cost_fn`` when one is given
     (``None``, the default: left missing -- later stages read the store, they do not re-count).
     """
-    # Counts: the latest record (any precision: they do not depend on it). Latency and memory:
-    # the latest record that measured them at this precision as `srbench run` runs it (a later
-    # counting-only record, as `srbench run` writes, hides a measurement only when it counted
-    # other code: its ``cost_key`` differs).
-    counted_at: dict[tuple[str, int], dict] = {}
-    timed_at: dict[tuple[str, int], dict] = {}
-    for r in profiles:
-        if r.get("size") != size:
-            continue
-        key = (str(r.get("model")), int(r.get("scale", 0)))
-        counted_at[key] = r
-        if timed_as_run(r, precision):
-            timed_at[key] = r
     rows = []
     for model, scale in sorted(set(models_scales), key=lambda x: (str(x[0]), int(x[1]))):
         row: dict[str, Any] = {"model": model, "scale": int(scale)}
         row.update({c: math.nan for c in COSTS})
         row["latency_hardware"] = row["latency_device"] = row["latency_threads"] = None
         # Costs belong to the architecture: `idn.official` costs what `idn` costs.
-        arch = (architecture_name(model), int(scale))
-        prof, timed = counted_at.get(arch), timed_at.get(arch)
+        counts, timing = shown_costs(
+            profiles, architecture_name(model), int(scale), size, precision=precision
+        )
+        prof, timed = counts.record, timing.record
         source = []
-        if timed is not None and prof is not None and timed.get("cost_key") != prof.get("cost_key"):
-            # Counted again since it was timed: the model or counting code changed, so the latency
-            # belongs to other code (records from before cost_key existed: both unknown, equal).
-            source.append("latency of older code not shown: re-run `srbench profile`")
-            timed = None
         if prof is not None:
             row["params"] = prof.get("trainable_params", math.nan)
             row["macs"] = prof.get("total_macs", math.nan)
@@ -267,6 +239,7 @@ def efficiency_table(
             peak: Any = (timed.get("peak_memory") or {}).get("peak_allocated_bytes")
             if _finite(peak):
                 row["memory_bytes"] = float(peak)
+        source += [note for note in (counts.note, timing.note) if note]
         if cost_fn is not None and not all(_finite(row[c]) for c in ("params", "macs")):
             try:
                 counted = cost_fn(model, int(scale))

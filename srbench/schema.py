@@ -15,8 +15,9 @@ existed are read with its documented default (:data:`KEY_DEFAULTS`), so old stor
 unchanged; a record whose code is unknown is shown with that provenance but never reused.
 
 Reports, the gate and the verdict show one result per (entry, image) -- :func:`shown_records`:
-a verified copy of the image before an unverified one, an untiled result before a tiled one,
-then the last written.
+of one code version (today's where stored) and one device type per entry, a verified copy of
+the image before an unverified one, an untiled result before a tiled one, then the last
+written.
 
 Every metric has the range its values can take (``valid``); a value outside it (SSIM 1.7, PSNR
 ``Infinity`` or -5 dB) is refused on write and skipped, with its line number, on read.
@@ -245,32 +246,36 @@ def shown_records(
     records: list[dict], current: Callable[[str], str | None] | None = None
 ) -> list[dict]:
     """One record per (entry, image), for tables and means: only results of one code version
-    and one kind of device per entry -- the code as it is now (``current``: model name -> its
-    ``code_sha256``, None if unknown) where the entry has results of it, else the code of its
-    newest record, on the device of the newest record of that code -- so a mean never mixes code
-    versions or devices (a re-run after a code change that stopped part-way shows as k/N
-    images, not as the old code's mean); then the image's verified copy before an unverified
-    one (a mean is over one copy of a benchmark), an untiled result before a tiled one, then the
-    last written (``records`` in file order)."""
-    # entry -> code -> (time, file order, device) of its newest record
-    newest: dict[tuple, dict[str, tuple[str, int, str]]] = {}
+    and one kind of device per entry, so a mean never mixes either. The code: as it is now
+    (``current``: model name -> its ``code_sha256``, None if unknown) where the entry has results
+    of it, else the code of its newest record (a re-run after a code change that stopped
+    part-way shows as k/N images, not as the old code's mean). The device: of that code's
+    results, the device type with the most images, the newest on a tie (a partial GPU run does
+    not hide a complete CPU one). Then per image the verified copy before an unverified one (a
+    mean is over one copy of a benchmark), an untiled result before a tiled one, then the last
+    written (``records`` in file order)."""
+    # entry -> (code, device) -> [its images, (time, file order) of its newest record]
+    versions: dict[tuple, dict[tuple, list]] = {}
     for order, record in enumerate(records):
         when = record.get("time_utc")
-        stamp = (when if isinstance(when, str) else "", order, _field(record, "device_type"))
-        versions = newest.setdefault(entry_key(record), {})
-        code = _field(record, "code_sha256")
-        if code not in versions or stamp[:2] >= versions[code][:2]:
-            versions[code] = stamp
+        stamp = (when if isinstance(when, str) else "", order)
+        version = (_field(record, "code_sha256"), _field(record, "device_type"))
+        seen = versions.setdefault(entry_key(record), {}).setdefault(version, [set(), stamp])
+        seen[0].add(record.get("image"))
+        seen[1] = max(seen[1], stamp)
     now: dict[str, str | None] = {}  # model -> its code as it is now, asked once per model
-    shown: dict[tuple, tuple[str, str]] = {}  # entry -> (code, device) it shows
-    for entry, versions in newest.items():
+    shown: dict[tuple, tuple] = {}  # entry -> the (code, device) it shows
+    for entry, found in versions.items():
         model = str(entry[0])
         if current is not None and model not in now:
             now[model] = current(model)
+        codes = {code for code, _ in found}
         code = now.get(model)
-        if code not in versions:
-            code = max(versions, key=lambda c: versions[c][:2])
-        shown[entry] = (str(code), versions[str(code)][2])
+        if code not in codes:
+            code = max(found, key=lambda v: found[v][1])[0]
+        shown[entry] = max(
+            (v for v in found if v[0] == code), key=lambda v: (len(found[v][0]), found[v][1])
+        )
     best: dict[tuple, tuple[tuple, dict]] = {}
     for order, record in enumerate(records):
         entry = entry_key(record)

@@ -269,7 +269,8 @@ def test_a_run_that_found_everything_stored_keeps_its_own_summary(tmp_path):
 
 def test_a_result_of_another_device_is_not_reused_nor_mixed(tmp_path):
     """A GPU result is not a CPU result: the device type is part of the key, so a CPU run
-    computes afresh what a CUDA run stored, and a mean shows one device's images only."""
+    computes afresh what a CUDA run stored, and a mean shows one device's images only (the
+    device with the most images of the shown code, the newest on a tie)."""
     config = _config(tmp_path)
     run(config, [_source()])
     path = tmp_path / RECORDS_FILE
@@ -279,7 +280,9 @@ def test_a_result_of_another_device_is_not_reused_nor_mixed(tmp_path):
     path.write_text("".join(json.dumps(r) + "\n" for r in cuda[:2]))
     assert len(run(config, [_source()])) == 3  # nothing the GPU made stands in for the CPU
     path.write_text("".join(json.dumps(r) + "\n" for r in [*cpu, cuda[0]]))
-    assert ResultStore(tmp_path).shown_records() == [cuda[0]]  # the newest device: 1 of 3
+    assert ResultStore(tmp_path).shown_records() == cpu  # a partial GPU run hides nothing
+    path.write_text("".join(json.dumps(r) + "\n" for r in [*cpu, *cuda]))
+    assert ResultStore(tmp_path).shown_records() == cuda  # as many images: the newest device
     legacy = [{k: v for k, v in r.items() if k != "device_type"} for r in cpu]
     assert {record_key(r) for r in legacy} == {record_key(r) for r in cpu}  # read as the CPU
 

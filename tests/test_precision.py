@@ -125,7 +125,7 @@ def test_stored_auto_reasons_are_still_what_auto_says():
 def test_stored_profile_records_keep_their_precision_fields():
     """The committed profiles (NCHW fp32 timings from before profiles matched `run`) still read
     as fp32, and are the ones the report does not take latency from."""
-    from srbench.pareto import timed_as_run
+    from srbench.shown_costs import timed_as_run
 
     lines = (RESULTS / "profile.jsonl").read_text().splitlines()
     records = [r for r in map(json.loads, lines) if "model" in r]

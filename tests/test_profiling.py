@@ -341,7 +341,8 @@ def test_fixed_threads_are_used_recorded_and_restored():
 
 
 def test_report_latency_comes_only_from_profiles_measured_as_run():
-    from srbench.pareto import efficiency_table, timed_as_run
+    from srbench.pareto import efficiency_table
+    from srbench.shown_costs import timed_as_run
 
     (record,) = profile_model("srcnn", 2, sizes=["8"], repeats=1, warmup=0, threads=1)
     old = {k: v for k, v in record.items() if k not in ("as_run", "memory_format")}
@@ -353,24 +354,48 @@ def test_report_latency_comes_only_from_profiles_measured_as_run():
     assert math.isnan(table.loc[0, "latency_ms"]) and table.loc[0, "params"] == 57_281
 
 
-def test_a_latency_of_older_model_code_is_not_shown():
-    """A profile record carries the ``cost_key`` of the code it measured; once `srbench run`
-    counted the model again because its code changed, the old latency is not today's."""
-    from srbench.cost_cache import cost_key
+def test_only_profiles_of_the_code_as_it_is_now_are_shown(monkeypatch):
+    """A profile record carries the keys of the code it measured; the Pareto table, the gate and
+    the report's efficiency section show counts and a latency of today's code only (a record
+    from before the keys: shown, said so; one of other code: left out, said so)."""
+    from srbench import shown_costs as module
+    from srbench.cost_cache import current_keys
     from srbench.pareto import efficiency_table
+    from srbench.report.tables import efficiency_rows
 
     (timed,) = profile_model("srcnn", 2, sizes=["8"], repeats=1, warmup=0, threads=1)
-    assert timed["cost_key"] == cost_key("srcnn", 2, "8")
-    counting = {k: v for k, v in timed.items() if k not in ("latency", "latency_median_ms")}
-    table = efficiency_table([("srcnn", 2)], [timed, counting], size="8")  # the same code
-    assert table.loc[0, "latency_ms"] == timed["latency_median_ms"]
-    recounted = dict(counting, cost_key="0" * 32)  # the model's code changed since
-    table = efficiency_table([("srcnn", 2)], [timed, recounted], size="8")
-    assert math.isnan(table.loc[0, "latency_ms"]) and table.loc[0, "params"] == 57_281
-    assert "latency of older code not shown" in table.loc[0, "cost_source"]
-    legacy = [{k: v for k, v in r.items() if k != "cost_key"} for r in (timed, counting)]
-    table = efficiency_table([("srcnn", 2)], legacy, size="8")  # both before cost_key: as before
-    assert table.loc[0, "latency_ms"] == timed["latency_median_ms"]
+    now = (timed["cost_key"], timed["latency_key"])
+    assert now == current_keys("srcnn", 2, "8")
+    recount = {k: v for k, v in timed.items() if k not in ("latency", "latency_median_ms")}
+    recount = dict(recount, cost_key="c2", trainable_params=1)  # the model changed, counted again
+
+    def table(records, keys):
+        monkeypatch.setattr(module, "current_keys", lambda model, scale, size: keys)
+        return efficiency_table([("srcnn", 2)], records, size="8").loc[0]
+
+    row = table([timed, recount], now)  # the code went back: today's is the first record's
+    assert row["latency_ms"] == timed["latency_median_ms"] and row["params"] == 57_281
+    assert row["cost_source"] == "srbench profile"
+    row = table([timed, recount], ("c2", "l2"))  # the model's code changed since it was timed
+    assert row["params"] == 1 and math.isnan(row["latency_ms"])
+    assert "latency of older code not shown: re-run `srbench profile`" in row["cost_source"]
+    row = table([timed], ("c2", "l2"))  # not counted again yet
+    assert math.isnan(row["params"]) and "re-run `srbench run`" in row["cost_source"]
+    row = table([timed, recount], ("c2", timed["latency_key"]))  # a MAC-counter fix only
+    assert row["params"] == 1 and row["latency_ms"] == timed["latency_median_ms"]
+    legacy = {k: v for k, v in timed.items() if k not in ("cost_key", "latency_key")}
+    row = table([legacy], ("c2", "l2"))  # written before profiles carried keys: code unknown
+    assert row["latency_ms"] == timed["latency_median_ms"] and row["params"] == 57_281
+    assert "latency: code not recorded" in row["cost_source"]
+    row = table([timed, recount], (None, None))  # not registered here: the newest record
+    assert row["params"] == 1 and row["latency_ms"] == timed["latency_median_ms"]
+    monkeypatch.setattr(module, "current_keys", lambda model, scale, size: ("c2", "l2"))
+    big = [dict(r, size="720p") for r in (timed, recount)]
+    (block,) = efficiency_rows(big, {"srcnn"})
+    (report_row,) = block["rows"]
+    assert report_row["params"] == "1" and report_row["cpu_ms"] == (
+        "not measured; latency of older code not shown: re-run `srbench profile`"
+    )
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from srbench.cost_cache import cost_key
+from srbench.cost_cache import cost_key, latency_key
 from srbench.devices import requested_device
 from srbench.errors import ProfilingError, SRBenchError
 from srbench.precision import Precision, inference_precision
@@ -92,9 +92,10 @@ def _record(
         "size": spec.label,
         "size_kind": spec.kind,
         "size_description": spec.describe(scale),
-        # The model and counting code the counts and the latency belong to: the report shows a
-        # latency only beside counts of the same code (a latency of older code is re-measured).
+        # The code the counts and the latency were made by (srbench.shown_costs: the report shows
+        # only today's, and says so of records made before profiles carried these keys).
         "cost_key": cost_key(card.name, scale, spec.label),
+        "latency_key": latency_key(card.name, scale, spec.label),
         "lr_height": h,
         "lr_width": w,
         "hr_height": h * scale,

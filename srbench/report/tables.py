@@ -16,7 +16,6 @@ from srbench.pareto import (
     architecture_name,
     mean_problem,
     profile_hardware,
-    timed_as_run,
 )
 from srbench.report.page import Cell, PaperRow, Row
 from srbench.report.text import (
@@ -30,6 +29,7 @@ from srbench.report.text import (
     short_sha,
 )
 from srbench.schema import headline, is_ablation, metric_specs
+from srbench.shown_costs import Shown, shown_costs
 
 
 def _means(rows: pd.DataFrame) -> list[str]:
@@ -234,57 +234,50 @@ def training_rows(training: list[dict]) -> list[dict[str, str]]:
 
 def efficiency_rows(profiles: Sequence[dict], models: set[str]) -> list[dict[str, Any]]:
     """Per scale, a row per architecture measured in the store: every cost from the profile
-    records (the latest count; the latest fp32 timing made as `srbench run` runs, per device
-    type), never re-counted."""
-    counted: dict[tuple[str, int, str], dict] = {}
-    timed: dict[tuple[str, int, str], dict] = {}
-    for r in profiles:
-        key = (str(r.get("model")), int(r.get("scale", 0)), str(r.get("size")))
-        counted[key] = r
-        if timed_as_run(r):
-            timed[(*key[:2], f"{key[2]}:{r.get('device_type')}")] = r
+    records (the record :mod:`srbench.shown_costs` shows: of the code as it is now; the fp32
+    timing made as `srbench run` runs, per device type), never re-counted."""
     archs = sorted({architecture_name(m) for m in models})
-    scales = sorted({k[1] for k in counted if k[0] in archs})
+    scales = sorted({int(r.get("scale", 0)) for r in profiles if r.get("model") in archs})
     out = []
     for scale in scales:
         rows = []
         for arch in archs:
-            hd, small = counted.get((arch, scale, COST_SIZE)), counted.get((arch, scale, "256"))
-            if hd is None:
+            hd, cpu = shown_costs(profiles, arch, scale, COST_SIZE, device_type="cpu")
+            if hd.record is None and not hd.note:  # never profiled: no row
                 continue
-            cpu, gpu = (
-                timed.get((arch, scale, f"{COST_SIZE}:cpu")),
-                timed.get((arch, scale, f"{COST_SIZE}:cuda")),
-            )
-            literature = hd.get("literature_macs")
-            cpu_lat = (cpu or {}).get("latency") or {}
-            gpu_mem = ((gpu or {}).get("peak_memory") or {}).get("peak_allocated_bytes")
-            cpu_mem = ((cpu or {}).get("peak_memory") or {}).get("peak_rss_bytes")
-            rows.append(
-                {
-                    "model": arch,
-                    "params": fmt_int(hd.get("trainable_params")),
-                    "macs": fmt_macs(hd.get("total_macs")),
-                    "literature_macs": fmt_macs(literature)
-                    if literature not in (None, hd.get("total_macs"))
-                    else "",
-                    "macs_256": fmt_macs((small or {}).get("total_macs")),
-                    "cpu_ms": (
-                        f"{fmt_ms(cpu_lat.get('median_ms'))} (IQR {fmt_ms(cpu_lat.get('iqr_ms'))},"
-                        f" {cpu_lat.get('repeats')} runs, {cpu.get('threads')} threads)"
-                        if cpu
-                        else "not measured"
-                    ),
-                    "cpu_hw": profile_hardware(cpu)["device"] if cpu else "",
-                    "cpu_memory": f"{float(cpu_mem) / 2**20:,.0f} MiB"
-                    if cpu_mem
-                    else "not measured",
-                    "gpu_ms": fmt_ms(gpu["latency_median_ms"]) if gpu else "not measured",
-                    "gpu_memory": f"{float(gpu_mem) / 2**20:.0f} MiB"
-                    if gpu_mem
-                    else "not measured",
-                }
-            )
+            gpu = shown_costs(profiles, arch, scale, COST_SIZE, device_type="cuda")[1]
+            small = shown_costs(profiles, arch, scale, "256")[0].record or {}
+            rows.append(_efficiency_row(arch, hd, cpu, gpu, small))
         if rows:
             out.append({"scale": scale, "rows": rows})
     return out
+
+
+def _efficiency_row(arch: str, hd: Shown, cpu: Shown, gpu: Shown, small: dict) -> dict[str, Any]:
+    counts, cpu_rec, gpu_rec = hd.record or {}, cpu.record, gpu.record
+    literature = counts.get("literature_macs")
+    cpu_lat = (cpu_rec or {}).get("latency") or {}
+    gpu_mem = ((gpu_rec or {}).get("peak_memory") or {}).get("peak_allocated_bytes")
+    cpu_mem = ((cpu_rec or {}).get("peak_memory") or {}).get("peak_rss_bytes")
+    return {
+        "model": arch,
+        "params": fmt_int(counts.get("trainable_params")),
+        "macs": fmt_macs(counts.get("total_macs")),
+        "literature_macs": fmt_macs(literature)
+        if literature not in (None, counts.get("total_macs"))
+        else "",
+        "macs_256": fmt_macs(small.get("total_macs")),
+        "cpu_ms": (
+            f"{fmt_ms(cpu_lat.get('median_ms'))} (IQR {fmt_ms(cpu_lat.get('iqr_ms'))},"
+            f" {cpu_lat.get('repeats')} runs, {cpu_rec.get('threads')} threads)"
+            if cpu_rec
+            else "not measured"
+        )
+        + (f"; {cpu.note}" if cpu.note else ""),
+        "cpu_hw": profile_hardware(cpu_rec)["device"] if cpu_rec else "",
+        "cpu_memory": f"{float(cpu_mem) / 2**20:,.0f} MiB" if cpu_mem else "not measured",
+        "gpu_ms": (fmt_ms(gpu_rec["latency_median_ms"]) if gpu_rec else "not measured")
+        + (f"; {gpu.note}" if gpu.note else ""),
+        "gpu_memory": f"{float(gpu_mem) / 2**20:.0f} MiB" if gpu_mem else "not measured",
+        "counts_note": hd.note,
+    }
