@@ -25,7 +25,12 @@ from srbench.cost_cache import current_keys
 @dataclass(frozen=True)
 class Shown:
     record: dict[str, Any] | None
-    note: str  # why the record is not one of today's code, or why none is shown; "" otherwise
+    what: str  # "counts" or "latency"
+    reason: str = ""  # why the record is not one of today's code, or why none is shown
+
+    @property
+    def note(self) -> str:
+        return f"{self.what}: {self.reason}" if self.reason else ""
 
 
 def timed_as_run(record: dict, precision: str = "fp32") -> bool:
@@ -50,15 +55,15 @@ def _finite(value: Any) -> bool:
 
 def _shown(records: Sequence[dict], field: str, now: str | None, what: str) -> Shown:
     if not records or now is None:
-        return Shown(records[-1] if records else None, "")
+        return Shown(records[-1] if records else None, what)
     for record in reversed(records):
         if record.get(field) == now:
-            return Shown(record, "")
+            return Shown(record, what)
     for record in reversed(records):
         if not record.get(field):
-            return Shown(record, f"{what}: code not recorded (measured before profiles were keyed)")
+            return Shown(record, what, "code not recorded (made before profiles were keyed)")
     again = "srbench run" if what == "counts" else "srbench profile"
-    return Shown(None, f"{what} of older code not shown: re-run `{again}`")
+    return Shown(None, what, f"only of other code than today's, not shown (re-run `{again}`)")
 
 
 def shown_costs(

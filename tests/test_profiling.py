@@ -378,9 +378,10 @@ def test_only_profiles_of_the_code_as_it_is_now_are_shown(monkeypatch):
     assert row["cost_source"] == "srbench profile"
     row = table([timed, recount], ("c2", "l2"))  # the model's code changed since it was timed
     assert row["params"] == 1 and math.isnan(row["latency_ms"])
-    assert "latency of older code not shown: re-run `srbench profile`" in row["cost_source"]
+    older = "only of other code than today's, not shown (re-run `srbench profile`)"
+    assert f"latency: {older}" in row["cost_source"]
     row = table([timed], ("c2", "l2"))  # not counted again yet
-    assert math.isnan(row["params"]) and "re-run `srbench run`" in row["cost_source"]
+    assert math.isnan(row["params"]) and "counts: only of other code" in row["cost_source"]
     row = table([timed, recount], ("c2", timed["latency_key"]))  # a MAC-counter fix only
     assert row["params"] == 1 and row["latency_ms"] == timed["latency_median_ms"]
     legacy = {k: v for k, v in timed.items() if k not in ("cost_key", "latency_key")}
@@ -393,9 +394,7 @@ def test_only_profiles_of_the_code_as_it_is_now_are_shown(monkeypatch):
     big = [dict(r, size="720p") for r in (timed, recount)]
     (block,) = efficiency_rows(big, {"srcnn"})
     (report_row,) = block["rows"]
-    assert report_row["params"] == "1" and report_row["cpu_ms"] == (
-        "not measured; latency of older code not shown: re-run `srbench profile`"
-    )
+    assert report_row["params"] == "1" and report_row["cpu_ms"] == f"not measured; {older}"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")

@@ -273,11 +273,11 @@ def _efficiency_row(arch: str, hd: Shown, cpu: Shown, gpu: Shown, small: dict) -
             if cpu_rec
             else "not measured"
         )
-        + (f"; {cpu.note}" if cpu.note else ""),
+        + (f"; {cpu.reason}" if cpu.reason else ""),
         "cpu_hw": profile_hardware(cpu_rec)["device"] if cpu_rec else "",
         "cpu_memory": f"{float(cpu_mem) / 2**20:,.0f} MiB" if cpu_mem else "not measured",
         "gpu_ms": (fmt_ms(gpu_rec["latency_median_ms"]) if gpu_rec else "not measured")
-        + (f"; {gpu.note}" if gpu.note else ""),
+        + (f"; {gpu.reason}" if gpu.reason else ""),
         "gpu_memory": f"{float(gpu_mem) / 2**20:.0f} MiB" if gpu_mem else "not measured",
         "counts_note": hd.note,
     }
