@@ -81,6 +81,13 @@ def code_modules(origin: str) -> dict[str, str]:
     return _closure((origin, SCORER_ROOT, *metrics), (*OWN_PACKAGES, top))
 
 
+def module_digest(name: str) -> str | None:
+    """The hash of module ``name``'s docstring-free syntax tree (None: no Python source), as
+    ``code_sha256`` counts it: comments, formatting and docs leave it unchanged."""
+    path = _source(name)
+    return None if path is None else _parsed(str(path), *_stamp(path))[0]
+
+
 def _distribution(top: str) -> str:
     """``name==version`` of the installed package providing a plugin's top-level package."""
     if top in OWN_PACKAGES:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import inspect
 import json
 import sys
+from functools import cache
 from importlib import import_module, metadata
 from pathlib import Path
 from types import ModuleType
@@ -30,15 +30,29 @@ COUNTER_MODULES = (
 
 
 def _source_digest(module: ModuleType) -> str:
-    try:
-        return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()
-    except (OSError, TypeError):  # no source (a compiled plugin): its version stands in
+    """The module's code as ``code_sha256`` counts it (comments and docs leave it unchanged)."""
+    from srbench.codehash import module_digest
+
+    digest = module_digest(module.__name__)
+    if digest is None:  # no source (a compiled plugin): its version stands in
         return f"{module.__name__}@{getattr(module, '__version__', 'unknown')}"
+    return digest
+
+
+@cache
+def _version(distribution: str) -> str:
+    return metadata.version(distribution)
 
 
 # What a latency depends on besides the model code and torch: the timing and the precision
 # modes (a fix to the MAC counter leaves a latency current).
-TIMING_MODULES = ("srbench.profiling.latency", "srbench.precision")
+TIMING_MODULES = (
+    "srbench.profiling.latency",
+    "srbench.profiling.records",
+    "srbench.precision",
+    "srbench.inference",
+    "srbench.threads",
+)
 
 
 def _code_modules(origin: str, tools: tuple[str, ...] = COUNTER_MODULES) -> list[ModuleType]:
@@ -61,7 +75,7 @@ def _key(model: str, scale: int, size: str, tools: tuple[str, ...], versions: tu
     parts += [
         f"{m.__name__}:{_source_digest(m)}" for m in _code_modules(model_origin(model), tools)
     ]
-    parts += [f"{d}=={metadata.version(d)}" for d in versions]
+    parts += [f"{d}=={_version(d)}" for d in versions]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
 
 
@@ -78,12 +92,10 @@ def latency_key(model: str, scale: int, size: str) -> str:
 
 def current_keys(model: str, scale: int, size: str) -> tuple[str | None, str | None]:
     """(``cost_key``, ``latency_key``) of the code as it is now; (None, None) for a model that
-    is not registered here (a plugin no longer installed)."""
-    from srbench.errors import SRBenchError
-
+    is not registered here (a plugin no longer installed) or whose code cannot be read."""
     try:
         return cost_key(model, scale, size), latency_key(model, scale, size)
-    except SRBenchError:
+    except Exception:  # a plugin srbench cannot import or inspect: its newest record stands
         return None, None
 
 

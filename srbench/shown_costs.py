@@ -5,11 +5,11 @@ A profile record carries the keys of the code it measured (:mod:`srbench.cost_ca
 ``cost_key`` (the model code, the counting code, torch and fvcore: what parameters and MACs
 depend on) and ``latency_key`` (the model code, the timing code and torch: what a latency
 depends on; a fix to the MAC counter leaves it). Of one model's records at one size, the newest
-of the code as it is now is shown; where there is none, the newest written before srbench keyed
-profiles (its code unknown: shown, and said so); a record of other known code never is -- the
-model changed since (``srbench run`` counts again, ``srbench profile`` times again). A model not
-registered here (a plugin no longer installed) has no code as it is now: its newest record is
-shown.
+of the code as it is now is shown; where there is none, the newest one written before srbench
+keyed profiles (its code unknown: shown, and said so) -- as long as no record at that size
+with a key came after it; a record of other known code never is -- the model changed since (``srbench run`` counts again, ``srbench
+profile`` times again). A model whose code cannot be read here (a plugin no longer installed)
+has no code as it is now: its newest record is shown.
 """
 
 from __future__ import annotations
@@ -53,15 +53,19 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def _shown(records: Sequence[dict], field: str, now: str | None, what: str) -> Shown:
+def _shown(
+    records: Sequence[tuple[int, dict]], field: str, now: str | None, what: str, keyed_after: int
+) -> Shown:
+    """``records``: (position, record) candidates in file order; ``keyed_after``: the position
+    of the model's last record at this size that carries a key (-1: none does)."""
     if not records or now is None:
-        return Shown(records[-1] if records else None, what)
-    for record in reversed(records):
+        return Shown(records[-1][1] if records else None, what)
+    for _, record in reversed(records):
         if record.get(field) == now:
             return Shown(record, what)
-    for record in reversed(records):
-        if not record.get(field):
-            return Shown(record, what, "code not recorded (made before profiles were keyed)")
+    position, newest = records[-1]
+    if position > keyed_after:  # nothing after it says which code: from before profiles had keys
+        return Shown(newest, what, "code not recorded (made before profiles were keyed)")
     again = "srbench run" if what == "counts" else "srbench profile"
     return Shown(None, what, f"only of other code than today's, not shown (re-run `{again}`)")
 
@@ -83,13 +87,14 @@ def shown_costs(
         for r in profiles
         if r.get("model") == model and r.get("scale") == scale and r.get("size") == size
     ]
+    keyed_after = max((i for i, r in enumerate(mine) if r.get("cost_key")), default=-1)
     timed = [
-        r
-        for r in mine
+        (i, r)
+        for i, r in enumerate(mine)
         if timed_as_run(r, precision) and device_type in (None, r.get("device_type"))
     ]
     cost_now, latency_now = current_keys(model, scale, size) if mine else (None, None)
     return (
-        _shown(mine, "cost_key", cost_now, "counts"),
-        _shown(timed, "latency_key", latency_now, "latency"),
+        _shown(list(enumerate(mine)), "cost_key", cost_now, "counts", keyed_after),
+        _shown(timed, "latency_key", latency_now, "latency", keyed_after),
     )

@@ -388,6 +388,12 @@ def test_only_profiles_of_the_code_as_it_is_now_are_shown(monkeypatch):
     row = table([legacy], ("c2", "l2"))  # written before profiles carried keys: code unknown
     assert row["latency_ms"] == timed["latency_median_ms"] and row["params"] == 57_281
     assert "latency: code not recorded" in row["cost_source"]
+    row = table([legacy, recount], ("c3", "l3"))  # a keyed record of other code came after it
+    assert math.isnan(row["latency_ms"]) and math.isnan(row["params"])
+    row = table([legacy, dict(recount, cost_key="c3")], ("c3", "l3"))  # today's count after it
+    assert row["params"] == 1 and math.isnan(row["latency_ms"])
+    half = {k: v for k, v in timed.items() if k != "latency_key"}  # cost_key of other code
+    assert math.isnan(table([half], ("c3", "l3"))["latency_ms"])
     row = table([timed, recount], (None, None))  # not registered here: the newest record
     assert row["params"] == 1 and row["latency_ms"] == timed["latency_median_ms"]
     monkeypatch.setattr(module, "current_keys", lambda model, scale, size: ("c2", "l2"))
