@@ -18,35 +18,17 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _child(model: str, scale: int, steps: int) -> None:
-    import torch
-    import torch.nn.functional as F
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_train_compile import bare_steps  # the one bare training step of the benchmarks
 
-    from srbench.registry import create_model, get_card
-
-    torch.manual_seed(0)
-    net = create_model(model, scale).train()
-    channels = 1 if get_card(model).input_channels == "y" else 3
-    gen = torch.Generator().manual_seed(0)
-    lr = torch.rand(16, channels, 48, 48, generator=gen)
-    hr = torch.rand(16, channels, 48 * scale, 48 * scale, generator=gen)
-    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
-    times = []
-    for i in range(steps + 2):
-        start = time.perf_counter()
-        loss = F.l1_loss(net(lr), hr)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if i >= 2:
-            times.append(time.perf_counter() - start)
-    print(json.dumps({"median_s": statistics.median(times), "threads": torch.get_num_threads()}))
+    result = bare_steps(model, scale, steps)
+    print(json.dumps({"median_s": result["median_s"], "threads": result["threads"]}))
 
 
 def _start(cores: str, args: argparse.Namespace, model: str) -> subprocess.Popen:
