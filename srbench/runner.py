@@ -537,7 +537,6 @@ def write_summary(
         "new_records": len(new_records),
         "summary": json.loads(summary.to_json(orient="records")),
     }
-    # A run that found everything stored gets an id of its own (never overwrites another's).
     name = new_records[0]["run_id"] if new_records else new_run_id()
     path = Path(config.results_dir) / "runs" / f"{name}.json"
     atomic_write(path, json.dumps(run_summary, indent=1) + "\n")
